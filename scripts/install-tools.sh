@@ -1,0 +1,47 @@
+#!/usr/bin/env bash
+# Installs what building, serving and testing siamese-web needs, skipping whatever is already
+# there, so a warm machine pays nothing. Everything comes from the package registries
+# (crates.io, npm, Debian): no tool is allowed to download binaries of its own.
+#
+#   scripts/install-tools.sh [serve|test]   (default: test, which is a superset of serve)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+want=${1:-test}
+log() { printf '[install-tools] %s\n' "$*" >&2; }
+
+# The wasm-bindgen CLI must match the crate exactly; Cargo.toml pins it with "=x.y.z".
+WASM_BINDGEN_VERSION=$(sed -n 's/^wasm-bindgen = { version = "=\([0-9.]*\)".*/\1/p; s/^wasm-bindgen = "=\([0-9.]*\)"/\1/p' Cargo.toml | head -n1)
+TRUNK_VERSION=0.21.14 # trunk 0.22 needs a newer rustc than the machine's 1.95
+
+if ! rustup target list --installed | grep -qx wasm32-unknown-unknown; then
+  log "adding the wasm32-unknown-unknown target"
+  rustup target add wasm32-unknown-unknown
+fi
+
+if [ "$(wasm-bindgen --version 2>/dev/null | awk '{print $2}')" != "$WASM_BINDGEN_VERSION" ]; then
+  log "building wasm-bindgen-cli $WASM_BINDGEN_VERSION (a few minutes)"
+  # --locked fails for this crate's published lockfile; the exact version pin is what matters.
+  cargo install wasm-bindgen-cli --version "$WASM_BINDGEN_VERSION" --force
+fi
+
+if [ "$(trunk --version 2>/dev/null | awk '{print $2}')" != "$TRUNK_VERSION" ]; then
+  log "building trunk $TRUNK_VERSION (about 17 minutes on 2 cores)"
+  cargo install trunk --version "$TRUNK_VERSION" --locked --force
+fi
+
+if [ ! -x node_modules/.bin/wasm-opt ] || [ ! -d node_modules/playwright-core ]; then
+  log "installing npm packages (binaryen's wasm-opt, playwright-core)"
+  npm ci --no-audit --no-fund
+fi
+
+[ "$want" = serve ] && exit 0
+
+apt_missing=()
+command -v chromium >/dev/null || apt_missing+=(chromium)
+command -v chromedriver >/dev/null || apt_missing+=(chromium-driver)
+if [ ${#apt_missing[@]} -gt 0 ]; then
+  log "installing ${apt_missing[*]} from Debian"
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${apt_missing[@]}"
+fi

@@ -1,0 +1,60 @@
+//! Which Burn device the job runs on: WebGPU/Vulkan/Metal through wgpu, or the flex CPU backend.
+
+use std::sync::OnceLock;
+
+use burn::tensor::Device;
+use serde::{Deserialize, Serialize};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Backend {
+    /// Burn's CPU backend (SIMD, single thread in the browser).
+    Flex,
+    /// The GPU through wgpu: WebGPU in a browser, Vulkan or Metal natively.
+    Wgpu,
+}
+
+impl Backend {
+    pub fn name(self) -> &'static str {
+        match self {
+            Backend::Flex => "flex",
+            Backend::Wgpu => "wgpu",
+        }
+    }
+}
+
+impl std::str::FromStr for Backend {
+    type Err = String;
+
+    fn from_str(name: &str) -> Result<Self, String> {
+        match name {
+            "flex" | "cpu" => Ok(Backend::Flex),
+            "wgpu" | "webgpu" | "gpu" => Ok(Backend::Wgpu),
+            other => Err(format!(
+                "unknown backend {other:?}: use flex (CPU) or wgpu (GPU)"
+            )),
+        }
+    }
+}
+
+/// The wgpu runtime can be initialised once per process (or page); later runs reuse it.
+static WGPU_DEVICE: OnceLock<Device> = OnceLock::new();
+
+/// The device to train on, with autodiff. wgpu is set up asynchronously, as browsers require,
+/// and the error says why when no adapter is available.
+pub async fn training_device(backend: Backend) -> Result<Device, String> {
+    let device = match backend {
+        Backend::Flex => Device::flex(),
+        Backend::Wgpu => match WGPU_DEVICE.get() {
+            Some(device) => device.clone(),
+            None => {
+                let device = Device::wgpu_options()
+                    .init_async()
+                    .await
+                    .map_err(|err| format!("no usable GPU through wgpu: {err}"))?;
+                WGPU_DEVICE.get_or_init(|| device).clone()
+            }
+        },
+    };
+    Ok(device.autodiff())
+}

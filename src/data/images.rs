@@ -1,0 +1,274 @@
+//! Decoding users' image files (PNG, JPEG, GIF, BMP, WebP) into model input.
+
+use std::io::Cursor;
+
+use image::imageops::{self, FilterType};
+use image::{DynamicImage, ImageReader, Limits};
+
+use super::{ImageSet, ImageShape};
+
+/// Larger images are refused before their pixels are allocated (decompression bombs): 50
+/// megapixels is more than any camera photo a user would drop here.
+pub const MAX_PIXELS: u64 = 50_000_000;
+
+/// Why one file could not be used; `file` is the name the user gave it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ImageError {
+    pub file: String,
+    pub reason: String,
+}
+
+impl std::fmt::Display for ImageError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}", self.file, self.reason)
+    }
+}
+
+impl std::error::Error for ImageError {}
+
+/// Decodes `bytes` and returns `shape.pixels()` values in 0..1, channel-first: converted to
+/// grey (1 channel) or RGB (3 channels, alpha dropped) and resized to `shape`.
+pub fn decode_image(file: &str, bytes: &[u8], shape: ImageShape) -> Result<Vec<f32>, ImageError> {
+    let fail = |reason: String| ImageError {
+        file: file.to_string(),
+        reason,
+    };
+    if bytes.is_empty() {
+        return Err(fail("the file is empty".into()));
+    }
+    let mut reader = ImageReader::new(Cursor::new(bytes))
+        .with_guessed_format()
+        .map_err(|err| fail(format!("cannot be read: {err}")))?;
+    if reader.format().is_none() {
+        return Err(fail(
+            "not an image in a known format (PNG, JPEG, GIF, BMP or WebP)".into(),
+        ));
+    }
+    let (width, height) = reader
+        .into_dimensions()
+        .map_err(|err| fail(format!("damaged image header: {err}")))?;
+    if u64::from(width) * u64::from(height) > MAX_PIXELS {
+        return Err(fail(format!(
+            "{width}x{height} pixels is too large (limit {} megapixels)",
+            MAX_PIXELS / 1_000_000
+        )));
+    }
+    // The dimension check above consumed the reader; read again with limits set, which also
+    // guards the decoders' own allocations.
+    reader = ImageReader::new(Cursor::new(bytes))
+        .with_guessed_format()
+        .map_err(|err| fail(format!("cannot be read: {err}")))?;
+    let mut limits = Limits::default();
+    limits.max_alloc = Some(MAX_PIXELS * 16);
+    reader.limits(limits);
+    let image = reader
+        .decode()
+        .map_err(|err| fail(format!("cannot be decoded: {err}")))?;
+    to_model_input(&image, shape).map_err(fail)
+}
+
+fn to_model_input(image: &DynamicImage, shape: ImageShape) -> Result<Vec<f32>, String> {
+    let (width, height) = (shape.width as u32, shape.height as u32);
+    match shape.channels {
+        1 => {
+            let grey = imageops::resize(&image.to_luma32f(), width, height, FilterType::Triangle);
+            Ok(grey.into_raw().into_iter().map(|v| v.clamp(0.0, 1.0)).collect())
+        }
+        3 => {
+            let rgb = imageops::resize(&image.to_rgb32f(), width, height, FilterType::Triangle);
+            let interleaved = rgb.into_raw();
+            let plane = shape.height * shape.width;
+            let mut planar = vec![0.0; 3 * plane];
+            for (i, value) in interleaved.into_iter().enumerate() {
+                planar[(i % 3) * plane + i / 3] = value.clamp(0.0, 1.0);
+            }
+            Ok(planar)
+        }
+        other => Err(format!(
+            "the model takes 1 (grey) or 3 (RGB) channels, not {other}"
+        )),
+    }
+}
+
+/// One uploaded file: its class (folder) name, its own name, its bytes.
+pub struct LabelledFile<'a> {
+    pub class_name: &'a str,
+    pub file_name: &'a str,
+    pub bytes: &'a [u8],
+}
+
+/// Builds a set from files, classes named by `class_name` in order of first appearance. Files
+/// that fail are reported, one error each, and the others still load.
+pub fn load_labelled_files<'a>(
+    files: impl IntoIterator<Item = LabelledFile<'a>>,
+    shape: ImageShape,
+) -> (ImageSet, Vec<ImageError>) {
+    let mut class_names: Vec<String> = Vec::new();
+    let mut decoded = Vec::new();
+    let mut errors = Vec::new();
+    for file in files {
+        match decode_image(file.file_name, file.bytes, shape) {
+            Ok(pixels) => {
+                let label = match class_names.iter().position(|name| name == file.class_name) {
+                    Some(label) => label,
+                    None => {
+                        class_names.push(file.class_name.to_string());
+                        class_names.len() - 1
+                    }
+                };
+                decoded.push((pixels, label));
+            }
+            Err(err) => errors.push(err),
+        }
+    }
+    let mut set = ImageSet::new(shape, class_names);
+    for (pixels, label) in decoded {
+        set.push(&pixels, label);
+    }
+    (set, errors)
+}
+
+#[cfg(test)]
+mod tests {
+    use image::{ImageBuffer, ImageFormat, Luma, Rgb, Rgba};
+
+    use super::*;
+
+    /// A 20x10 image, left half black, right half white (in every channel).
+    fn half_white<P: image::Pixel>(white: P, black: P) -> ImageBuffer<P, Vec<P::Subpixel>> {
+        ImageBuffer::from_fn(20, 10, |x, _| if x < 10 { black } else { white })
+    }
+
+    fn encode(image: DynamicImage, format: ImageFormat) -> Vec<u8> {
+        let mut bytes = Cursor::new(Vec::new());
+        image.write_to(&mut bytes, format).unwrap();
+        bytes.into_inner()
+    }
+
+    fn assert_left_dark_right_bright(values: &[f32], shape: ImageShape, label: &str) {
+        assert_eq!(values.len(), shape.pixels(), "{label}");
+        assert!(values.iter().all(|v| (0.0..=1.0).contains(v)), "{label}");
+        let plane = shape.height * shape.width;
+        for channel in 0..shape.channels {
+            let row = &values[channel * plane..channel * plane + shape.width];
+            assert!(row[0] < 0.1 && row[shape.width - 1] > 0.9, "{label}: {row:?}");
+        }
+    }
+
+    #[test]
+    fn every_supported_format_decodes() {
+        let rgb = DynamicImage::ImageRgb8(half_white(Rgb([255, 255, 255]), Rgb([0, 0, 0])));
+        for format in [
+            ImageFormat::Png,
+            ImageFormat::Jpeg,
+            ImageFormat::Gif,
+            ImageFormat::Bmp,
+            ImageFormat::WebP,
+        ] {
+            let image = if format == ImageFormat::Gif {
+                DynamicImage::ImageRgba8(rgb.to_rgba8())
+            } else {
+                rgb.clone()
+            };
+            let bytes = encode(image, format);
+            for shape in [ImageShape::new(1, 8, 8), ImageShape::new(3, 8, 8)] {
+                let values = decode_image("x", &bytes, shape).unwrap();
+                assert_left_dark_right_bright(&values, shape, &format!("{format:?} {shape:?}"));
+            }
+        }
+    }
+
+    #[test]
+    fn grey_rgba_and_sixteen_bit_images_convert() {
+        let shape3 = ImageShape::new(3, 5, 10);
+        let shape1 = ImageShape::new(1, 5, 10);
+        let images = [
+            DynamicImage::ImageLuma8(half_white(Luma([255]), Luma([0]))),
+            DynamicImage::ImageRgba8(half_white(Rgba([255, 255, 255, 255]), Rgba([0, 0, 0, 255]))),
+            DynamicImage::ImageLuma16(half_white(Luma([65535]), Luma([0]))),
+            DynamicImage::ImageRgb16(half_white(Rgb([65535; 3]), Rgb([0; 3]))),
+        ];
+        for image in images {
+            let label = format!("{:?}", image.color());
+            let bytes = encode(image, ImageFormat::Png);
+            for shape in [shape1, shape3] {
+                let values = decode_image("x", &bytes, shape).unwrap();
+                assert_left_dark_right_bright(&values, shape, &label);
+            }
+        }
+        // A pure red pixel stays red in RGB and becomes a mid grey (luma) in grey.
+        let red = encode(
+            DynamicImage::ImageRgb8(ImageBuffer::from_pixel(4, 4, Rgb([255, 0, 0]))),
+            ImageFormat::Png,
+        );
+        let rgb = decode_image("red.png", &red, ImageShape::new(3, 2, 2)).unwrap();
+        assert_eq!(rgb, vec![1.0, 1.0, 1.0, 1.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0]);
+        let grey = decode_image("red.png", &red, ImageShape::new(1, 2, 2)).unwrap();
+        assert!(grey.iter().all(|&v| v > 0.15 && v < 0.35), "{grey:?}");
+    }
+
+    #[test]
+    fn broken_files_give_errors_that_name_the_file() {
+        let png = encode(
+            DynamicImage::ImageLuma8(half_white(Luma([255]), Luma([0]))),
+            ImageFormat::Png,
+        );
+        let shape = ImageShape::MNIST;
+        let cases: [(&str, &[u8], &str); 3] = [
+            ("empty.png", &[], "empty"),
+            ("notes.png", b"just some text, not pixels", "not an image"),
+            ("cut.png", &png[..png.len() / 2], "cannot be decoded"),
+        ];
+        for (name, bytes, reason) in cases {
+            let err = decode_image(name, bytes, shape).unwrap_err();
+            assert_eq!(err.file, name);
+            assert!(err.reason.contains(reason), "{name}: {err}");
+            assert!(err.to_string().starts_with(name));
+        }
+    }
+
+    #[test]
+    fn decompression_bombs_are_refused_before_decoding() {
+        // A valid PNG header that claims 100,000 x 100,000 pixels.
+        let mut png = encode(
+            DynamicImage::ImageLuma8(ImageBuffer::from_pixel(1, 1, Luma([0]))),
+            ImageFormat::Png,
+        );
+        png[16..20].copy_from_slice(&100_000u32.to_be_bytes());
+        png[20..24].copy_from_slice(&100_000u32.to_be_bytes());
+        let err = decode_image("bomb.png", &png, ImageShape::MNIST).unwrap_err();
+        assert!(err.reason.contains("too large") || err.reason.contains("header"), "{err}");
+    }
+
+    #[test]
+    fn loading_files_keeps_the_good_ones_and_reports_the_bad() {
+        let white = encode(
+            DynamicImage::ImageLuma8(ImageBuffer::from_pixel(4, 4, Luma([255]))),
+            ImageFormat::Png,
+        );
+        let black = encode(
+            DynamicImage::ImageLuma8(ImageBuffer::from_pixel(4, 4, Luma([0]))),
+            ImageFormat::Bmp,
+        );
+        let files = [
+            ("cats", "a.png", &white[..]),
+            ("dogs", "b.bmp", &black[..]),
+            ("cats", "broken.png", &b"oops"[..]),
+            ("dogs", "c.bmp", &black[..]),
+        ];
+        let (set, errors) = load_labelled_files(
+            files.iter().map(|&(class_name, file_name, bytes)| LabelledFile {
+                class_name,
+                file_name,
+                bytes,
+            }),
+            ImageShape::MNIST,
+        );
+        assert_eq!(set.class_names, vec!["cats", "dogs"]);
+        assert_eq!(set.labels(), &[0, 1, 1]);
+        assert!(set.image(0).iter().all(|&v| v == 1.0));
+        assert!(set.image(1).iter().all(|&v| v == 0.0));
+        assert_eq!(errors.len(), 1);
+        assert_eq!(errors[0].file, "broken.png");
+    }
+}

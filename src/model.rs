@@ -1,0 +1,166 @@
+//! The Siamese network: one shared convolutional tower that maps an image to an embedding, and
+//! the Euclidean distance between the embeddings of a pair.
+
+use burn::config::Config;
+use burn::module::Module;
+use burn::nn::conv::{Conv2d, Conv2dConfig};
+use burn::nn::pool::{MaxPool2d, MaxPool2dConfig};
+use burn::nn::{Linear, LinearConfig};
+use burn::tensor::activation::relu;
+use burn::tensor::{Device, Tensor};
+
+use crate::data::ImageShape;
+
+/// Added under the square root so that D and its gradient stay finite when two embeddings are
+/// equal (d/dx sqrt(x) is infinite at 0).
+pub const DISTANCE_EPSILON: f32 = 1e-7;
+
+#[derive(Config, Debug)]
+pub struct SiameseNetConfig {
+    /// Input channels: 1 for grey, 3 for RGB.
+    #[config(default = 1)]
+    pub channels: usize,
+    #[config(default = 28)]
+    pub height: usize,
+    #[config(default = 28)]
+    pub width: usize,
+    #[config(default = 128)]
+    pub embedding_size: usize,
+}
+
+/// The article's tower: Conv2d(32, 3x3, ReLU) -> MaxPool(2) -> Conv2d(64, 3x3, ReLU) ->
+/// MaxPool(2) -> Flatten -> Dense(embedding_size, ReLU).
+#[derive(Module, Debug)]
+pub struct SiameseNet {
+    conv1: Conv2d,
+    conv2: Conv2d,
+    pool: MaxPool2d,
+    dense: Linear,
+}
+
+impl SiameseNetConfig {
+    pub fn for_shape(shape: ImageShape) -> Self {
+        Self::new()
+            .with_channels(shape.channels)
+            .with_height(shape.height)
+            .with_width(shape.width)
+    }
+
+    pub fn shape(&self) -> ImageShape {
+        ImageShape::new(self.channels, self.height, self.width)
+    }
+
+    /// Height and width after the two valid 3x3 convolutions and 2x2 poolings, or an error when
+    /// the input is too small for them.
+    pub fn feature_map_size(&self) -> Result<(usize, usize), String> {
+        let after = |size: usize| -> Option<usize> {
+            let pooled = size.checked_sub(2)? / 2;
+            let pooled = pooled.checked_sub(2)? / 2;
+            (pooled > 0).then_some(pooled)
+        };
+        match (after(self.height), after(self.width)) {
+            (Some(h), Some(w)) => Ok((h, w)),
+            _ => Err(format!(
+                "images of {}x{} are too small for the network: use at least 10x10",
+                self.width, self.height
+            )),
+        }
+    }
+
+    pub fn init(&self, device: &Device) -> Result<SiameseNet, String> {
+        let (h, w) = self.feature_map_size()?;
+        Ok(SiameseNet {
+            conv1: Conv2dConfig::new([self.channels, 32], [3, 3]).init(device),
+            conv2: Conv2dConfig::new([32, 64], [3, 3]).init(device),
+            pool: MaxPool2dConfig::new([2, 2]).with_strides([2, 2]).init(),
+            dense: LinearConfig::new(64 * h * w, self.embedding_size).init(device),
+        })
+    }
+}
+
+impl SiameseNet {
+    /// Embeds a batch `[n, channels, height, width]` into `[n, embedding_size]`.
+    pub fn embed(&self, images: Tensor<4>) -> Tensor<2> {
+        let x = self.pool.forward(relu(self.conv1.forward(images)));
+        let x = self.pool.forward(relu(self.conv2.forward(x)));
+        relu(self.dense.forward(x.flatten(1, 3)))
+    }
+
+    /// Distances of `n` pairs given as one batch of `2n` images: the first `n` are the left
+    /// images, the last `n` their partners. One pass through the tower serves both sides.
+    pub fn pair_distances(&self, stacked_pairs: Tensor<4>) -> Tensor<1> {
+        let pairs = stacked_pairs.dims()[0] / 2;
+        let embeddings = self.embed(stacked_pairs);
+        let left = embeddings.clone().narrow(0, 0, pairs);
+        let right = embeddings.narrow(0, pairs, pairs);
+        euclidean_distance(left, right)
+    }
+}
+
+/// Row-wise Euclidean distance `sqrt(sum((a - b)^2) + epsilon)` of two `[n, d]` batches.
+pub fn euclidean_distance(a: Tensor<2>, b: Tensor<2>) -> Tensor<1> {
+    (a - b)
+        .powi_scalar(2)
+        .sum_dim(1)
+        .add_scalar(DISTANCE_EPSILON)
+        .sqrt()
+        .squeeze_dim(1)
+}
+
+#[cfg(test)]
+mod tests {
+    use burn::tensor::Distribution;
+
+    use super::*;
+
+    #[test]
+    fn embeds_mnist_digits_and_the_articles_rgb_images() {
+        let device = Device::flex();
+        for (shape, flat) in [
+            (ImageShape::new(1, 28, 28), 64 * 5 * 5),
+            (ImageShape::new(3, 224, 224), 64 * 54 * 54),
+        ] {
+            let config = SiameseNetConfig::for_shape(shape);
+            assert_eq!(config.feature_map_size().map(|(h, w)| 64 * h * w), Ok(flat));
+            let model = config.init(&device).unwrap();
+            let images = Tensor::<4>::random(
+                [4, shape.channels, shape.height, shape.width],
+                Distribution::Uniform(0.0, 1.0),
+                &device,
+            );
+            assert_eq!(model.embed(images.clone()).dims(), [4, 128]);
+            assert_eq!(model.pair_distances(images).dims(), [2]);
+        }
+    }
+
+    #[test]
+    fn identical_images_are_at_distance_zero_and_different_ones_are_not() {
+        let device = Device::flex();
+        device.seed(1);
+        let model = SiameseNetConfig::new().init(&device).unwrap();
+        let a = Tensor::<4>::random([1, 1, 28, 28], Distribution::Uniform(0.0, 1.0), &device);
+        let b = Tensor::<4>::random([1, 1, 28, 28], Distribution::Uniform(0.0, 1.0), &device);
+        // Pairs (a, a) and (a, b) stacked as [left..., right...].
+        let stacked = Tensor::cat(vec![a.clone(), a.clone(), a, b], 0);
+        let d: Vec<f32> = model.pair_distances(stacked).into_data().try_to_vec().unwrap();
+        assert!(d[0] <= DISTANCE_EPSILON.sqrt() * 1.01, "{d:?}");
+        assert!(d[1] > 10.0 * DISTANCE_EPSILON.sqrt(), "{d:?}");
+    }
+
+    #[test]
+    fn inputs_too_small_for_two_convolutions_and_poolings_are_refused() {
+        let config = SiameseNetConfig::for_shape(ImageShape::new(1, 9, 28));
+        assert!(config.init(&Device::flex()).unwrap_err().contains("too small"));
+        assert!(SiameseNetConfig::for_shape(ImageShape::new(1, 10, 10)).feature_map_size().is_ok());
+    }
+
+    #[test]
+    fn euclidean_distance_by_hand() {
+        let device = Device::flex();
+        let a = Tensor::<2>::from_floats([[0.0, 0.0], [1.0, 1.0]], &device);
+        let b = Tensor::<2>::from_floats([[3.0, 4.0], [1.0, 1.0]], &device);
+        let d: Vec<f32> = euclidean_distance(a, b).into_data().try_to_vec().unwrap();
+        assert!((d[0] - 5.0).abs() < 1e-5);
+        assert!((d[1] - DISTANCE_EPSILON.sqrt()).abs() < 1e-6);
+    }
+}
