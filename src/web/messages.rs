@@ -10,8 +10,12 @@ use crate::training::{BatchProgress, EpochSummary, TrainConfig};
 #[derive(Debug, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum WorkerInput {
-    /// Load the built-in digits from this URL (the asset sits beside the app's files).
-    UseMnist { url: String },
+    /// Load the built-in digits from this URL (the asset sits beside the app's files);
+    /// `train_images` keeps a stratified sample of the training part, for quick runs.
+    UseMnist {
+        url: String,
+        train_images: Option<usize>,
+    },
     /// Load the user's files; one class per `class_name`.
     UseFiles {
         files: Vec<UploadedFile>,

@@ -110,8 +110,8 @@ fn handle(input: WorkerInput) {
         {
             post_error("training is running: stop it first")
         }
-        WorkerInput::UseMnist { url } => spawn_local(async move {
-            match load_mnist(&url).await {
+        WorkerInput::UseMnist { url, train_images } => spawn_local(async move {
+            match load_mnist(&url, train_images).await {
                 Ok(dataset) => use_dataset(dataset, Vec::new()),
                 Err(message) => post_error(message),
             }
@@ -131,7 +131,7 @@ fn handle(input: WorkerInput) {
     }
 }
 
-async fn load_mnist(url: &str) -> Result<Dataset, String> {
+async fn load_mnist(url: &str, train_images: Option<usize>) -> Result<Dataset, String> {
     let fetch_failed = |err: JsValue| format!("cannot load the MNIST digits from {url}: {err:?}");
     let response: Response = JsFuture::from(scope().fetch_with_str(url))
         .await
@@ -147,7 +147,10 @@ async fn load_mnist(url: &str) -> Result<Dataset, String> {
         .await
         .map_err(fetch_failed)?;
     let digits = parse_mnist(&Uint8Array::new(&buffer).to_vec())?;
-    let (train, test) = mnist_train_test(&digits, MNIST_TEST_IMAGES, SPLIT_SEED);
+    let (mut train, test) = mnist_train_test(&digits, MNIST_TEST_IMAGES, SPLIT_SEED);
+    if let Some(wanted) = train_images.filter(|&wanted| wanted < train.len()) {
+        train = train.split(wanted as f64 / train.len() as f64, SPLIT_SEED).1;
+    }
     Ok(Dataset {
         name: "MNIST digits".into(),
         train,

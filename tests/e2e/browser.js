@@ -1,0 +1,32 @@
+// Launches Debian's Chromium headless through playwright-core, with WebGPU on (SwiftShader
+// gives a real adapter without a GPU) and everything that would reach the network off.
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { chromium } from 'playwright-core';
+
+export const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
+
+export async function launchChromium() {
+  const userDataDir = mkdtempSync(join(tmpdir(), 'siamese-web-chromium-'));
+  return chromium.launchPersistentContext(userDataDir, {
+    executablePath: CHROMIUM,
+    headless: true,
+    viewport: { width: 1200, height: 900 },
+    args: [
+      '--enable-unsafe-webgpu', '--no-sandbox', '--disable-background-networking',
+      '--disable-component-update', '--disable-sync', '--no-first-run', '--disable-quic',
+    ],
+  });
+}
+
+/** Waits until <body data-state> is done or error, and returns the state and result. */
+export async function waitForRun(page, timeoutMs) {
+  await page.waitForFunction(() => ['done', 'error'].includes(document.body.dataset.state), null, { timeout: timeoutMs, polling: 500 });
+  return page.evaluate(() => ({
+    state: document.body.dataset.state,
+    error: document.body.dataset.error,
+    result: document.getElementById('result-json').textContent,
+    messages: document.getElementById('messages').innerText,
+  }));
+}

@@ -1,0 +1,110 @@
+// Charts of a run, drawn with Chart.js (loaded as the global `Chart`).
+
+const COLORS = { train: '#2563eb', epoch: '#1e3a8a', validation: '#dc2626', similar: '#16a34a', dissimilar: '#9333ea' };
+const BASE = { animation: false, responsive: true, maintainAspectRatio: false };
+
+/** Loss against epochs: every batch, the mean of each epoch, and validation. */
+export class LossChart {
+  constructor(canvas) {
+    this.chart = new Chart(canvas, {
+      type: 'line',
+      data: {
+        datasets: [
+          { label: 'train loss (batch)', data: [], borderColor: COLORS.train, borderWidth: 1, pointRadius: 0 },
+          { label: 'train loss (epoch)', data: [], borderColor: COLORS.epoch, pointRadius: 3 },
+          { label: 'validation loss (epoch)', data: [], borderColor: COLORS.validation, pointRadius: 3 },
+        ],
+      },
+      options: {
+        ...BASE,
+        parsing: false,
+        scales: {
+          x: { type: 'linear', min: 0, title: { display: true, text: 'epoch' } },
+          y: { type: 'linear', min: 0, title: { display: true, text: 'contrastive loss' } },
+        },
+        plugins: { title: { display: true, text: 'Loss' } },
+      },
+    });
+    this.pending = false;
+  }
+
+  reset(epochs) {
+    for (const dataset of this.chart.data.datasets) dataset.data = [];
+    this.chart.options.scales.x.max = epochs;
+    this.chart.update();
+  }
+
+  addBatch({ epoch, step, steps_per_epoch: steps, loss }) {
+    this.chart.data.datasets[0].data.push({ x: epoch - 1 + step / steps, y: loss });
+    this.redrawSoon();
+  }
+
+  addEpoch({ epoch, train_loss: train, validation_loss: validation }) {
+    this.chart.data.datasets[1].data.push({ x: epoch, y: train });
+    if (validation != null) this.chart.data.datasets[2].data.push({ x: epoch, y: validation });
+    this.redrawSoon();
+  }
+
+  // Batches arrive several times a second; redraw at most once a frame.
+  redrawSoon() {
+    if (this.pending) return;
+    this.pending = true;
+    requestAnimationFrame(() => {
+      this.pending = false;
+      this.chart.update('none');
+    });
+  }
+}
+
+/** Histogram of test-pair distances, similar against dissimilar. */
+export function histogramChart(canvas, { similar_distances: similar, dissimilar_distances: dissimilar }, threshold, previous) {
+  previous?.destroy();
+  const bins = 30;
+  const max = Math.max(1e-6, ...similar, ...dissimilar);
+  const width = max / bins;
+  const count = (values) => {
+    const counts = new Array(bins).fill(0);
+    for (const v of values) counts[Math.min(bins - 1, Math.floor(v / width))] += 1;
+    return counts;
+  };
+  return new Chart(canvas, {
+    type: 'bar',
+    data: {
+      labels: Array.from({ length: bins }, (_, i) => ((i + 0.5) * width).toFixed(2)),
+      datasets: [
+        { label: 'similar pairs', data: count(similar), backgroundColor: COLORS.similar + 'aa' },
+        { label: 'dissimilar pairs', data: count(dissimilar), backgroundColor: COLORS.dissimilar + 'aa' },
+      ],
+    },
+    options: {
+      ...BASE,
+      scales: {
+        x: { stacked: false, title: { display: true, text: 'distance D' } },
+        y: { title: { display: true, text: 'test pairs' } },
+      },
+      plugins: { title: { display: true, text: `Distances (best threshold ${threshold.toFixed(3)}, article's 0.5)` } },
+    },
+  });
+}
+
+/** ROC curve of D as the score for "dissimilar". */
+export function rocChart(canvas, roc, auc, previous) {
+  previous?.destroy();
+  return new Chart(canvas, {
+    type: 'scatter',
+    data: {
+      datasets: [
+        { label: `ROC (AUC ${auc.toFixed(4)})`, data: roc.map(([x, y]) => ({ x, y })), showLine: true, borderColor: COLORS.train, pointRadius: 0 },
+        { label: 'chance', data: [{ x: 0, y: 0 }, { x: 1, y: 1 }], showLine: true, borderDash: [4, 4], borderColor: '#9ca3af', pointRadius: 0 },
+      ],
+    },
+    options: {
+      ...BASE,
+      scales: {
+        x: { min: 0, max: 1, title: { display: true, text: 'false positive rate' } },
+        y: { min: 0, max: 1, title: { display: true, text: 'true positive rate' } },
+      },
+      plugins: { title: { display: true, text: 'ROC curve (test pairs)' } },
+    },
+  });
+}

@@ -1,0 +1,92 @@
+// The page's side of the training worker: starts it, queues messages until it is ready, and
+// hands every message from it to `onMessage`. The message types are defined in
+// src/web/messages.rs.
+
+export class TrainerWorker {
+  /** @param {(message: object) => void} onMessage */
+  constructor(onMessage) {
+    this.onMessage = onMessage;
+    this.start();
+  }
+
+  start() {
+    this.ready = false;
+    this.queue = [];
+    this.worker = new Worker(new URL('./worker.js', import.meta.url), { type: 'module' });
+    this.worker.onmessage = (event) => {
+      const message = event.data;
+      if (message.type === 'ready') {
+        this.ready = true;
+        for (const [queued, transfer] of this.queue) this.worker.postMessage(queued, transfer);
+        this.queue = [];
+      }
+      this.onMessage(message);
+    };
+    this.worker.onerror = (event) => {
+      event.preventDefault();
+      this.onMessage({ type: 'error', fatal: true, message: `the training worker failed: ${event.message || 'it could not start'}` });
+    };
+  }
+
+  /** Ends the worker (a fatal error leaves its wasm unusable) and starts a fresh one. */
+  restart() {
+    this.worker.terminate();
+    this.start();
+  }
+
+  /** @param {object} message @param {Transferable[]} [transfer] */
+  send(message, transfer = []) {
+    if (this.ready) this.worker.postMessage(message, transfer);
+    else this.queue.push([message, transfer]);
+  }
+}
+
+/** Reads dropped or picked files as {class_name, file_name, bytes}, ready for `use_files`. */
+export async function readLabelledFiles(entries) {
+  const files = [];
+  for (const { file, path } of entries) {
+    const bytes = new Uint8Array(await file.arrayBuffer());
+    files.push({ class_name: classOf(path, file.name), file_name: path || file.name, bytes });
+  }
+  return files;
+}
+
+/** The folder holding the file, or for a loose file the start of its name (`cat_01.png` -> cat). */
+function classOf(path, name) {
+  const parts = (path || '').split('/').filter(Boolean);
+  if (parts.length >= 2) return parts[parts.length - 2];
+  const stem = name.replace(/\.[^.]*$/, '');
+  return stem.split(/[_\-\s\d]/).find(Boolean) || stem;
+}
+
+/** Files of a drop, walking dropped folders; each with the path that carries its class. */
+export async function droppedFiles(dataTransfer) {
+  const found = [];
+  const walk = async (entry, path) => {
+    if (entry.isFile) {
+      const file = await new Promise((resolve, reject) => entry.file(resolve, reject));
+      found.push({ file, path: `${path}${file.name}` });
+    } else if (entry.isDirectory) {
+      const reader = entry.createReader();
+      for (;;) {
+        const batch = await new Promise((resolve, reject) => reader.readEntries(resolve, reject));
+        if (batch.length === 0) break;
+        for (const child of batch) await walk(child, `${path}${entry.name}/`);
+      }
+    }
+  };
+  const entries = [...dataTransfer.items].map((item) => item.webkitGetAsEntry?.()).filter(Boolean);
+  if (entries.length === 0) return [...dataTransfer.files].map((file) => ({ file, path: '' }));
+  for (const entry of entries) await walk(entry, '');
+  return found;
+}
+
+/** Paints an RGBA thumbnail from the worker onto a new canvas. */
+export function thumbnailCanvas({ width, height, rgba }, size = 56) {
+  const canvas = document.createElement('canvas');
+  canvas.width = width;
+  canvas.height = height;
+  canvas.style.width = canvas.style.height = `${size}px`;
+  canvas.getContext('2d').putImageData(new ImageData(new Uint8ClampedArray(rgba), width, height), 0, 0);
+  return canvas;
+}
