@@ -194,7 +194,11 @@ mod tests {
         let curve = roc_curve(&D, &Y, 100);
         assert_eq!(curve.first(), Some(&(0.0, 0.0)));
         assert_eq!(curve.last(), Some(&(1.0, 1.0)));
-        assert!(curve.windows(2).all(|w| w[0].0 <= w[1].0 && w[0].1 <= w[1].1));
+        assert!(
+            curve
+                .windows(2)
+                .all(|w| w[0].0 <= w[1].0 && w[0].1 <= w[1].1)
+        );
     }
 
     #[test]

@@ -104,8 +104,8 @@ mod tests {
                 let (mut plus, mut minus) = (a, a);
                 plus[k] += h;
                 minus[k] -= h;
-                let numeric = (loss_of_embeddings(plus, b, y) - loss_of_embeddings(minus, b, y))
-                    / (2.0 * h);
+                let numeric =
+                    (loss_of_embeddings(plus, b, y) - loss_of_embeddings(minus, b, y)) / (2.0 * h);
                 assert!(
                     (analytic[k] - numeric).abs() < 2e-3,
                     "y={y} k={k}: analytic {} vs numeric {numeric}",

@@ -142,7 +142,11 @@ mod tests {
         let b = Tensor::<4>::random([1, 1, 28, 28], Distribution::Uniform(0.0, 1.0), &device);
         // Pairs (a, a) and (a, b) stacked as [left..., right...].
         let stacked = Tensor::cat(vec![a.clone(), a.clone(), a, b], 0);
-        let d: Vec<f32> = model.pair_distances(stacked).into_data().try_to_vec().unwrap();
+        let d: Vec<f32> = model
+            .pair_distances(stacked)
+            .into_data()
+            .try_to_vec()
+            .unwrap();
         assert!(d[0] <= DISTANCE_EPSILON.sqrt() * 1.01, "{d:?}");
         assert!(d[1] > 10.0 * DISTANCE_EPSILON.sqrt(), "{d:?}");
     }
@@ -150,8 +154,17 @@ mod tests {
     #[test]
     fn inputs_too_small_for_two_convolutions_and_poolings_are_refused() {
         let config = SiameseNetConfig::for_shape(ImageShape::new(1, 9, 28));
-        assert!(config.init(&Device::flex()).unwrap_err().contains("too small"));
-        assert!(SiameseNetConfig::for_shape(ImageShape::new(1, 10, 10)).feature_map_size().is_ok());
+        assert!(
+            config
+                .init(&Device::flex())
+                .unwrap_err()
+                .contains("too small")
+        );
+        assert!(
+            SiameseNetConfig::for_shape(ImageShape::new(1, 10, 10))
+                .feature_map_size()
+                .is_ok()
+        );
     }
 
     #[test]

@@ -64,7 +64,9 @@ impl PairSampler {
         for (index, &label) in labels.iter().enumerate() {
             members[label].push(index);
         }
-        let used: Vec<usize> = (0..members.len()).filter(|&c| !members[c].is_empty()).collect();
+        let used: Vec<usize> = (0..members.len())
+            .filter(|&c| !members[c].is_empty())
+            .collect();
         match used.as_slice() {
             [] => return Err(PairError::NoImages),
             [only] => {
@@ -93,9 +95,8 @@ impl PairSampler {
     /// The pairs of one epoch: `2 * images`, half similar and half dissimilar, shuffled. The
     /// same seed and epoch give the same pairs.
     pub fn epoch_pairs(&self, epoch: usize) -> Vec<Pair> {
-        let mut rng = SeededRng::new(
-            self.seed ^ (epoch as u64).wrapping_mul(0xD6E8_FEB8_6659_FD93),
-        );
+        let mut rng =
+            SeededRng::new(self.seed ^ (epoch as u64).wrapping_mul(0xD6E8_FEB8_6659_FD93));
         let mut pairs = Vec::with_capacity(2 * self.labels.len());
         for (left, &class) in self.labels.iter().enumerate() {
             pairs.push(self.similar_pair(left, class, &mut rng));
@@ -112,7 +113,10 @@ impl PairSampler {
             (left, class)
         } else {
             let class = self.pairable_classes[rng.below(self.pairable_classes.len())];
-            (self.members[class][rng.below(self.members[class].len())], class)
+            (
+                self.members[class][rng.below(self.members[class].len())],
+                class,
+            )
         };
         let peers = &self.members[class];
         // Draw among the other members: skip over `left`'s own position.
@@ -222,7 +226,11 @@ mod tests {
                 class_name: "class1".into()
             }
         );
-        assert!(one_class.to_string().contains("add images of at least one other class"));
+        assert!(
+            one_class
+                .to_string()
+                .contains("add images of at least one other class")
+        );
         let singletons = PairSampler::new(&[0, 1, 2], &names(3)).err().unwrap();
         assert_eq!(singletons, PairError::NoClassWithTwoImages);
         assert!(singletons.to_string().contains("add a second image"));

@@ -44,7 +44,10 @@ impl TrainConfig {
         } else if self.batch_size == 0 {
             Some("batch size must be at least 1".to_string())
         } else if !(self.learning_rate.is_finite() && self.learning_rate > 0.0) {
-            Some(format!("learning rate must be positive, not {}", self.learning_rate))
+            Some(format!(
+                "learning rate must be positive, not {}",
+                self.learning_rate
+            ))
         } else if !(self.margin.is_finite() && self.margin > 0.0) {
             Some(format!("margin must be positive, not {}", self.margin))
         } else if !(0.0..1.0).contains(&self.validation_split) {
@@ -64,7 +67,11 @@ pub enum TrainError {
     Settings(String),
     Data(PairError),
     /// The loss became NaN or infinite: the learning rate is too high for this data.
-    Diverged { epoch: usize, step: usize, loss: f32 },
+    Diverged {
+        epoch: usize,
+        step: usize,
+        loss: f32,
+    },
     Backend(String),
 }
 
@@ -188,8 +195,14 @@ fn pair_batch(set: &ImageSet, pairs: &[Pair], device: &Device) -> (Tensor<4>, Te
         ),
         device,
     );
-    let dissimilar: Vec<f32> = pairs.iter().map(|p| f32::from(u8::from(p.dissimilar))).collect();
-    (images, Tensor::from_data(TensorData::new(dissimilar, [pairs.len()]), device))
+    let dissimilar: Vec<f32> = pairs
+        .iter()
+        .map(|p| f32::from(u8::from(p.dissimilar)))
+        .collect();
+    (
+        images,
+        Tensor::from_data(TensorData::new(dissimilar, [pairs.len()]), device),
+    )
 }
 
 /// Pairs per forward pass when no gradient is kept: larger than training batches, still small

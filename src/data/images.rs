@@ -72,7 +72,11 @@ fn to_model_input(image: &DynamicImage, shape: ImageShape) -> Result<Vec<f32>, S
     match shape.channels {
         1 => {
             let grey = imageops::resize(&image.to_luma32f(), width, height, FilterType::Triangle);
-            Ok(grey.into_raw().into_iter().map(|v| v.clamp(0.0, 1.0)).collect())
+            Ok(grey
+                .into_raw()
+                .into_iter()
+                .map(|v| v.clamp(0.0, 1.0))
+                .collect())
         }
         3 => {
             let rgb = imageops::resize(&image.to_rgb32f(), width, height, FilterType::Triangle);
@@ -151,7 +155,10 @@ mod tests {
         let plane = shape.height * shape.width;
         for channel in 0..shape.channels {
             let row = &values[channel * plane..channel * plane + shape.width];
-            assert!(row[0] < 0.1 && row[shape.width - 1] > 0.9, "{label}: {row:?}");
+            assert!(
+                row[0] < 0.1 && row[shape.width - 1] > 0.9,
+                "{label}: {row:?}"
+            );
         }
     }
 
@@ -202,7 +209,10 @@ mod tests {
             ImageFormat::Png,
         );
         let rgb = decode_image("red.png", &red, ImageShape::new(3, 2, 2)).unwrap();
-        assert_eq!(rgb, vec![1.0, 1.0, 1.0, 1.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0]);
+        assert_eq!(
+            rgb,
+            vec![1.0, 1.0, 1.0, 1.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0]
+        );
         let grey = decode_image("red.png", &red, ImageShape::new(1, 2, 2)).unwrap();
         assert!(grey.iter().all(|&v| v > 0.15 && v < 0.35), "{grey:?}");
     }
@@ -237,7 +247,10 @@ mod tests {
         png[16..20].copy_from_slice(&100_000u32.to_be_bytes());
         png[20..24].copy_from_slice(&100_000u32.to_be_bytes());
         let err = decode_image("bomb.png", &png, ImageShape::MNIST).unwrap_err();
-        assert!(err.reason.contains("too large") || err.reason.contains("header"), "{err}");
+        assert!(
+            err.reason.contains("too large") || err.reason.contains("header"),
+            "{err}"
+        );
     }
 
     #[test]
@@ -257,11 +270,13 @@ mod tests {
             ("dogs", "c.bmp", &black[..]),
         ];
         let (set, errors) = load_labelled_files(
-            files.iter().map(|&(class_name, file_name, bytes)| LabelledFile {
-                class_name,
-                file_name,
-                bytes,
-            }),
+            files
+                .iter()
+                .map(|&(class_name, file_name, bytes)| LabelledFile {
+                    class_name,
+                    file_name,
+                    bytes,
+                }),
             ImageShape::MNIST,
         );
         assert_eq!(set.class_names, vec!["cats", "dogs"]);

@@ -142,7 +142,11 @@ mod tests {
         assert_eq!(ids, (0..30).map(|i| i as f32).collect::<Vec<_>>());
         // Labels travel with their pixels.
         assert!((0..held.len()).all(|i| held.image(i)[0] as usize % 3 == held.labels()[i]));
-        let ids_of = |part: &ImageSet| (0..part.len()).map(|i| part.image(i)[0]).collect::<Vec<_>>();
+        let ids_of = |part: &ImageSet| {
+            (0..part.len())
+                .map(|i| part.image(i)[0])
+                .collect::<Vec<_>>()
+        };
         assert_eq!(ids_of(&set.split(0.2, 5).1), ids_of(&held));
         assert_ne!(ids_of(&set.split(0.2, 6).1), ids_of(&held));
     }

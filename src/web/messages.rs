@@ -72,7 +72,10 @@ pub enum WorkerOutput {
     Ready,
     DatasetLoaded(DatasetSummary),
     /// Which backend a run uses, and why.
-    Backend { backend: String, reason: String },
+    Backend {
+        backend: String,
+        reason: String,
+    },
     Progress(BatchProgress),
     Epoch(EpochSummary),
     Done(RunReport),
@@ -84,7 +87,10 @@ pub enum WorkerOutput {
         right: Thumbnail,
     },
     /// Something the user must know; `fatal` when the worker cannot go on (a panic).
-    Error { message: String, fatal: bool },
+    Error {
+        message: String,
+        fatal: bool,
+    },
 }
 
 #[derive(Debug, Serialize)]

@@ -149,7 +149,9 @@ async fn load_mnist(url: &str, train_images: Option<usize>) -> Result<Dataset, S
     let digits = parse_mnist(&Uint8Array::new(&buffer).to_vec())?;
     let (mut train, test) = mnist_train_test(&digits, MNIST_TEST_IMAGES, SPLIT_SEED);
     if let Some(wanted) = train_images.filter(|&wanted| wanted < train.len()) {
-        train = train.split(wanted as f64 / train.len() as f64, SPLIT_SEED).1;
+        train = train
+            .split(wanted as f64 / train.len() as f64, SPLIT_SEED)
+            .1;
     }
     Ok(Dataset {
         name: "MNIST digits".into(),
@@ -286,12 +288,20 @@ impl TrainObserver for WorkerObserver {
     async fn on_batch(&mut self, progress: &BatchProgress) -> Control {
         post(&WorkerOutput::Progress(progress.clone()));
         yield_to_event_loop().await;
-        if self.stop.get() { Control::Stop } else { Control::Continue }
+        if self.stop.get() {
+            Control::Stop
+        } else {
+            Control::Continue
+        }
     }
 
     async fn on_epoch(&mut self, summary: &EpochSummary) -> Control {
         post(&WorkerOutput::Epoch(summary.clone()));
-        if self.stop.get() { Control::Stop } else { Control::Continue }
+        if self.stop.get() {
+            Control::Stop
+        } else {
+            Control::Continue
+        }
     }
 }
 
@@ -331,9 +341,15 @@ async fn run_training(
     let (evaluation, test_pairs) = evaluate(&trained, &data, test_set, config.seed, &device)
         .await
         .map_err(|e| e.to_string())?;
-    let gallery = gallery(&trained.model, test_set, &test_pairs, evaluation.best_threshold, &device)
-        .await
-        .map_err(|e| e.to_string())?;
+    let gallery = gallery(
+        &trained.model,
+        test_set,
+        &test_pairs,
+        evaluation.best_threshold,
+        &device,
+    )
+    .await
+    .map_err(|e| e.to_string())?;
     STATE.with_borrow_mut(|state| {
         state.predictor = Some(Rc::new(Predictor {
             model: trained.model.clone(),
