@@ -37,11 +37,23 @@ fi
 
 [ "$want" = serve ] && exit 0
 
+# Browsers and their drivers: Chromium (WebGPU through SwiftShader) and Firefox ESR (the CPU path).
 apt_missing=()
 command -v chromium >/dev/null || apt_missing+=(chromium)
 command -v chromedriver >/dev/null || apt_missing+=(chromium-driver)
+command -v firefox-esr >/dev/null || apt_missing+=(firefox-esr)
 if [ ${#apt_missing[@]} -gt 0 ]; then
   log "installing ${apt_missing[*]} from Debian"
   apt-get update -qq
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${apt_missing[@]}"
+fi
+
+if ! command -v geckodriver >/dev/null; then
+  log "building geckodriver (a few minutes)"
+  cargo install geckodriver --locked
+fi
+
+if ! command -v wasm-pack >/dev/null; then
+  log "building wasm-pack (a few minutes)"
+  cargo install wasm-pack --locked
 fi

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Runs every test: formatting, the native Rust tests (core, loss, pairs, images, a real training
-# run), the release build of the app, and the end-to-end tests in headless Chromium.
+# run), the release build of the app, the end-to-end tests of the page in headless Chromium, and
+# the core's tests in headless Chrome (WebGPU) and Firefox (CPU) through wasm-pack.
 # Installs what is missing first (scripts/install-tools.sh); a warm machine skips all of it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -18,5 +19,14 @@ cargo test --release
 step "release build of the app (trunk build --release -> dist/)"
 trunk build --release
 
-step "browser tests (node --test tests/e2e, headless Chromium)"
+step "browser tests of the page (node --test tests/e2e, headless Chromium)"
 node --test --test-concurrency=1 tests/e2e/
+
+# The core in browsers' dedicated workers (tests/in_browser.rs). Release, like the app, so the
+# wasm32 dependencies built above are reused; the runner's 20 s default is too short for training.
+# wasm-pack finds wasm-bindgen, chromedriver and geckodriver on PATH and downloads nothing.
+export WASM_BINDGEN_TEST_TIMEOUT=900
+step "wasm-pack test --headless --chrome (WebGPU)"
+wasm-pack test --headless --chrome --release -- --test in_browser
+step "wasm-pack test --headless --firefox (CPU backend)"
+wasm-pack test --headless --firefox --release -- --test in_browser

@@ -89,8 +89,8 @@ function imageShape() {
 function useMnist() {
   $('image-size').value = '1,28,28';
   $('dataset-summary').textContent = 'Loading the MNIST digits…';
-  const trainImages = Number(params.get('train_images')) || null;
-  trainer.send({ type: 'use_mnist', url: MNIST_URL, train_images: trainImages });
+  const sample = (name) => Number(params.get(name)) || null;
+  trainer.send({ type: 'use_mnist', url: MNIST_URL, train_images: sample('train_images'), test_images: sample('test_images') });
 }
 
 async function useFiles(entries) {

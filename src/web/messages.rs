@@ -11,10 +11,11 @@ use crate::training::{BatchProgress, EpochSummary, TrainConfig};
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum WorkerInput {
     /// Load the built-in digits from this URL (the asset sits beside the app's files);
-    /// `train_images` keeps a stratified sample of the training part, for quick runs.
+    /// `train_images` and `test_images` keep stratified samples of each part, for quick runs.
     UseMnist {
         url: String,
         train_images: Option<usize>,
+        test_images: Option<usize>,
     },
     /// Load the user's files; one class per `class_name`.
     UseFiles {

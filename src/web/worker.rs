@@ -110,8 +110,12 @@ fn handle(input: WorkerInput) {
         {
             post_error("training is running: stop it first")
         }
-        WorkerInput::UseMnist { url, train_images } => spawn_local(async move {
-            match load_mnist(&url, train_images).await {
+        WorkerInput::UseMnist {
+            url,
+            train_images,
+            test_images,
+        } => spawn_local(async move {
+            match load_mnist(&url, train_images, test_images).await {
                 Ok(dataset) => use_dataset(dataset, Vec::new()),
                 Err(message) => post_error(message),
             }
@@ -131,7 +135,11 @@ fn handle(input: WorkerInput) {
     }
 }
 
-async fn load_mnist(url: &str, train_images: Option<usize>) -> Result<Dataset, String> {
+async fn load_mnist(
+    url: &str,
+    train_images: Option<usize>,
+    test_images: Option<usize>,
+) -> Result<Dataset, String> {
     let fetch_failed = |err: JsValue| format!("cannot load the MNIST digits from {url}: {err:?}");
     let response: Response = JsFuture::from(scope().fetch_with_str(url))
         .await
@@ -147,17 +155,22 @@ async fn load_mnist(url: &str, train_images: Option<usize>) -> Result<Dataset, S
         .await
         .map_err(fetch_failed)?;
     let digits = parse_mnist(&Uint8Array::new(&buffer).to_vec())?;
-    let (mut train, test) = mnist_train_test(&digits, MNIST_TEST_IMAGES, SPLIT_SEED);
-    if let Some(wanted) = train_images.filter(|&wanted| wanted < train.len()) {
-        train = train
-            .split(wanted as f64 / train.len() as f64, SPLIT_SEED)
-            .1;
-    }
+    let (train, test) = mnist_train_test(&digits, MNIST_TEST_IMAGES, SPLIT_SEED);
     Ok(Dataset {
         name: "MNIST digits".into(),
-        train,
-        test,
+        train: stratified_sample(train, train_images),
+        test: stratified_sample(test, test_images),
     })
+}
+
+/// About `wanted` images of `set`, each class in its share; the whole set when None or larger.
+fn stratified_sample(set: ImageSet, wanted: Option<usize>) -> ImageSet {
+    match wanted {
+        Some(wanted) if wanted < set.len() => {
+            set.split(wanted as f64 / set.len() as f64, SPLIT_SEED).1
+        }
+        _ => set,
+    }
 }
 
 fn load_files(files: Vec<UploadedFile>, shape: ImageShape) {

@@ -77,7 +77,7 @@ test('MNIST trains on the CPU backend for one epoch, far above chance, and the p
 });
 
 test('MNIST trains on WebGPU (a short run: the software GPU here is slow)', async () => {
-  const { page, problems } = await openPage('?dataset=mnist&train_images=640&epochs=1&autostart=1&backend=webgpu');
+  const { page, problems } = await openPage('?dataset=mnist&train_images=640&test_images=500&epochs=1&autostart=1&backend=webgpu');
   const run = await waitForRun(page, 480_000);
   assert.equal(run.state, 'done', run.messages);
   const result = JSON.parse(run.result);

@@ -1,0 +1,226 @@
+//! The core where it really runs: in a browser's dedicated worker, as the app trains.
+//!
+//! `wasm-pack test --headless --chrome --release -- --test in_browser` (WebGPU through
+//! `--enable-unsafe-webgpu`, given by webdriver.json) and `--firefox` (no WebGPU: the CPU path).
+//! Every read is `*_async`: a blocking read panics in wasm.
+#![cfg(target_arch = "wasm32")]
+
+use burn::module::Module;
+use burn::tensor::{Device, Distribution, Tensor, TensorData};
+use siamese_web::backend::{Backend, training_device};
+use siamese_web::data::ImageShape;
+use siamese_web::data::images::decode_image;
+use siamese_web::data::mnist::parse_mnist;
+use siamese_web::loss::ContrastiveLoss;
+use siamese_web::model::SiameseNetConfig;
+use siamese_web::training::{
+    BatchProgress, Control, EpochSummary, TrainConfig, TrainObserver, TrainingData, evaluate, train,
+};
+use wasm_bindgen_test::*;
+
+wasm_bindgen_test_configure!(run_in_dedicated_worker);
+
+const MNIST: &[u8] = include_bytes!("../assets/mnist-10k.bin.gz");
+
+fn is_firefox() -> bool {
+    let navigator = js_sys::Reflect::get(&js_sys::global(), &"navigator".into()).unwrap();
+    let agent = js_sys::Reflect::get(&navigator, &"userAgent".into()).unwrap();
+    agent.as_string().unwrap_or_default().contains("Firefox")
+}
+
+/// WebGPU where this browser should have it (Chrome with --enable-unsafe-webgpu), else None.
+async fn webgpu() -> Option<Device> {
+    let device = training_device(Backend::Wgpu).await;
+    if is_firefox() {
+        assert!(
+            device.is_err(),
+            "Firefox ESR here was expected to have no WebGPU"
+        );
+        None
+    } else {
+        Some(device.expect("Chrome must offer WebGPU (is webdriver.json's flag missing?)"))
+    }
+}
+
+/// The devices this browser trains on: the CPU always, WebGPU in Chrome.
+async fn devices() -> Vec<(&'static str, Device)> {
+    let mut devices = vec![("cpu", training_device(Backend::Flex).await.unwrap())];
+    if let Some(gpu) = webgpu().await {
+        devices.push(("webgpu", gpu));
+    }
+    devices
+}
+
+async fn values(tensor: Tensor<1>) -> Vec<f32> {
+    tensor
+        .into_data_async()
+        .await
+        .unwrap()
+        .try_to_vec()
+        .unwrap()
+}
+
+#[wasm_bindgen_test]
+async fn the_loss_by_hand_on_every_backend() {
+    // Similar D=0.5 -> 0.25; dissimilar D=0.25 -> (1-0.25)^2 = 0.5625; dissimilar D=3 -> 0.
+    // Mean = 0.8125 / 3. Swapped terms would give (0.25 + 0.0625 + 9) / 3 instead.
+    for (name, device) in devices().await {
+        let loss = ContrastiveLoss::new().forward(
+            Tensor::from_floats([0.5, 0.25, 3.0], &device),
+            Tensor::from_floats([0.0, 1.0, 1.0], &device),
+        );
+        let value = values(loss).await[0];
+        assert!((value - 0.8125 / 3.0).abs() < 1e-5, "{name}: {value}");
+    }
+}
+
+#[wasm_bindgen_test]
+async fn webgpu_distances_and_loss_equal_the_cpus() {
+    let Some(gpu) = webgpu().await else {
+        return; // Firefox: the CPU path is what runs, checked by the other tests.
+    };
+    let cpu = Device::flex();
+    cpu.seed(5);
+    let model = SiameseNetConfig::new().init(&cpu).unwrap();
+    let images = Tensor::<4>::random([16, 1, 28, 28], Distribution::Uniform(0.0, 1.0), &cpu);
+    let labels = Tensor::<1>::from_floats([0., 1., 0., 1., 1., 0., 1., 0.], &cpu);
+    let loss = ContrastiveLoss::new();
+
+    let cpu_distances = model.pair_distances(images.clone());
+    let cpu_loss = values(loss.forward(cpu_distances.clone(), labels.clone())).await[0];
+    let cpu_distances = values(cpu_distances).await;
+
+    let gpu = gpu.without_autodiff();
+    let gpu_model = model.to_device(&gpu);
+    let gpu_distances = gpu_model.pair_distances(images.to_device(&gpu));
+    let gpu_loss = values(loss.forward(gpu_distances.clone(), labels.to_device(&gpu))).await[0];
+    let gpu_distances = values(gpu_distances).await;
+
+    for (c, g) in cpu_distances.iter().zip(&gpu_distances) {
+        assert!(
+            (c - g).abs() <= 1e-4 * c.abs().max(1.0),
+            "cpu {c} vs webgpu {g}"
+        );
+    }
+    assert!(
+        (cpu_loss - gpu_loss).abs() <= 1e-4 * cpu_loss.max(1.0),
+        "{cpu_loss} vs {gpu_loss}"
+    );
+}
+
+#[wasm_bindgen_test]
+async fn one_step_lowers_the_loss_on_a_fixed_batch_on_every_backend() {
+    use burn::optim::{AdamConfig, GradientsParams};
+    for (name, device) in devices().await {
+        device.seed(3);
+        let mut model = SiameseNetConfig::new().init(&device).unwrap();
+        let images = Tensor::<4>::random([32, 1, 28, 28], Distribution::Uniform(0.0, 1.0), &device);
+        let dissimilar = Tensor::<1>::from_data(
+            TensorData::new((0..16).map(|i| (i % 2) as f32).collect::<Vec<_>>(), [16]),
+            &device,
+        );
+        let loss_fn = ContrastiveLoss::new();
+        let mut optimizer = AdamConfig::new().init();
+        let loss = loss_fn.forward(model.pair_distances(images.clone()), dissimilar.clone());
+        let before = values(loss.clone()).await[0];
+        let grads = GradientsParams::from_grads(loss.backward(), &model);
+        model = optimizer.step(1e-3, model, grads);
+        let after = values(loss_fn.forward(model.pair_distances(images), dissimilar)).await[0];
+        assert!(after < before, "{name}: {before} -> {after}");
+    }
+}
+
+#[derive(Default)]
+struct Steps {
+    done: usize,
+    stop_after: Option<usize>,
+}
+
+impl TrainObserver for Steps {
+    async fn on_batch(&mut self, _: &BatchProgress) -> Control {
+        self.done += 1;
+        match self.stop_after {
+            Some(limit) if self.done >= limit => Control::Stop,
+            _ => Control::Continue,
+        }
+    }
+
+    async fn on_epoch(&mut self, _: &EpochSummary) -> Control {
+        Control::Continue
+    }
+}
+
+/// Trains on a stratified sample of the digits for at most `steps` batches; returns the test
+/// pair accuracy at the article's threshold.
+async fn mnist_accuracy(device: &Device, images: usize, steps: usize) -> f64 {
+    let digits = parse_mnist(MNIST).unwrap();
+    let (_, sample) = digits.split(images as f64 / digits.len() as f64, 11);
+    let (train_set, test_set) = sample.split(0.2, 12);
+    let config = TrainConfig::new().with_epochs(100);
+    let data = TrainingData::split(&train_set, &config).unwrap();
+    let mut observer = Steps {
+        stop_after: Some(steps),
+        ..Steps::default()
+    };
+    let trained = train(&data, &config, device, &mut observer).await.unwrap();
+    assert!(trained.stopped);
+    assert_eq!(
+        observer.done, steps,
+        "cancelled between batches, right after the limit"
+    );
+    let (evaluation, _) = evaluate(&trained, &data, &test_set, 1, device)
+        .await
+        .unwrap();
+    evaluation.test_acc
+}
+
+#[wasm_bindgen_test]
+async fn training_on_real_digits_beats_chance_on_the_cpu_twice_in_a_row() {
+    let cpu = training_device(Backend::Flex).await.unwrap();
+    let first = mnist_accuracy(&cpu, 3000, 300).await;
+    assert!(first > 0.9, "test pair accuracy after 300 steps: {first}");
+    // A second model trains after the first without reloading.
+    let second = mnist_accuracy(&cpu, 1000, 60).await;
+    assert!(second > 0.75, "second run: {second}");
+}
+
+#[wasm_bindgen_test]
+async fn training_on_real_digits_beats_chance_on_webgpu() {
+    if let Some(gpu) = webgpu().await {
+        // The software GPU of a machine without one is slow: a short run.
+        let accuracy = mnist_accuracy(&gpu, 1000, 25).await;
+        assert!(
+            accuracy > 0.7,
+            "test pair accuracy after 25 steps: {accuracy}"
+        );
+    }
+}
+
+#[wasm_bindgen_test]
+fn every_image_format_decodes_in_wasm() {
+    use image::{DynamicImage, ImageBuffer, ImageFormat, Rgb};
+    let picture = DynamicImage::ImageRgb8(ImageBuffer::from_fn(16, 16, |x, _| {
+        if x < 8 {
+            Rgb([0, 0, 0])
+        } else {
+            Rgb([255, 255, 255])
+        }
+    }));
+    for format in [
+        ImageFormat::Png,
+        ImageFormat::Jpeg,
+        ImageFormat::Gif,
+        ImageFormat::Bmp,
+        ImageFormat::WebP,
+    ] {
+        let mut bytes = std::io::Cursor::new(Vec::new());
+        let image = match format {
+            ImageFormat::Gif => DynamicImage::ImageRgba8(picture.to_rgba8()),
+            _ => picture.clone(),
+        };
+        image.write_to(&mut bytes, format).unwrap();
+        let values = decode_image("x", bytes.get_ref(), ImageShape::new(3, 8, 8)).unwrap();
+        assert!(values[0] < 0.1 && values[7] > 0.9, "{format:?}: {values:?}");
+    }
+    assert!(decode_image("x.png", b"text", ImageShape::MNIST).is_err());
+}
