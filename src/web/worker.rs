@@ -15,7 +15,6 @@ use crate::backend::{Backend, training_device};
 use crate::data::images::{LabelledFile, decode_image, load_labelled_files};
 use crate::data::mnist::{mnist_train_test, parse_mnist};
 use crate::data::{ImageSet, ImageShape};
-use crate::evaluation::ARTICLE_THRESHOLD;
 use crate::model::SiameseNet;
 use crate::pairs::{Pair, PairSampler};
 use crate::training::{
@@ -446,10 +445,4 @@ async fn compare(left: ImageRef, right: ImageRef) -> Result<(), String> {
         right: thumbnail(&pair_set, 1),
     });
     Ok(())
-}
-
-/// The article's fixed rule, exported so the page labels it from one source.
-#[wasm_bindgen(js_name = articleThreshold)]
-pub fn article_threshold() -> f32 {
-    ARTICLE_THRESHOLD
 }
