@@ -235,20 +235,23 @@ fn dissimilar_flags(pairs: &[Pair]) -> Vec<bool> {
     pairs.iter().map(|p| p.dissimilar).collect()
 }
 
-fn contrastive_loss_of(distances: &[f32], dissimilar: &[bool], margin: f32) -> f32 {
-    let total: f64 = distances
-        .iter()
-        .zip(dissimilar)
-        .map(|(&d, &y)| {
-            let d = f64::from(d);
-            if y {
-                (f64::from(margin) - d).max(0.0).powi(2)
-            } else {
-                d * d
-            }
-        })
-        .sum();
-    (total / distances.len() as f64) as f32
+/// Mean contrastive loss of known distances, through the same `ContrastiveLoss` as training.
+async fn mean_loss(
+    loss_fn: &ContrastiveLoss,
+    distances: &[f32],
+    dissimilar: &[bool],
+    device: &Device,
+) -> Result<f32, TrainError> {
+    let device = device.clone().without_autodiff();
+    let labels: Vec<f32> = dissimilar.iter().map(|&y| f32::from(u8::from(y))).collect();
+    let loss = loss_fn.forward(
+        Tensor::from_data(
+            TensorData::new(distances.to_vec(), [distances.len()]),
+            &device,
+        ),
+        Tensor::from_data(TensorData::new(labels, [dissimilar.len()]), &device),
+    );
+    loss.into_scalar_async().await.map_err(backend_error)
 }
 
 /// Trains a new model on `data` with Adam; `device` must have autodiff enabled.
@@ -317,7 +320,7 @@ pub async fn train(
         if let Some(pairs) = &data.validation_pairs {
             let distances = pair_distances(&model, &data.validation, pairs, device).await?;
             let flags = dissimilar_flags(pairs);
-            summary.validation_loss = Some(contrastive_loss_of(&distances, &flags, config.margin));
+            summary.validation_loss = Some(mean_loss(&loss_fn, &distances, &flags, device).await?);
             summary.validation_acc = Some(accuracy_at(&distances, &flags, ARTICLE_THRESHOLD));
         }
         let control = observer.on_epoch(&summary).await;
