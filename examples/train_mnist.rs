@@ -71,7 +71,7 @@ async fn run() -> Result<String, String> {
     let trained = train(&data, &config, &device, &mut PrintProgress)
         .await
         .map_err(|e| e.to_string())?;
-    let (evaluation, _) = evaluate(&trained, &data, &test_set, config.seed, &device)
+    let (evaluation, _, _) = evaluate(&trained, &data, &test_set, config.seed, &device)
         .await
         .map_err(|e| e.to_string())?;
     Ok(serde_json::json!({

@@ -342,14 +342,15 @@ pub async fn train(
 }
 
 /// Evaluates on `test` pairs (seeded, balanced), choosing the threshold on the validation
-/// pairs, or on the training pairs when the validation part is too small to pair.
+/// pairs, or on the training pairs when the validation part is too small to pair. Returns the
+/// test pairs and their distances too.
 pub async fn evaluate(
     trained: &TrainedModel,
     data: &TrainingData,
     test: &ImageSet,
     seed: u64,
     device: &Device,
-) -> Result<(Evaluation, Vec<Pair>), TrainError> {
+) -> Result<(Evaluation, Vec<Pair>, Vec<f32>), TrainError> {
     let test_pairs = PairSampler::with_seed(test.labels(), &test.class_names, seed)?.epoch_pairs(0);
     let test_distances = pair_distances(&trained.model, test, &test_pairs, device).await?;
     let (threshold_set, threshold_pairs) = match &data.validation_pairs {
@@ -363,5 +364,5 @@ pub async fn evaluate(
         &test_distances,
         &dissimilar_flags(&test_pairs),
     );
-    Ok((evaluation, test_pairs))
+    Ok((evaluation, test_pairs, test_distances))
 }

@@ -168,7 +168,7 @@ async fn mnist_accuracy(device: &Device, images: usize, steps: usize) -> f64 {
         observer.done, steps,
         "cancelled between batches, right after the limit"
     );
-    let (evaluation, _) = evaluate(&trained, &data, &test_set, 1, device)
+    let (evaluation, _, _) = evaluate(&trained, &data, &test_set, 1, device)
         .await
         .unwrap();
     evaluation.test_acc

@@ -47,7 +47,7 @@ fn a_short_run_on_mnist_learns_to_tell_digits_apart() {
     let device = pollster::block_on(training_device(Backend::Flex)).unwrap();
     let mut record = Record::default();
     let trained = pollster::block_on(train(&data, &config, &device, &mut record)).unwrap();
-    let (evaluation, test_pairs) =
+    let (evaluation, test_pairs, _) =
         pollster::block_on(evaluate(&trained, &data, &test_set, 7, &device)).unwrap();
 
     assert_eq!(test_pairs.len(), 2 * test_set.len());

@@ -350,18 +350,16 @@ async fn run_training(
             Some("too few images to hold out a test part: figures are on training images".into()),
         )
     };
-    let (evaluation, test_pairs) = evaluate(&trained, &data, test_set, config.seed, &device)
-        .await
-        .map_err(|e| e.to_string())?;
+    let (evaluation, test_pairs, test_distances) =
+        evaluate(&trained, &data, test_set, config.seed, &device)
+            .await
+            .map_err(|e| e.to_string())?;
     let gallery = gallery(
-        &trained.model,
         test_set,
         &test_pairs,
+        &test_distances,
         evaluation.best_threshold,
-        &device,
-    )
-    .await
-    .map_err(|e| e.to_string())?;
+    );
     STATE.with_borrow_mut(|state| {
         state.predictor = Some(Rc::new(Predictor {
             model: trained.model.clone(),
@@ -388,26 +386,20 @@ async fn run_training(
     })
 }
 
-async fn gallery(
-    model: &SiameseNet,
-    set: &ImageSet,
-    pairs: &[Pair],
-    threshold: f32,
-    device: &Device,
-) -> Result<Vec<GalleryPair>, crate::training::TrainError> {
-    let shown = &pairs[..pairs.len().min(GALLERY_PAIRS)];
-    let distances = pair_distances(model, set, shown, device).await?;
-    Ok(shown
+/// The first test pairs with their distances, as the page shows them.
+fn gallery(set: &ImageSet, pairs: &[Pair], distances: &[f32], threshold: f32) -> Vec<GalleryPair> {
+    pairs
         .iter()
         .zip(distances)
-        .map(|(pair, distance)| GalleryPair {
+        .take(GALLERY_PAIRS)
+        .map(|(pair, &distance)| GalleryPair {
             left: thumbnail(set, pair.left),
             right: thumbnail(set, pair.right),
             distance,
             dissimilar: pair.dissimilar,
             predicted_dissimilar: distance > threshold,
         })
-        .collect())
+        .collect()
 }
 
 async fn compare(left: ImageRef, right: ImageRef) -> Result<(), String> {
