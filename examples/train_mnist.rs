@@ -2,12 +2,17 @@
 //! line with the results last on stdout.
 //!
 //! cargo run --release --example train_mnist -- --epochs 3 [--backend flex|wgpu] [--seed 42]
-//!     [--batch 64] [--lr 0.001] [--margin 1]
+//!     [--batch 64] [--lr 0.001] [--margin 1] [--save digits.siamese]
+//!
+//! `--save` writes the model as a file the page and the widget load ("Load a model file"):
+//! train large natively, on a GPU, and use the model in the browser.
 
 use siamese_web::backend::{Backend, training_device};
 use siamese_web::data::mnist::{mnist_train_test, parse_mnist};
+use siamese_web::model_file::{ModelInfo, save_model};
 use siamese_web::training::{
-    BatchProgress, Control, EpochSummary, TrainConfig, TrainObserver, TrainingData, evaluate, train,
+    BatchProgress, Control, EpochSummary, TrainConfig, TrainObserver, TrainingData, analyse,
+    evaluate, train,
 };
 
 const MNIST: &[u8] = include_bytes!("../assets/mnist-10k.bin.gz");
@@ -35,9 +40,16 @@ impl TrainObserver for PrintProgress {
     }
 }
 
-fn parse_args() -> Result<(TrainConfig, Backend), String> {
+struct Options {
+    config: TrainConfig,
+    backend: Backend,
+    save: Option<String>,
+}
+
+fn parse_args() -> Result<Options, String> {
     let mut config = TrainConfig::new();
     let mut backend = Backend::Flex;
+    let mut save = None;
     let mut args = std::env::args().skip(1);
     while let Some(flag) = args.next() {
         let value = args.next().ok_or_else(|| format!("{flag} needs a value"))?;
@@ -49,14 +61,23 @@ fn parse_args() -> Result<(TrainConfig, Backend), String> {
             "--batch" => config.batch_size = value.parse().map_err(|e| bad(&e))?,
             "--lr" => config.learning_rate = value.parse().map_err(|e| bad(&e))?,
             "--margin" => config.margin = value.parse().map_err(|e| bad(&e))?,
+            "--save" => save = Some(value),
             other => return Err(format!("unknown option {other}")),
         }
     }
-    Ok((config, backend))
+    Ok(Options {
+        config,
+        backend,
+        save,
+    })
 }
 
 async fn run() -> Result<String, String> {
-    let (config, backend) = parse_args()?;
+    let Options {
+        config,
+        backend,
+        save,
+    } = parse_args()?;
     let device = training_device(backend).await?;
     let digits = parse_mnist(MNIST)?;
     let (train_set, test_set) = mnist_train_test(&digits, TEST_IMAGES, config.seed);
@@ -74,7 +95,37 @@ async fn run() -> Result<String, String> {
     let (evaluation, _, _) = evaluate(&trained, &data, &test_set, config.seed, &device)
         .await
         .map_err(|e| e.to_string())?;
+    let threshold = evaluation.best_threshold;
+    let analysis = analyse(
+        &trained.model,
+        threshold,
+        &data.train,
+        &test_set,
+        config.seed,
+        &device,
+    )
+    .await
+    .map_err(|e| e.to_string())?;
+    if let Some(path) = &save {
+        let info = ModelInfo {
+            shape: train_set.shape,
+            embedding_size: trained.model_config.embedding_size,
+            class_names: train_set.class_names.clone(),
+            threshold,
+            config: config.clone(),
+            dataset: "MNIST digits".into(),
+            epochs_trained: trained.history.len(),
+            test_acc: evaluation.test_acc_best,
+        };
+        let file = save_model(&trained.model, &info)
+            .await
+            .map_err(|e| e.to_string())?;
+        std::fs::write(path, file).map_err(|e| format!("cannot write {path}: {e}"))?;
+        eprintln!("model saved to {path}");
+    }
     Ok(serde_json::json!({
+        "knn_acc": analysis.knn_acc,
+        "one_shot_acc": analysis.one_shot_acc,
         "epochs": trained.history.len(),
         "backend": backend.name(),
         "test_acc": evaluation.test_acc,

@@ -6,10 +6,13 @@
 //! is built and tested natively and compiled to wasm32 unchanged.
 
 pub mod backend;
+pub mod benchmark;
 pub mod data;
+pub mod embeddings;
 pub mod evaluation;
 pub mod loss;
 pub mod model;
+pub mod model_file;
 pub mod pairs;
 pub mod rng;
 pub mod training;

@@ -12,9 +12,10 @@ use serde::{Deserialize, Serialize};
 use web_time::Instant;
 
 use crate::data::ImageSet;
+use crate::embeddings::{Embeddings, knn_accuracy, one_shot_accuracy};
 use crate::evaluation::{ARTICLE_THRESHOLD, Evaluation, accuracy_at};
 use crate::loss::ContrastiveLoss;
-use crate::model::{SiameseNet, SiameseNetConfig};
+use crate::model::{DISTANCE_EPSILON, SiameseNet, SiameseNetConfig};
 use crate::pairs::{Pair, PairError, PairSampler};
 
 /// Every knob of a run, with the article's defaults.
@@ -231,6 +232,35 @@ pub async fn pair_distances(
     Ok(distances)
 }
 
+/// The embedding of every image of `set`, without autodiff.
+pub async fn embed_images(
+    model: &SiameseNet,
+    set: &ImageSet,
+    device: &Device,
+) -> Result<Embeddings, TrainError> {
+    let model = model.valid();
+    let device = device.clone().without_autodiff();
+    let shape = set.shape;
+    let mut values = Vec::new();
+    let mut dim = 0;
+    let indices: Vec<usize> = (0..set.len()).collect();
+    for chunk in indices.chunks(2 * INFERENCE_BATCH) {
+        let pixels: Vec<f32> = chunk.iter().flat_map(|&i| set.image(i)).copied().collect();
+        let images = Tensor::from_data(
+            TensorData::new(
+                pixels,
+                [chunk.len(), shape.channels, shape.height, shape.width],
+            ),
+            &device,
+        );
+        let embedded = model.embed(images);
+        dim = embedded.dims()[1];
+        let data = embedded.into_data_async().await.map_err(backend_error)?;
+        values.extend(data.iter::<f32>());
+    }
+    Ok(Embeddings::new(dim, values, set.labels().to_vec()))
+}
+
 fn dissimilar_flags(pairs: &[Pair]) -> Vec<bool> {
     pairs.iter().map(|p| p.dissimilar).collect()
 }
@@ -365,4 +395,55 @@ pub async fn evaluate(
         &dissimilar_flags(&test_pairs),
     );
     Ok((evaluation, test_pairs, test_distances))
+}
+
+/// Neighbours that vote in k-NN classification.
+pub const KNN_K: usize = 5;
+
+/// How well the embeddings serve the downstream task, classifying images, and the embeddings
+/// themselves (for the map and for neighbour searches).
+pub struct Analysis {
+    pub reference: Embeddings,
+    pub test: Embeddings,
+    /// Test pair accuracy at the model's threshold, from the same seeded pairs as `evaluate`.
+    pub pair_acc: f64,
+    /// Test images whose `KNN_K` nearest reference images mostly share their class.
+    pub knn_acc: f64,
+    pub one_shot_acc: f64,
+    pub one_shot_ways: usize,
+}
+
+/// Embeds `reference` (labelled examples) and `test`, and classifies the test images with them.
+pub async fn analyse(
+    model: &SiameseNet,
+    threshold: f32,
+    reference: &ImageSet,
+    test: &ImageSet,
+    seed: u64,
+    device: &Device,
+) -> Result<Analysis, TrainError> {
+    let reference_embeddings = embed_images(model, reference, device).await?;
+    let test_embeddings = embed_images(model, test, device).await?;
+    let test_pairs = PairSampler::with_seed(test.labels(), &test.class_names, seed)?.epoch_pairs(0);
+    let distances: Vec<f32> = test_pairs
+        .iter()
+        .map(|pair| {
+            let (a, b) = (
+                test_embeddings.row(pair.left),
+                test_embeddings.row(pair.right),
+            );
+            let squared: f32 = a.iter().zip(b).map(|(x, y)| (x - y) * (x - y)).sum();
+            (squared + DISTANCE_EPSILON).sqrt()
+        })
+        .collect();
+    let (one_shot_acc, one_shot_ways) =
+        one_shot_accuracy(&reference_embeddings, &test_embeddings, seed);
+    Ok(Analysis {
+        pair_acc: accuracy_at(&distances, &dissimilar_flags(&test_pairs), threshold),
+        knn_acc: knn_accuracy(&reference_embeddings, &test_embeddings, KNN_K),
+        one_shot_acc,
+        one_shot_ways,
+        reference: reference_embeddings,
+        test: test_embeddings,
+    })
 }

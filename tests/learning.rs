@@ -4,8 +4,10 @@
 
 use siamese_web::backend::{Backend, training_device};
 use siamese_web::data::mnist::parse_mnist;
+use siamese_web::model_file::{ModelInfo, load_model, save_model};
 use siamese_web::training::{
-    BatchProgress, Control, EpochSummary, TrainConfig, TrainObserver, TrainingData, evaluate, train,
+    BatchProgress, Control, EpochSummary, TrainConfig, TrainObserver, TrainingData, analyse,
+    evaluate, pair_distances, train,
 };
 
 const MNIST: &[u8] = include_bytes!("../assets/mnist-10k.bin.gz");
@@ -47,7 +49,7 @@ fn a_short_run_on_mnist_learns_to_tell_digits_apart() {
     let device = pollster::block_on(training_device(Backend::Flex)).unwrap();
     let mut record = Record::default();
     let trained = pollster::block_on(train(&data, &config, &device, &mut record)).unwrap();
-    let (evaluation, test_pairs, _) =
+    let (evaluation, test_pairs, test_distances) =
         pollster::block_on(evaluate(&trained, &data, &test_set, 7, &device)).unwrap();
 
     assert_eq!(test_pairs.len(), 2 * test_set.len());
@@ -80,6 +82,53 @@ fn a_short_run_on_mnist_learns_to_tell_digits_apart() {
     // Similar pairs end up much closer than dissimilar ones.
     let mean = |d: &[f32]| d.iter().sum::<f32>() / d.len() as f32;
     assert!(mean(&evaluation.similar_distances) * 2.0 < mean(&evaluation.dissimilar_distances));
+
+    // The embeddings classify digits (chance is 0.1): by their 5 nearest training digits, and
+    // 10-way one-shot, with one training digit per class as the only examples. Measured on this
+    // run: k-NN 0.948, one-shot 0.866.
+    let analysis = pollster::block_on(analyse(
+        &trained.model,
+        evaluation.best_threshold,
+        &data.train,
+        &test_set,
+        7,
+        &device,
+    ))
+    .unwrap();
+    eprintln!(
+        "k-NN acc {}, one-shot acc {} ({}-way), pair acc {}",
+        analysis.knn_acc, analysis.one_shot_acc, analysis.one_shot_ways, analysis.pair_acc
+    );
+    assert_eq!(analysis.one_shot_ways, 10);
+    assert!(
+        analysis.knn_acc > 0.85,
+        "k-NN accuracy {}",
+        analysis.knn_acc
+    );
+    assert!(
+        analysis.one_shot_acc > 0.7,
+        "one-shot accuracy {}",
+        analysis.one_shot_acc
+    );
+    // Distances from embeddings agree with the model's own pair distances.
+    assert!((analysis.pair_acc - evaluation.test_acc_best).abs() < 0.005);
+
+    // Saved and loaded, the model gives the same distances.
+    let info = ModelInfo {
+        shape: train_set.shape,
+        embedding_size: analysis.test.dim,
+        class_names: train_set.class_names.clone(),
+        threshold: evaluation.best_threshold,
+        config: config.clone(),
+        dataset: "MNIST sample".into(),
+        epochs_trained: 2,
+        test_acc: evaluation.test_acc_best,
+    };
+    let file = pollster::block_on(save_model(&trained.model, &info)).unwrap();
+    let (loaded, _) = load_model(&file, &device).unwrap();
+    let again =
+        pollster::block_on(pair_distances(&loaded, &test_set, &test_pairs, &device)).unwrap();
+    assert_eq!(again, test_distances);
 }
 
 #[test]

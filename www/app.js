@@ -1,13 +1,20 @@
 // The full page: data, settings, training with live progress, results, comparison.
 // All computation happens in the worker (src/web/worker.rs); this file only shows it.
-import { TrainerWorker, readLabelledFiles, droppedFiles, thumbnailCanvas } from './trainer.js';
-import { LossChart, histogramChart, rocChart } from './charts.js';
+import {
+  TrainerWorker, MNIST_URL, readLabelledFiles, droppedFiles, thumbnailCanvas, describeWebGpu,
+  formatSeconds, percent, runProgress,
+} from './trainer.js';
+import { LossChart, histogramChart, rocChart, embeddingMap } from './charts.js';
+import { listModels, keepModel, forgetModel } from './model-store.js';
 
 const $ = (id) => document.getElementById(id);
 const params = new URLSearchParams(location.search);
-const MNIST_URL = new URL('../assets/mnist-10k.bin.gz', import.meta.url).href;
 
-const state = { dataset: null, training: false, trained: false, runStarted: 0, histogram: null, roc: null };
+const state = {
+  dataset: null, training: false, trained: false, runStarted: 0, histogram: null, roc: null, map: null,
+  // The current model: `kept` once it is in IndexedDB; `download` when the user asked for its file.
+  model: null, analysed: false, download: false,
+};
 const lossChart = new LossChart($('loss-chart'));
 const trainer = new TrainerWorker(onWorkerMessage);
 
@@ -20,7 +27,11 @@ function refreshButtons() {
   $('train').disabled = state.training || !usable;
   $('stop').disabled = !state.training;
   $('use-mnist').disabled = state.training;
-  $('compare').disabled = $('compare-random').disabled = state.training || !state.trained;
+  $('compare').disabled = state.training || !state.model;
+  $('compare-random').disabled = state.training || !state.model || !state.dataset;
+  $('neighbour-random').disabled = !state.analysed;
+  $('download-model').disabled = !state.model;
+  $('load-model').disabled = state.training;
 }
 
 function showMessage(text, kind = 'error') {
@@ -35,8 +46,10 @@ function showMessage(text, kind = 'error') {
 function onWorkerMessage(message) {
   switch (message.type) {
     case 'ready':
+      $('backend-status').textContent = describeWebGpu(message.webgpu);
       if (document.body.dataset.state === 'loading') setState('idle');
       refreshButtons();
+      restoreLastModel();
       break;
     case 'dataset_loaded':
       showDataset(message);
@@ -56,6 +69,18 @@ function onWorkerMessage(message) {
     case 'compared':
       showComparison(message);
       break;
+    case 'analysis':
+      showAnalysis(message);
+      break;
+    case 'neighbours':
+      showNeighbours(message);
+      break;
+    case 'model_file':
+      onModelFile(message);
+      break;
+    case 'model_loaded':
+      onModelLoaded(message);
+      break;
     case 'error':
       onError(message);
       break;
@@ -69,10 +94,15 @@ function onError({ message, fatal }) {
     document.body.dataset.error = message;
     setState('error');
   }
-  if (fatal) {
+  if (fatal && !trainer.ready) {
+    // It never started (the wasm could not load): starting it again would fail the same way.
+    $('backend-status').textContent = 'The trainer could not start.';
+  } else if (fatal) {
     // The worker's wasm cannot continue after a panic; a fresh one needs the data again.
     state.dataset = null;
     state.trained = false;
+    state.model = null;
+    state.analysed = false;
     $('dataset-summary').textContent = 'The worker restarted: choose the data again.';
     trainer.restart();
   }
@@ -107,6 +137,7 @@ async function useFiles(entries) {
 function showDataset(summary) {
   state.dataset = summary;
   state.trained = false;
+  state.analysed = false;
   const box = $('dataset-summary');
   box.replaceChildren();
   const title = document.createElement('p');
@@ -170,24 +201,20 @@ function startTraining() {
 }
 
 function showProgress(p) {
-  const done = (p.epoch - 1 + p.step / p.steps_per_epoch) / p.epochs;
+  const { done, remaining_s } = runProgress(p);
   $('progress').value = done;
-  const remaining = p.elapsed_s * (1 / Math.max(done, 1e-9) - 1);
   $('progress-text').textContent = `Epoch ${p.epoch}/${p.epochs} · step ${p.step}/${p.steps_per_epoch} · ` +
-    `loss ${p.loss.toFixed(4)} · ${p.pairs_per_s.toFixed(0)} pairs/s · ETA ${formatSeconds(remaining)}`;
+    `loss ${p.loss.toFixed(4)} · ${p.pairs_per_s.toFixed(0)} pairs/s · ETA ${formatSeconds(remaining_s)}`;
   lossChart.addBatch(p);
 }
-
-function formatSeconds(seconds) {
-  const s = Math.max(0, Math.round(seconds));
-  return `${Math.floor(s / 60)}:${String(s % 60).padStart(2, '0')}`;
-}
-
-const percent = (x) => `${(100 * x).toFixed(2)} %`;
 
 function showResults({ result, evaluation, gallery, stopped, note }) {
   state.training = false;
   state.trained = true;
+  state.model = { kept: false };
+  state.analysed = false;
+  $('analysis').textContent = 'Classifying the test images with the new embeddings…';
+  trainer.send({ type: 'save_model' }); // kept in this browser as soon as it arrives
   $('progress').value = stopped ? $('progress').value : 1;
   $('progress-text').textContent = `${stopped ? 'Stopped' : 'Finished'} after ${result.epochs} epoch(s) in ` +
     `${result.train_s.toFixed(1)} s on ${result.backend === 'webgpu' ? 'WebGPU' : 'the CPU'} ` +
@@ -241,9 +268,10 @@ async function compareFiles() {
   trainer.send({ type: 'compare', left: await ref(left), right: await ref(right) });
 }
 
+const randomTestImage = () => ({ kind: 'test', index: Math.floor(Math.random() * state.dataset.test_images) });
+
 function compareRandom() {
-  const pick = () => ({ kind: 'test', index: Math.floor(Math.random() * state.dataset.test_images) });
-  trainer.send({ type: 'compare', left: pick(), right: pick() });
+  trainer.send({ type: 'compare', left: randomTestImage(), right: randomTestImage() });
 }
 
 function showComparison({ distance, threshold, dissimilar, left, right }) {
@@ -251,14 +279,141 @@ function showComparison({ distance, threshold, dissimilar, left, right }) {
     `D = ${distance.toFixed(3)}: ${dissimilar ? 'dissimilar' : 'similar'} (threshold ${threshold.toFixed(3)})`, true));
 }
 
-// ---- wiring ----------------------------------------------------------------------------
+// ---- use the model: classification, the embedding map, neighbours ---------------------
 
-async function describeWebGpu() {
-  const adapter = await navigator.gpu?.requestAdapter().catch(() => null);
-  $('backend-status').textContent = adapter
-    ? 'WebGPU is available: training will run on the GPU (choose CPU in the settings to compare).'
-    : 'WebGPU is not available in this browser: training will run on the CPU.';
+function showAnalysis(report) {
+  state.analysed = true;
+  const table = document.createElement('table');
+  const rows = [
+    [`Test pair accuracy at the model's threshold ${report.threshold.toFixed(3)}`, percent(report.pair_acc)],
+    [`k-NN classification (k = ${report.knn_k}, over ${report.reference_images} labelled training images)`, percent(report.knn_acc)],
+    [`${report.one_shot_ways}-way one-shot classification (one random example per class)`, percent(report.one_shot_acc)],
+    ['Chance for one-shot', percent(1 / Math.max(1, report.one_shot_ways))],
+  ];
+  for (const [label, value] of rows) {
+    const row = table.insertRow();
+    const th = document.createElement('th');
+    th.textContent = label;
+    row.append(th);
+    row.insertCell().textContent = value;
+  }
+  const caption = document.createElement('p');
+  caption.textContent = `On ${report.test_images} test images.`;
+  $('analysis').replaceChildren(table, caption);
+  $('analysis').dataset.result = JSON.stringify({
+    pair_acc: report.pair_acc, knn_acc: report.knn_acc, one_shot_acc: report.one_shot_acc, one_shot_ways: report.one_shot_ways,
+  });
+  state.map = embeddingMap($('map-chart'), report, showMapPoint, state.map);
+  refreshButtons();
 }
+
+function showMapPoint(point, className) {
+  const caption = document.createElement('figcaption');
+  caption.textContent = className;
+  $('map-hover').replaceChildren(thumbnailCanvas(point.thumbnail, 96), caption);
+}
+
+async function findNeighbours(file) {
+  if (!file) return;
+  const bytes = new Uint8Array(await file.arrayBuffer());
+  trainer.send({ type: 'neighbours', query: { kind: 'file', file_name: file.name, bytes }, k: 8 }, [bytes.buffer]);
+}
+
+function showNeighbours({ query, predicted_class: predicted, neighbours }) {
+  const queryCard = document.createElement('figure');
+  queryCard.className = 'pair query';
+  const caption = document.createElement('figcaption');
+  caption.textContent = predicted ? `query: looks like "${predicted}"` : 'query';
+  queryCard.append(thumbnailCanvas(query), caption);
+  $('neighbours').replaceChildren(queryCard, ...neighbours.map((n) => {
+    const card = document.createElement('figure');
+    card.className = 'pair neighbour';
+    const text = document.createElement('figcaption');
+    text.textContent = `${n.class_name} · D = ${n.distance.toFixed(3)}`;
+    card.append(thumbnailCanvas(n.thumbnail), text);
+    return card;
+  }));
+}
+
+// ---- keep the model --------------------------------------------------------------------
+
+function describeModel(info) {
+  return `trained on ${info.dataset} for ${info.epochs_trained} epoch(s), ${info.shape.width}×${info.shape.height} ` +
+    `${info.shape.channels === 1 ? 'grey' : 'RGB'}, ${info.class_names.length} classes, test pair accuracy ${percent(info.test_acc)}`;
+}
+
+async function onModelFile({ file_name, bytes, info }) {
+  if (state.download) {
+    state.download = false;
+    const link = document.createElement('a');
+    link.href = URL.createObjectURL(new Blob([bytes], { type: 'application/octet-stream' }));
+    link.download = file_name;
+    link.click();
+    setTimeout(() => URL.revokeObjectURL(link.href), 10_000);
+  }
+  if (state.model && !state.model.kept) {
+    state.model.kept = true;
+    try {
+      await keepModel({ file_name, info, bytes });
+    } catch (error) {
+      showMessage(`The model could not be kept in this browser (${error.message}); download it to keep it.`, 'warning');
+    }
+    showSavedModels();
+  }
+  $('model-status').textContent = `Current model: ${describeModel(info)}.`;
+}
+
+function onModelLoaded({ file_name, info }) {
+  state.model = { kept: true };
+  state.analysed = false;
+  $('model-status').textContent = `Loaded ${file_name}: ${describeModel(info)}.`;
+  $('model-status').dataset.loaded = file_name;
+  if (!state.dataset) {
+    $('analysis').textContent = `Load data of ${info.shape.width}×${info.shape.height} images to classify with this model.`;
+  }
+  refreshButtons();
+}
+
+async function loadModelFile(file) {
+  if (!file) return;
+  const bytes = new Uint8Array(await file.arrayBuffer());
+  trainer.send({ type: 'load_model', file_name: file.name, bytes }, [bytes.buffer]);
+}
+
+async function showSavedModels() {
+  let models = [];
+  try {
+    models = await listModels();
+  } catch (error) {
+    $('saved-models').replaceChildren(Object.assign(document.createElement('li'), { textContent: `This browser keeps no models here (${error.message}).` }));
+    return [];
+  }
+  $('saved-models').replaceChildren(...models.map((model) => {
+    const item = document.createElement('li');
+    const text = document.createElement('span');
+    text.textContent = `${model.file_name} · ${new Date(model.saved_at).toLocaleString()} · ${describeModel(model.info)} `;
+    const load = Object.assign(document.createElement('button'), { type: 'button', textContent: 'Load', className: 'small' });
+    load.addEventListener('click', () => trainer.send({ type: 'load_model', file_name: model.file_name, bytes: model.bytes }));
+    const forget = Object.assign(document.createElement('button'), { type: 'button', textContent: 'Forget', className: 'small secondary' });
+    forget.addEventListener('click', async () => {
+      await forgetModel(model.id);
+      showSavedModels();
+    });
+    item.append(text, load, forget);
+    return item;
+  }));
+  return models;
+}
+
+/** A reload loses nothing: the newest kept model becomes the current one again. */
+async function restoreLastModel() {
+  const [newest] = await showSavedModels();
+  if (newest && !state.model && !state.training) {
+    trainer.send({ type: 'load_model', file_name: newest.file_name, bytes: newest.bytes });
+  }
+}
+
+// ---- wiring ----------------------------------------------------------------------------
 
 function applyDeepLink() {
   for (const name of ['epochs', 'seed', 'batch_size', 'learning_rate', 'margin', 'validation_split']) {
@@ -275,6 +430,24 @@ $('train').addEventListener('click', startTraining);
 $('stop').addEventListener('click', () => trainer.send({ type: 'stop' }));
 $('compare').addEventListener('click', compareFiles);
 $('compare-random').addEventListener('click', compareRandom);
+$('neighbour-random').addEventListener('click', () => trainer.send({ type: 'neighbours', query: randomTestImage(), k: 8 }));
+$('neighbour-file').addEventListener('change', (e) => findNeighbours(e.target.files[0]));
+const neighbourZone = $('neighbour-zone');
+neighbourZone.addEventListener('dragover', (e) => { e.preventDefault(); neighbourZone.classList.add('over'); });
+neighbourZone.addEventListener('dragleave', () => neighbourZone.classList.remove('over'));
+neighbourZone.addEventListener('drop', (e) => {
+  e.preventDefault();
+  neighbourZone.classList.remove('over');
+  findNeighbours(e.dataTransfer.files[0]);
+});
+$('download-model').addEventListener('click', () => {
+  state.download = true;
+  trainer.send({ type: 'save_model' });
+});
+$('load-model').addEventListener('change', (e) => {
+  loadModelFile(e.target.files[0]);
+  e.target.value = '';
+});
 $('pick-folder').addEventListener('change', (e) => useFiles([...e.target.files].map((file) => ({ file, path: file.webkitRelativePath }))));
 $('pick-files').addEventListener('change', (e) => useFiles([...e.target.files].map((file) => ({ file, path: '' }))));
 const drop = $('drop-zone');
@@ -286,6 +459,5 @@ drop.addEventListener('drop', async (e) => {
   useFiles(await droppedFiles(e.dataTransfer));
 });
 
-describeWebGpu();
 applyDeepLink();
 refreshButtons();

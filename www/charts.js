@@ -1,4 +1,12 @@
-// Charts of a run, drawn with Chart.js (loaded as the global `Chart`).
+// Charts of a run, drawn with Chart.js. Its UMD build (copied beside the app's files) sets a
+// global `Chart`; it is taken and the host page's own global, if any, put back, so a widget
+// leaves a blog's scripts as it found them.
+const hostChart = Object.getOwnPropertyDescriptor(globalThis, 'Chart');
+await import(new URL('../chart.umd.min.js', import.meta.url).href);
+const Chart = globalThis.Chart;
+if (typeof Chart !== 'function') throw new Error('Chart.js did not load');
+if (hostChart) Object.defineProperty(globalThis, 'Chart', hostChart);
+else delete globalThis.Chart;
 
 const COLORS = { train: '#2563eb', epoch: '#1e3a8a', validation: '#dc2626', similar: '#16a34a', dissimilar: '#9333ea' };
 const BASE = { animation: false, responsive: true, maintainAspectRatio: false };
@@ -105,6 +113,47 @@ export function rocChart(canvas, roc, auc, previous) {
         y: { min: 0, max: 1, title: { display: true, text: 'true positive rate' } },
       },
       plugins: { title: { display: true, text: 'ROC curve (test pairs)' } },
+    },
+  });
+}
+
+/** A colour per class: ten distinct ones, then evenly spread hues. */
+function classColour(index) {
+  const TEN = ['#2563eb', '#dc2626', '#16a34a', '#9333ea', '#ea580c', '#0891b2', '#db2777', '#65a30d', '#854d0e', '#475569'];
+  return TEN[index] ?? `hsl(${(index * 137.5) % 360} 70% 45%)`;
+}
+
+/** Test images on the first two principal components of their embeddings, one colour per class;
+ * `onPoint(point, className)` gets the point under the pointer. */
+export function embeddingMap(canvas, { map, class_names: classNames }, onPoint, previous) {
+  previous?.destroy();
+  const datasets = classNames.map((name, label) => ({
+    label: name,
+    data: map.filter((p) => p.label === label),
+    backgroundColor: classColour(label),
+    pointRadius: 3,
+  })).filter((dataset) => dataset.data.length > 0);
+  return new Chart(canvas, {
+    type: 'scatter',
+    data: { datasets },
+    options: {
+      ...BASE,
+      // The dot nearest the pointer, wherever it is: exploring the map needs no pixel aim.
+      interaction: { mode: 'nearest', intersect: false },
+      scales: {
+        x: { title: { display: true, text: 'first principal component' } },
+        y: { title: { display: true, text: 'second principal component' } },
+      },
+      plugins: {
+        title: { display: true, text: 'Embedding map (PCA of test-image embeddings)' },
+        tooltip: { callbacks: { label: (item) => item.dataset.label } },
+      },
+      onHover: (_, elements, chart) => {
+        const [hit] = elements;
+        if (!hit) return;
+        const dataset = chart.data.datasets[hit.datasetIndex];
+        onPoint(dataset.data[hit.index], dataset.label);
+      },
     },
   });
 }

@@ -1,6 +1,14 @@
 // The page's side of the training worker: starts it, queues messages until it is ready, and
 // hands every message from it to `onMessage`. The message types are defined in
-// src/web/messages.rs.
+// src/web/messages.rs. Shared by the full page (app.js) and the widget (widget.js).
+
+/** The article's training defaults, as the worker's `TrainConfig` expects them (every field). */
+export const DEFAULT_CONFIG = {
+  epochs: 10, batch_size: 64, learning_rate: 0.001, margin: 1, validation_split: 0.2, seed: 42,
+};
+
+/** The built-in digits, beside the app's files wherever they are hosted. */
+export const MNIST_URL = new URL('../assets/mnist-10k.bin.gz', import.meta.url).href;
 
 export class TrainerWorker {
   /** @param {(message: object) => void} onMessage */
@@ -12,7 +20,13 @@ export class TrainerWorker {
   start() {
     this.ready = false;
     this.queue = [];
-    this.worker = new Worker(new URL('./worker.js', import.meta.url), { type: 'module' });
+    try {
+      this.worker = new Worker(workerUrl(), { type: 'module' });
+    } catch (error) {
+      // A Content-Security-Policy without worker-src, for one; reported like any start failure.
+      queueMicrotask(() => this.onMessage({ type: 'error', fatal: true, message: `the training worker cannot start: ${error.message}` }));
+      return;
+    }
     this.worker.onmessage = (event) => {
       const message = event.data;
       if (message.type === 'ready') {
@@ -30,7 +44,7 @@ export class TrainerWorker {
 
   /** Ends the worker (a fatal error leaves its wasm unusable) and starts a fresh one. */
   restart() {
-    this.worker.terminate();
+    this.worker?.terminate();
     this.start();
   }
 
@@ -39,6 +53,41 @@ export class TrainerWorker {
     if (this.ready) this.worker.postMessage(message, transfer);
     else this.queue.push([message, transfer]);
   }
+}
+
+/** worker.js beside this file. Browsers start workers only from the page's origin, so files
+ * hosted elsewhere (a CDN) start through a same-origin blob that imports the real script. */
+function workerUrl() {
+  const url = new URL('./worker.js', import.meta.url);
+  if (url.origin === location.origin) return url;
+  const trampoline = new Blob([`import ${JSON.stringify(url.href)};`], { type: 'text/javascript' });
+  return URL.createObjectURL(trampoline);
+}
+
+/** One line on what the worker found: a real GPU, a software renderer, or no WebGPU. */
+export function describeWebGpu(webgpu) {
+  switch (webgpu?.kind) {
+    case 'hardware':
+      return `WebGPU is available (${webgpu.adapter}): training will run on the GPU.`;
+    case 'software':
+      return 'WebGPU here is only a software renderer, slower than the CPU: training will run on the CPU ' +
+        '(choose WebGPU to try it anyway).';
+    default:
+      return `No WebGPU (${webgpu?.reason ?? 'unknown'}): training will run on the CPU.`;
+  }
+}
+
+export function formatSeconds(seconds) {
+  const s = Math.max(0, Math.round(seconds));
+  return `${Math.floor(s / 60)}:${String(s % 60).padStart(2, '0')}`;
+}
+
+export const percent = (x) => `${(100 * x).toFixed(2)} %`;
+
+/** Fraction of the run done and the seconds left, from a `progress` message. */
+export function runProgress(p) {
+  const done = (p.epoch - 1 + p.step / p.steps_per_epoch) / p.epochs;
+  return { done, remaining_s: p.elapsed_s * (1 / Math.max(done, 1e-9) - 1) };
 }
 
 /** Reads dropped or picked files as {class_name, file_name, bytes}, ready for `use_files`. */

@@ -3,7 +3,9 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::benchmark::{BenchmarkJob, BenchmarkResult};
 use crate::evaluation::Evaluation;
+use crate::model_file::ModelInfo;
 use crate::training::{BatchProgress, EpochSummary, TrainConfig};
 
 /// What the page may ask for.
@@ -32,6 +34,22 @@ pub enum WorkerInput {
     Stop,
     /// Distance between two images under the trained model.
     Compare { left: ImageRef, right: ImageRef },
+    /// The `k` images of the training set nearest to a query image, under the current model.
+    Neighbours { query: ImageRef, k: usize },
+    /// The current model as a file (answered with `model_file`).
+    SaveModel,
+    /// Time the fixed speed job (PERFORMANCE.md) on the loaded data.
+    Benchmark {
+        backend: BackendChoice,
+        job: BenchmarkJob,
+    },
+    /// Replace the current model with one from a file; refused (the current one kept) when the
+    /// file is not a whole model of ours or was made for another input size than the data.
+    LoadModel {
+        file_name: String,
+        #[serde(with = "serde_bytes")]
+        bytes: Vec<u8>,
+    },
 }
 
 #[derive(Debug, Deserialize)]
@@ -69,8 +87,10 @@ pub enum ImageRef {
 #[derive(Debug, Serialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum WorkerOutput {
-    /// The worker's wasm is loaded and it takes messages.
-    Ready,
+    /// The worker's wasm is loaded and it takes messages; says what WebGPU it found.
+    Ready {
+        webgpu: WebGpuSupport,
+    },
     DatasetLoaded(DatasetSummary),
     /// Which backend a run uses, and why.
     Backend {
@@ -87,11 +107,42 @@ pub enum WorkerOutput {
         left: Thumbnail,
         right: Thumbnail,
     },
+    /// What the current model's embeddings do on the loaded data; sent after training, after a
+    /// model is loaded, and after data is loaded for an existing model.
+    Analysis(AnalysisReport),
+    Neighbours {
+        query: Thumbnail,
+        /// The class most of the nearest `knn_k` images have.
+        predicted_class: Option<String>,
+        neighbours: Vec<Neighbour>,
+    },
+    ModelFile {
+        file_name: String,
+        #[serde(with = "serde_bytes")]
+        bytes: Vec<u8>,
+        info: ModelInfo,
+    },
+    /// A model from a file is now the current one.
+    ModelLoaded {
+        file_name: String,
+        info: ModelInfo,
+    },
+    Benchmark(BenchmarkResult),
     /// Something the user must know; `fatal` when the worker cannot go on (a panic).
     Error {
         message: String,
         fatal: bool,
     },
+}
+
+/// The WebGPU adapter the worker can use. A software one (SwiftShader, where a machine has no
+/// usable GPU) trains ~20x slower than the CPU backend, so Auto skips it.
+#[derive(Clone, Debug, Serialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum WebGpuSupport {
+    Missing { reason: String },
+    Software { adapter: String },
+    Hardware { adapter: String },
 }
 
 #[derive(Debug, Serialize)]
@@ -147,6 +198,38 @@ pub struct RunResult {
     pub auc: f64,
     pub pairs_per_s: f64,
     pub train_s: f64,
+}
+
+#[derive(Debug, Serialize)]
+pub struct AnalysisReport {
+    /// Test pair accuracy at `threshold`, the model's own.
+    pub pair_acc: f64,
+    pub threshold: f32,
+    pub knn_k: usize,
+    pub knn_acc: f64,
+    pub one_shot_ways: usize,
+    pub one_shot_acc: f64,
+    /// Images the k-NN and one-shot classifiers drew their examples from (training images).
+    pub reference_images: usize,
+    pub test_images: usize,
+    pub class_names: Vec<String>,
+    /// Test images on the first two principal components of their embeddings.
+    pub map: Vec<MapPoint>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct MapPoint {
+    pub x: f32,
+    pub y: f32,
+    pub label: usize,
+    pub thumbnail: Thumbnail,
+}
+
+#[derive(Debug, Serialize)]
+pub struct Neighbour {
+    pub thumbnail: Thumbnail,
+    pub class_name: String,
+    pub distance: f32,
 }
 
 #[derive(Debug, Serialize)]

@@ -12,14 +12,18 @@ use web_sys::{DedicatedWorkerGlobalScope, MessageEvent, Response};
 
 use super::messages::*;
 use crate::backend::{Backend, training_device};
+use crate::benchmark::{BenchmarkJob, BenchmarkResult, run_benchmark};
 use crate::data::images::{LabelledFile, decode_image, load_labelled_files};
 use crate::data::mnist::{mnist_train_test, parse_mnist};
 use crate::data::{ImageSet, ImageShape};
+use crate::embeddings::{Embeddings, pca_2d};
 use crate::model::SiameseNet;
+use crate::model_file::{MODEL_FILE_EXTENSION, ModelInfo, load_model, save_model};
 use crate::pairs::{Pair, PairSampler};
+use crate::rng::SeededRng;
 use crate::training::{
-    BatchProgress, Control, EpochSummary, TrainConfig, TrainObserver, TrainingData, evaluate,
-    pair_distances, train,
+    BatchProgress, Control, EpochSummary, KNN_K, TrainConfig, TrainObserver, TrainingData, analyse,
+    embed_images, evaluate, pair_distances, train,
 };
 
 /// Test images held out of the built-in digits (the article's 8,000 / 2,000 split).
@@ -30,6 +34,13 @@ const UPLOAD_TEST_SPLIT: f64 = 0.2;
 const SPLIT_SEED: u64 = 1;
 const THUMBNAILS_PER_CLASS: usize = 4;
 const GALLERY_PAIRS: usize = 12;
+/// At most this many training images serve as the labelled examples of k-NN, one-shot and
+/// neighbour searches, and this many test images are classified: enough for a stable figure,
+/// few enough to embed in seconds on the CPU.
+const ANALYSIS_IMAGES: usize = 2000;
+/// Points on the embedding map, and the largest side of their thumbnails.
+const MAP_POINTS: usize = 500;
+const MAP_THUMBNAIL_SIDE: usize = 32;
 
 struct Dataset {
     name: String,
@@ -37,19 +48,30 @@ struct Dataset {
     test: ImageSet,
 }
 
+/// The current model, trained here or loaded from a file.
 struct Predictor {
     model: SiameseNet,
     threshold: f32,
     device: Device,
     shape: ImageShape,
+    info: ModelInfo,
+}
+
+/// Labelled training images and their embeddings under the current model, searched by
+/// neighbour queries.
+struct Reference {
+    set: ImageSet,
+    embeddings: Embeddings,
 }
 
 #[derive(Default)]
 struct WorkerState {
     dataset: Option<Rc<Dataset>>,
     predictor: Option<Rc<Predictor>>,
+    reference: Option<Rc<Reference>>,
     stop: Rc<Cell<bool>>,
     training: bool,
+    webgpu: Option<WebGpuSupport>,
 }
 
 thread_local! {
@@ -97,14 +119,66 @@ pub fn start_worker() {
     });
     scope().set_onmessage(Some(on_message.as_ref().unchecked_ref()));
     on_message.forget(); // lives as long as the worker
-    post(&WorkerOutput::Ready);
+    spawn_local(async {
+        let webgpu = probe_webgpu().await;
+        STATE.with_borrow_mut(|state| state.webgpu = Some(webgpu.clone()));
+        post(&WorkerOutput::Ready { webgpu });
+    });
+}
+
+/// Asks the browser for a WebGPU adapter and tells a real GPU from a software fallback.
+async fn probe_webgpu() -> WebGpuSupport {
+    let field = |object: &JsValue, name: &str| Reflect::get(object, &name.into()).ok();
+    let missing = |reason: &str| WebGpuSupport::Missing {
+        reason: reason.into(),
+    };
+    let navigator = field(&js_sys::global(), "navigator").unwrap_or_default();
+    let Some(gpu) = field(&navigator, "gpu").filter(|gpu| !gpu.is_undefined()) else {
+        return missing("this browser has no WebGPU (navigator.gpu is missing)");
+    };
+    let request = field(&gpu, "requestAdapter").and_then(|f| f.dyn_into::<js_sys::Function>().ok());
+    let promise = request.and_then(|f| f.call0(&gpu).ok()?.dyn_into::<Promise>().ok());
+    let adapter = match promise {
+        Some(promise) => JsFuture::from(promise).await.unwrap_or(JsValue::NULL),
+        None => JsValue::NULL,
+    };
+    if adapter.is_null() || adapter.is_undefined() {
+        return missing("the browser offers no WebGPU adapter");
+    }
+    let info = field(&adapter, "info").unwrap_or_default();
+    let text = |name: &str| {
+        field(&info, name)
+            .and_then(|v| v.as_string())
+            .unwrap_or_default()
+    };
+    let name = [text("vendor"), text("architecture"), text("description")]
+        .into_iter()
+        .filter(|part| !part.is_empty())
+        .collect::<Vec<_>>()
+        .join(" ");
+    // `isFallbackAdapter` moved from the adapter to its info; older browsers have only the first.
+    let fallback = [
+        field(&info, "isFallbackAdapter"),
+        field(&adapter, "isFallbackAdapter"),
+    ]
+    .iter()
+    .any(|flag| flag.as_ref().and_then(JsValue::as_bool) == Some(true));
+    if fallback || name.to_lowercase().contains("swiftshader") {
+        WebGpuSupport::Software { adapter: name }
+    } else {
+        WebGpuSupport::Hardware { adapter: name }
+    }
 }
 
 fn handle(input: WorkerInput) {
     let training = STATE.with_borrow(|state| state.training);
     match input {
         WorkerInput::Stop => STATE.with_borrow(|state| state.stop.set(true)),
-        WorkerInput::UseMnist { .. } | WorkerInput::UseFiles { .. } | WorkerInput::Train { .. }
+        WorkerInput::UseMnist { .. }
+        | WorkerInput::UseFiles { .. }
+        | WorkerInput::Train { .. }
+        | WorkerInput::LoadModel { .. }
+        | WorkerInput::Benchmark { .. }
             if training =>
         {
             post_error("training is running: stop it first")
@@ -131,6 +205,38 @@ fn handle(input: WorkerInput) {
                 post_error(message);
             }
         }),
+        WorkerInput::Neighbours { query, k } => spawn_local(async move {
+            if let Err(message) = neighbours(query, k).await {
+                post_error(message);
+            }
+        }),
+        WorkerInput::SaveModel => spawn_local(async {
+            if let Err(message) = save_current_model().await {
+                post_error(message);
+            }
+        }),
+        WorkerInput::Benchmark { backend, job } => {
+            let Some(dataset) = STATE.with_borrow(|state| state.dataset.clone()) else {
+                post_error("choose data first: the MNIST digits or your own images");
+                return;
+            };
+            STATE.with_borrow_mut(|state| state.training = true);
+            spawn_local(async move {
+                let outcome = benchmark(&dataset, backend, &job).await;
+                STATE.with_borrow_mut(|state| state.training = false);
+                match outcome {
+                    Ok(result) => post(&WorkerOutput::Benchmark(result)),
+                    Err(message) => post_error(message),
+                }
+            });
+        }
+        WorkerInput::LoadModel { file_name, bytes } => match load_model_file(&file_name, &bytes) {
+            Ok(info) => {
+                post(&WorkerOutput::ModelLoaded { file_name, info });
+                spawn_local(analyse_current_model());
+            }
+            Err(message) => post_error(message),
+        },
     }
 }
 
@@ -223,7 +329,7 @@ fn use_dataset(dataset: Dataset, file_errors: Vec<String>) {
             }
         })
         .collect();
-    post(&WorkerOutput::DatasetLoaded(DatasetSummary {
+    let summary = DatasetSummary {
         name: dataset.name.clone(),
         channels: shape.channels,
         height: shape.height,
@@ -233,21 +339,35 @@ fn use_dataset(dataset: Dataset, file_errors: Vec<String>) {
         classes,
         file_errors,
         problem,
-    }));
-    STATE.with_borrow_mut(|state| state.dataset = Some(Rc::new(dataset)));
+    };
+    post(&WorkerOutput::DatasetLoaded(summary));
+    STATE.with_borrow_mut(|state| {
+        state.dataset = Some(Rc::new(dataset));
+        state.reference = None;
+    });
+    // A model already here (a loaded one) is put to work on the new data at once.
+    spawn_local(analyse_current_model());
 }
 
 fn thumbnail(set: &ImageSet, index: usize) -> Thumbnail {
+    small_thumbnail(set, index, usize::MAX)
+}
+
+/// The image as RGBA, shrunk (nearest pixel) so neither side exceeds `max_side`.
+fn small_thumbnail(set: &ImageSet, index: usize, max_side: usize) -> Thumbnail {
     let shape = set.shape;
+    let step = shape.height.max(shape.width).div_ceil(max_side).max(1);
+    let (height, width) = (shape.height.div_ceil(step), shape.width.div_ceil(step));
     let plane = shape.height * shape.width;
     let image = set.image(index);
     let channel = |c: usize, p: usize| (image[c.min(shape.channels - 1) * plane + p] * 255.0) as u8;
-    let rgba = (0..plane)
+    let rgba = (0..height * width)
+        .map(|i| (i / width * step) * shape.width + (i % width) * step)
         .flat_map(|p| [channel(0, p), channel(1, p), channel(2, p), 255])
         .collect();
     Thumbnail {
-        width: shape.width,
-        height: shape.height,
+        width,
+        height,
         rgba,
     }
 }
@@ -266,29 +386,52 @@ fn start_training(config: TrainConfig, choice: BackendChoice) {
         let outcome = run_training(&dataset, &config, choice, stop).await;
         STATE.with_borrow_mut(|state| state.training = false);
         match outcome {
-            Ok(report) => post(&WorkerOutput::Done(report)),
+            Ok(report) => {
+                post(&WorkerOutput::Done(report));
+                analyse_current_model().await;
+            }
             Err(message) => post_error(message),
         }
     });
 }
 
-/// Picks the device: WebGPU when asked or when `auto` finds an adapter, else the CPU.
+/// Picks the device: WebGPU when asked, or for `auto` when the adapter is a real GPU; else the
+/// CPU, saying why.
 async fn choose_device(choice: BackendChoice) -> Result<(Device, &'static str, String), String> {
     let cpu = || Device::flex().autodiff();
     if choice == BackendChoice::Cpu {
         return Ok((cpu(), "cpu", "the CPU backend was chosen".into()));
     }
-    let navigator = Reflect::get(&js_sys::global(), &"navigator".into()).unwrap_or_default();
-    let has_webgpu = Reflect::get(&navigator, &"gpu".into()).is_ok_and(|gpu| !gpu.is_undefined());
-    let webgpu = if has_webgpu {
-        training_device(Backend::Wgpu).await
-    } else {
-        Err("this browser has no WebGPU (navigator.gpu is missing)".into())
+    let support = match STATE.with_borrow(|state| state.webgpu.clone()) {
+        Some(support) => support,
+        None => probe_webgpu().await,
+    };
+    let unusable = match (&support, choice) {
+        (WebGpuSupport::Missing { reason }, _) => Some(reason.clone()),
+        (WebGpuSupport::Software { adapter }, BackendChoice::Auto) => Some(format!(
+            "the only WebGPU adapter is a software renderer ({adapter}), slower than the CPU \
+             backend (choose WebGPU to use it anyway)"
+        )),
+        _ => None,
+    };
+    let webgpu = match unusable {
+        Some(reason) => Err(reason),
+        None => training_device(Backend::Wgpu).await,
     };
     match (webgpu, choice) {
-        (Ok(device), _) => Ok((device, "webgpu", "a WebGPU adapter is available".into())),
+        (Ok(device), _) => Ok((device, "webgpu", webgpu_reason(&support))),
         (Err(reason), BackendChoice::Webgpu) => Err(format!("WebGPU was chosen but {reason}")),
         (Err(reason), _) => Ok((cpu(), "cpu", format!("{reason}; training on the CPU"))),
+    }
+}
+
+fn webgpu_reason(support: &WebGpuSupport) -> String {
+    match support {
+        WebGpuSupport::Hardware { adapter } => format!("a WebGPU adapter is available ({adapter})"),
+        WebGpuSupport::Software { adapter } => {
+            format!("WebGPU was chosen; its adapter is a software renderer ({adapter})")
+        }
+        WebGpuSupport::Missing { reason } => reason.clone(),
     }
 }
 
@@ -360,13 +503,25 @@ async fn run_training(
         &test_distances,
         evaluation.best_threshold,
     );
+    let info = ModelInfo {
+        shape: dataset.train.shape,
+        embedding_size: trained.model_config.embedding_size,
+        class_names: dataset.train.class_names.clone(),
+        threshold: evaluation.best_threshold,
+        config: config.clone(),
+        dataset: dataset.name.clone(),
+        epochs_trained: trained.history.len(),
+        test_acc: evaluation.test_acc_best,
+    };
     STATE.with_borrow_mut(|state| {
         state.predictor = Some(Rc::new(Predictor {
             model: trained.model.clone(),
             threshold: evaluation.best_threshold,
             device: device.clone(),
             shape: dataset.train.shape,
-        }))
+            info,
+        }));
+        state.reference = None;
     });
     Ok(RunReport {
         result: RunResult {
@@ -403,23 +558,11 @@ fn gallery(set: &ImageSet, pairs: &[Pair], distances: &[f32], threshold: f32) ->
 }
 
 async fn compare(left: ImageRef, right: ImageRef) -> Result<(), String> {
-    let (predictor, dataset) = STATE.with_borrow(|s| (s.predictor.clone(), s.dataset.clone()));
+    let predictor = STATE.with_borrow(|s| s.predictor.clone());
     let predictor = predictor.ok_or("train a model first, then compare images")?;
     let mut pair_set = ImageSet::new(predictor.shape, vec!["compared".into()]);
     for image in [left, right] {
-        let pixels = match image {
-            ImageRef::Test { index } => {
-                let test = &dataset.as_ref().ok_or("no data is loaded")?.test;
-                if index >= test.len() || test.shape != predictor.shape {
-                    return Err(format!("there is no test image {index} for this model"));
-                }
-                test.image(index).to_vec()
-            }
-            ImageRef::File { file_name, bytes } => {
-                decode_image(&file_name, &bytes, predictor.shape).map_err(|e| e.to_string())?
-            }
-        };
-        pair_set.push(&pixels, 0);
+        pair_set.push(&resolve_image(image, predictor.shape)?, 0);
     }
     let pair = Pair {
         left: 0,
@@ -437,4 +580,200 @@ async fn compare(left: ImageRef, right: ImageRef) -> Result<(), String> {
         right: thumbnail(&pair_set, 1),
     });
     Ok(())
+}
+
+/// Embeds the data under the current model and reports classification accuracy and the map;
+/// keeps the training images' embeddings for neighbour searches. Does nothing without both a
+/// model and data of its input size.
+async fn analyse_current_model() {
+    if let Err(message) = try_analyse_current_model().await {
+        post_error(format!("could not analyse the model: {message}"));
+    }
+}
+
+async fn try_analyse_current_model() -> Result<(), String> {
+    let (predictor, dataset) = STATE.with_borrow(|s| (s.predictor.clone(), s.dataset.clone()));
+    let (Some(predictor), Some(dataset)) = (predictor, dataset) else {
+        return Ok(());
+    };
+    if dataset.train.shape != predictor.shape {
+        return Ok(());
+    }
+    let reference_set = stratified_sample(dataset.train.clone(), Some(ANALYSIS_IMAGES));
+    let test_pairable = PairSampler::new(dataset.test.labels(), &dataset.test.class_names).is_ok();
+    let test_set = if test_pairable {
+        &dataset.test
+    } else {
+        &dataset.train
+    };
+    let test_set = stratified_sample(test_set.clone(), Some(ANALYSIS_IMAGES));
+    let analysis = analyse(
+        &predictor.model,
+        predictor.threshold,
+        &reference_set,
+        &test_set,
+        SPLIT_SEED,
+        &predictor.device,
+    )
+    .await
+    .map_err(|e| e.to_string())?;
+    // The map shows a random sample of the test images; PCA is fitted on all of them.
+    let projected = pca_2d(&analysis.test);
+    let mut shown: Vec<usize> = (0..test_set.len()).collect();
+    SeededRng::new(SPLIT_SEED).shuffle(&mut shown);
+    shown.truncate(MAP_POINTS);
+    let map = shown
+        .into_iter()
+        .map(|i| MapPoint {
+            x: projected[i][0],
+            y: projected[i][1],
+            label: test_set.labels()[i],
+            thumbnail: small_thumbnail(&test_set, i, MAP_THUMBNAIL_SIDE),
+        })
+        .collect();
+    post(&WorkerOutput::Analysis(AnalysisReport {
+        pair_acc: analysis.pair_acc,
+        threshold: predictor.threshold,
+        knn_k: KNN_K,
+        knn_acc: analysis.knn_acc,
+        one_shot_ways: analysis.one_shot_ways,
+        one_shot_acc: analysis.one_shot_acc,
+        reference_images: reference_set.len(),
+        test_images: test_set.len(),
+        class_names: test_set.class_names.clone(),
+        map,
+    }));
+    STATE.with_borrow_mut(|state| {
+        state.reference = Some(Rc::new(Reference {
+            set: reference_set,
+            embeddings: analysis.reference,
+        }))
+    });
+    Ok(())
+}
+
+/// Pixels of an image the page points at: one of the test set, or a file it sends.
+fn resolve_image(image: ImageRef, shape: ImageShape) -> Result<Vec<f32>, String> {
+    match image {
+        ImageRef::Test { index } => {
+            let dataset = STATE.with_borrow(|s| s.dataset.clone());
+            let test = &dataset.as_ref().ok_or("no data is loaded")?.test;
+            if index >= test.len() || test.shape != shape {
+                return Err(format!("there is no test image {index} for this model"));
+            }
+            Ok(test.image(index).to_vec())
+        }
+        ImageRef::File { file_name, bytes } => {
+            decode_image(&file_name, &bytes, shape).map_err(|e| e.to_string())
+        }
+    }
+}
+
+async fn neighbours(query: ImageRef, k: usize) -> Result<(), String> {
+    let (predictor, reference) = STATE.with_borrow(|s| (s.predictor.clone(), s.reference.clone()));
+    let predictor = predictor.ok_or("train or load a model first")?;
+    let reference =
+        reference.ok_or("load data of the model's image size to search for neighbours")?;
+    let mut query_set = ImageSet::new(predictor.shape, vec!["query".into()]);
+    query_set.push(&resolve_image(query, predictor.shape)?, 0);
+    let embedded = embed_images(&predictor.model, &query_set, &predictor.device)
+        .await
+        .map_err(|e| e.to_string())?;
+    let class_name =
+        |index: usize| reference.set.class_names[reference.set.labels()[index]].clone();
+    let found = reference
+        .embeddings
+        .nearest(embedded.row(0), k.clamp(1, 100));
+    post(&WorkerOutput::Neighbours {
+        query: thumbnail(&query_set, 0),
+        predicted_class: reference
+            .embeddings
+            .knn_class(embedded.row(0), KNN_K)
+            .map(|c| reference.set.class_names[c].clone()),
+        neighbours: found
+            .into_iter()
+            .map(|(index, distance)| Neighbour {
+                thumbnail: thumbnail(&reference.set, index),
+                class_name: class_name(index),
+                distance,
+            })
+            .collect(),
+    });
+    Ok(())
+}
+
+async fn save_current_model() -> Result<(), String> {
+    let predictor = STATE
+        .with_borrow(|s| s.predictor.clone())
+        .ok_or("train a model first")?;
+    let bytes = save_model(&predictor.model, &predictor.info)
+        .await
+        .map_err(|e| e.to_string())?;
+    let slug: String = predictor
+        .info
+        .dataset
+        .chars()
+        .take_while(|c| *c != '(')
+        .map(|c| {
+            if c.is_ascii_alphanumeric() {
+                c.to_ascii_lowercase()
+            } else {
+                '-'
+            }
+        })
+        .collect();
+    let file_name = format!(
+        "siamese-{}-{}ep.{MODEL_FILE_EXTENSION}",
+        slug.trim_matches('-'),
+        predictor.info.epochs_trained
+    );
+    post(&WorkerOutput::ModelFile {
+        file_name,
+        bytes,
+        info: predictor.info.clone(),
+    });
+    Ok(())
+}
+
+/// Makes the model in `bytes` the current one, on the CPU (inference is quick there), unless it
+/// cannot serve the loaded data; the current model stays on any refusal.
+fn load_model_file(file_name: &str, bytes: &[u8]) -> Result<ModelInfo, String> {
+    let device = Device::flex();
+    let (model, info) = load_model(bytes, &device).map_err(|err| format!("{file_name}: {err}"))?;
+    let dataset = STATE.with_borrow(|s| s.dataset.clone());
+    if let Some(dataset) = dataset.filter(|d| d.train.shape != info.shape) {
+        return Err(format!(
+            "{file_name}: this model was trained for {} images, but the loaded data is {}; \
+             the current model is kept",
+            describe_shape(info.shape),
+            describe_shape(dataset.train.shape)
+        ));
+    }
+    STATE.with_borrow_mut(|state| {
+        state.predictor = Some(Rc::new(Predictor {
+            model,
+            threshold: info.threshold,
+            device,
+            shape: info.shape,
+            info: info.clone(),
+        }));
+        state.reference = None;
+    });
+    Ok(info)
+}
+
+fn describe_shape(shape: ImageShape) -> String {
+    let colour = if shape.channels == 1 { "grey" } else { "RGB" };
+    format!("{}x{} {colour}", shape.width, shape.height)
+}
+
+async fn benchmark(
+    dataset: &Dataset,
+    choice: BackendChoice,
+    job: &BenchmarkJob,
+) -> Result<BenchmarkResult, String> {
+    let (device, backend, _) = choose_device(choice).await?;
+    run_benchmark(&dataset.train, job, backend, &device)
+        .await
+        .map_err(|e| e.to_string())
 }

@@ -2,12 +2,12 @@
 // Needs the release build in dist/ (scripts/test.sh runs `trunk build --release` first).
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { serveStatic } from './server.js';
 import { launchChromium, waitForRun } from './browser.js';
-import { writeShapeFolders } from './images.js';
+import { greyPng, writeShapeFolders } from './images.js';
 
 let server;
 let browser;
@@ -95,6 +95,7 @@ test('a folder of the user\'s images trains, and a corrupt file is reported whil
   writeFileSync(join(root, 'disc', 'broken.png'), 'this is text, not a picture');
   const { page, problems } = await openPage('?epochs=4&backend=cpu');
   await page.waitForFunction(() => document.body.dataset.state === 'idle');
+  await page.selectOption('#image-size', '3,64,64');
   await page.setInputFiles('#pick-folder', root);
   await page.waitForSelector('.class-card');
   const names = await page.locator('.class-card figcaption').allInnerTexts();
@@ -111,6 +112,93 @@ test('a folder of the user\'s images trains, and a corrupt file is reported whil
   await page.click('#compare-random');
   await page.waitForSelector('#compare-result figcaption');
   assert.match(await page.locator('#compare-result').innerText(), /D = \d/);
+
+  // That 64x64 RGB model cannot serve 28x28 digits: loading it over them is refused, kept model or not.
+  await page.waitForFunction(() => /64×64 RGB/.test(document.querySelector('#saved-models li')?.innerText));
+  await page.click('#use-mnist');
+  await page.waitForFunction(() => /MNIST/.test(document.getElementById('dataset-summary').innerText));
+  await page.locator('#saved-models li button', { hasText: 'Load' }).first().click();
+  await page.waitForFunction(() => /trained for 64x64 RGB images, but the loaded data is 28x28 grey/.test(document.getElementById('messages').innerText));
+  assert.deepEqual(problems, []);
+  await page.close();
+});
+
+test('a model is used, kept, downloaded, restored after a reload, and bad model files are refused', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'siamese-web-model-'));
+  const [left, right] = [join(dir, 'ring.png'), join(dir, 'bar.png')];
+  writeFileSync(left, greyPng(28, 28, (x, y) => (Math.abs(Math.hypot(x - 14, y - 14) - 8) < 2 ? 255 : 0)));
+  writeFileSync(right, greyPng(28, 28, (x) => (Math.abs(x - 14) < 2 ? 255 : 0)));
+  const compareFiles = async (page) => {
+    await page.locator('#compare-result').evaluate((el) => el.replaceChildren());
+    await page.setInputFiles('#compare-left', left);
+    await page.setInputFiles('#compare-right', right);
+    await page.click('#compare');
+    await page.waitForSelector('#compare-result figcaption');
+    return page.locator('#compare-result figcaption').innerText();
+  };
+
+  const { page, problems } = await openPage('?dataset=mnist&train_images=1500&test_images=500&epochs=1&autostart=1&backend=cpu');
+  const run = await waitForRun(page, 300_000);
+  assert.equal(run.state, 'done', run.messages);
+
+  // Classification by the embeddings, far above chance (0.1 for ten digits).
+  await page.waitForSelector('#analysis[data-result]', { timeout: 120_000 });
+  const analysis = JSON.parse(await page.locator('#analysis').getAttribute('data-result'));
+  console.log('analysis', JSON.stringify(analysis));
+  assert.equal(analysis.one_shot_ways, 10);
+  assert.ok(analysis.knn_acc > 0.6, `k-NN accuracy ${analysis.knn_acc}`);
+  assert.ok(analysis.one_shot_acc > 0.3, `one-shot accuracy ${analysis.one_shot_acc}`);
+
+  // The embedding map is drawn, and pointing at a dot shows its image.
+  await page.locator('#map-chart').scrollIntoViewIfNeeded();
+  const box = await page.locator('#map-chart').boundingBox();
+  let shown = false;
+  for (let i = 0; i < 20 && !shown; i++) {
+    await page.mouse.move(box.x + box.width * (0.1 + 0.8 * ((i * 0.618) % 1)), box.y + box.height * (0.15 + 0.7 * ((i * 0.382) % 1)));
+    shown = (await page.locator('#map-hover canvas').count()) > 0;
+  }
+  assert.ok(shown, 'no dot of the embedding map showed its image');
+  assert.match(await page.locator('#map-hover figcaption').innerText(), /^\d$/);
+
+  // Nearest neighbours of a test image: eight, nearest first.
+  await page.click('#neighbour-random');
+  await page.waitForSelector('#neighbours .neighbour');
+  const neighbours = await page.locator('#neighbours .neighbour figcaption').allInnerTexts();
+  assert.equal(neighbours.length, 8);
+  const distances = neighbours.map((text) => Number(text.match(/D = ([\d.]+)/)[1]));
+  assert.deepEqual([...distances].sort((a, b) => a - b), distances);
+  assert.match(await page.locator('#neighbours .query figcaption').innerText(), /looks like "\d"/);
+
+  // Kept in the browser, and downloadable.
+  await page.waitForSelector('#saved-models li');
+  const before = await compareFiles(page);
+  const [download] = await Promise.all([page.waitForEvent('download'), page.click('#download-model')]);
+  const modelPath = join(dir, download.suggestedFilename());
+  await download.saveAs(modelPath);
+  assert.match(download.suggestedFilename(), /^siamese-mnist-digits-1ep\.siamese$/);
+  const bytes = readFileSync(modelPath);
+  assert.ok(bytes.length > 500_000, `a model file of ${bytes.length} bytes`);
+
+  // Files that are not whole models of ours are refused; the current model stays.
+  const status = await page.locator('#model-status').innerText();
+  const text = join(dir, 'notes.siamese');
+  writeFileSync(text, 'not a model at all');
+  const cut = join(dir, 'cut.siamese');
+  writeFileSync(cut, bytes.subarray(0, bytes.length / 2));
+  await page.setInputFiles('#load-model', text);
+  await page.waitForFunction(() => /notes\.siamese: this is not a siamese-web model file/.test(document.getElementById('messages').innerText));
+  await page.setInputFiles('#load-model', cut);
+  await page.waitForFunction(() => /cut\.siamese: the model file is cut short/.test(document.getElementById('messages').innerText));
+  assert.equal(await page.locator('#model-status').innerText(), status);
+  assert.equal(await compareFiles(page), before);
+
+  // A reload restores the newest kept model; the downloaded file loads with identical distances.
+  await page.reload();
+  await page.waitForFunction(() => /^Loaded siamese-mnist-digits-1ep/.test(document.getElementById('model-status').innerText));
+  assert.equal(await compareFiles(page), before);
+  await page.setInputFiles('#load-model', modelPath);
+  await page.waitForFunction((name) => document.getElementById('model-status').dataset.loaded === name, download.suggestedFilename());
+  assert.equal(await compareFiles(page), before);
   assert.deepEqual(problems, []);
   await page.close();
 });

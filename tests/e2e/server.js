@@ -10,11 +10,16 @@ const TYPES = {
   '.png': 'image/png', '.md': 'text/plain; charset=utf-8', '.map': 'application/json',
 };
 
-/** Serves `root` on 127.0.0.1; `log` receives each request path (the privacy test reads it). */
-export function serveStatic(root, { port = 0, log = () => {} } = {}) {
+/** Serves `root` on 127.0.0.1; `log` receives each request path, and paths `refuse` accepts
+ * get a 403, as a blocked download would. */
+export function serveStatic(root, { port = 0, log = () => {}, refuse = () => false } = {}) {
   const server = createServer(async (request, response) => {
     const path = decodeURIComponent(new URL(request.url, 'http://x').pathname);
     log(path);
+    if (refuse(path)) {
+      response.writeHead(403).end('blocked');
+      return;
+    }
     let file = normalize(join(root, path));
     if (!file.startsWith(normalize(root))) {
       response.writeHead(403).end();

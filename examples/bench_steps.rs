@@ -1,0 +1,44 @@
+//! The speed job of PERFORMANCE.md, natively: prints one JSON line per backend asked for.
+//!
+//! cargo run --release --example bench_steps -- [--backend flex|wgpu] [--batch 64] [--warmup 3] [--steps 30]
+
+use siamese_web::backend::{Backend, training_device};
+use siamese_web::benchmark::{BenchmarkJob, run_benchmark};
+use siamese_web::data::mnist::parse_mnist;
+
+const MNIST: &[u8] = include_bytes!("../assets/mnist-10k.bin.gz");
+
+async fn run() -> Result<String, String> {
+    let mut job = BenchmarkJob::default();
+    let mut backend = Backend::Flex;
+    let mut args = std::env::args().skip(1);
+    while let Some(flag) = args.next() {
+        let value = args.next().ok_or_else(|| format!("{flag} needs a value"))?;
+        let bad = |err: &dyn std::fmt::Display| format!("{flag} {value}: {err}");
+        match flag.as_str() {
+            "--backend" => backend = value.parse().map_err(|e: String| bad(&e))?,
+            "--batch" => job.batch = value.parse().map_err(|e| bad(&e))?,
+            "--warmup" => job.warmup = value.parse().map_err(|e| bad(&e))?,
+            "--steps" => job.steps = value.parse().map_err(|e| bad(&e))?,
+            other => return Err(format!("unknown option {other}")),
+        }
+    }
+    let device = training_device(backend).await?;
+    let digits = parse_mnist(MNIST)?;
+    let result = run_benchmark(&digits, &job, backend.name(), &device)
+        .await
+        .map_err(|e| e.to_string())?;
+    let mut line = serde_json::to_value(result).map_err(|e| e.to_string())?;
+    line["runner"] = "native".into();
+    Ok(line.to_string())
+}
+
+fn main() {
+    match pollster::block_on(run()) {
+        Ok(line) => println!("{line}"),
+        Err(message) => {
+            eprintln!("error: {message}");
+            std::process::exit(1);
+        }
+    }
+}

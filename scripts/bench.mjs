@@ -1,0 +1,48 @@
+// The speed benchmark of PERFORMANCE.md: the fixed job in headless Chromium on each backend (the
+// release build in dist/, as users get it), then natively; one JSON line per run on stdout.
+//
+//   node scripts/bench.mjs [--steps 30] [--webgpu-steps 8] [--batch 64] [--no-native]
+//
+// Needs dist/ (trunk build --release, or scripts/test.sh) and the browser that the tests use.
+import { execFileSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { gzipSync } from 'node:zlib';
+import { serveStatic } from '../tests/e2e/server.js';
+import { launchChromium } from '../tests/e2e/browser.js';
+
+const args = process.argv.slice(2);
+const option = (name, fallback) => {
+  const at = args.indexOf(`--${name}`);
+  return at >= 0 ? args[at + 1] : fallback;
+};
+const batch = Number(option('batch', 64));
+const steps = Number(option('steps', 30));
+const webgpuSteps = Number(option('webgpu-steps', 8));
+const dist = new URL('../dist', import.meta.url).pathname;
+
+const wasm = readFileSync(`${dist}/siamese-web_bg.wasm`);
+const size = { wasm_bytes: wasm.length, wasm_gzip_bytes: gzipSync(wasm, { level: 9 }).length };
+
+const server = await serveStatic(dist);
+const browser = await launchChromium();
+try {
+  for (const [backend, count] of [['cpu', steps], ['webgpu', webgpuSteps]]) {
+    const page = await browser.newPage();
+    const query = new URLSearchParams({ backends: backend, batch, warmup: 3, steps: count });
+    await page.goto(`http://127.0.0.1:${server.address().port}/www/bench.html?${query}`);
+    await page.waitForFunction(() => document.body.dataset.state === 'done', null, { timeout: 0, polling: 1000 });
+    for (const line of (await page.locator('#results').innerText()).trim().split('\n')) {
+      console.log(JSON.stringify({ ...JSON.parse(line), runner: 'chromium', ...size }));
+    }
+    await page.close();
+  }
+} finally {
+  await browser.close();
+  server.close();
+}
+
+if (!args.includes('--no-native')) {
+  const line = execFileSync('cargo', ['run', '--release', '--quiet', '--example', 'bench_steps', '--',
+    '--backend', 'flex', '--batch', String(batch), '--steps', String(steps)], { encoding: 'utf8' }).trim();
+  console.log(JSON.stringify({ ...JSON.parse(line), wasm_bytes: null, wasm_gzip_bytes: null }));
+}

@@ -1,0 +1,238 @@
+//! What a trained tower is for: the embeddings of labelled images, used for a 2-D map (PCA),
+//! nearest neighbours, k-NN classification and N-way one-shot classification.
+
+use crate::rng::SeededRng;
+
+/// One embedding per image, row-major, with the image's class.
+#[derive(Clone, Debug)]
+pub struct Embeddings {
+    pub dim: usize,
+    values: Vec<f32>,
+    pub labels: Vec<usize>,
+}
+
+impl Embeddings {
+    pub fn new(dim: usize, values: Vec<f32>, labels: Vec<usize>) -> Self {
+        assert_eq!(values.len(), dim * labels.len(), "one embedding per label");
+        Self {
+            dim,
+            values,
+            labels,
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.labels.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.labels.is_empty()
+    }
+
+    pub fn row(&self, index: usize) -> &[f32] {
+        &self.values[index * self.dim..(index + 1) * self.dim]
+    }
+
+    /// The `k` rows nearest to `query`, nearest first, as (index, Euclidean distance).
+    pub fn nearest(&self, query: &[f32], k: usize) -> Vec<(usize, f32)> {
+        let mut all: Vec<(usize, f32)> = (0..self.len())
+            .map(|i| (i, squared_distance(self.row(i), query)))
+            .collect();
+        let k = k.min(all.len());
+        if k == 0 {
+            return Vec::new();
+        }
+        all.select_nth_unstable_by(k - 1, |a, b| a.1.total_cmp(&b.1));
+        all.truncate(k);
+        all.sort_by(|a, b| a.1.total_cmp(&b.1).then(a.0.cmp(&b.0)));
+        all.into_iter().map(|(i, d)| (i, d.sqrt())).collect()
+    }
+
+    /// The majority class among the `k` nearest rows; a tie goes to the class whose members
+    /// are nearer in sum.
+    pub fn knn_class(&self, query: &[f32], k: usize) -> Option<usize> {
+        let neighbours = self.nearest(query, k);
+        let classes = self.labels.iter().max().map_or(0, |&m| m + 1);
+        let mut votes = vec![(0usize, 0.0f32); classes];
+        for &(index, distance) in &neighbours {
+            let vote = &mut votes[self.labels[index]];
+            vote.0 += 1;
+            vote.1 += distance;
+        }
+        (0..classes).filter(|&c| votes[c].0 > 0).max_by(|&a, &b| {
+            votes[a]
+                .0
+                .cmp(&votes[b].0)
+                .then(votes[b].1.total_cmp(&votes[a].1))
+        })
+    }
+}
+
+fn squared_distance(a: &[f32], b: &[f32]) -> f32 {
+    a.iter().zip(b).map(|(x, y)| (x - y) * (x - y)).sum()
+}
+
+/// Share of `queries` whose k-NN class among `reference` is their own.
+pub fn knn_accuracy(reference: &Embeddings, queries: &Embeddings, k: usize) -> f64 {
+    let right = (0..queries.len())
+        .filter(|&i| reference.knn_class(queries.row(i), k) == Some(queries.labels[i]))
+        .count();
+    right as f64 / queries.len().max(1) as f64
+}
+
+/// N-way one-shot classification: for each query, one random reference image of every class
+/// (N = the classes present) is the whole support set, and the nearest one names the class.
+/// Returns the accuracy and N.
+pub fn one_shot_accuracy(reference: &Embeddings, queries: &Embeddings, seed: u64) -> (f64, usize) {
+    let classes = reference.labels.iter().max().map_or(0, |&m| m + 1);
+    let members: Vec<Vec<usize>> = (0..classes)
+        .map(|c| {
+            (0..reference.len())
+                .filter(|&i| reference.labels[i] == c)
+                .collect()
+        })
+        .collect();
+    let present: Vec<usize> = (0..classes).filter(|&c| !members[c].is_empty()).collect();
+    let mut rng = SeededRng::new(seed);
+    let right = (0..queries.len())
+        .filter(|&q| {
+            let support: Vec<(usize, f32)> = present
+                .iter()
+                .map(|&c| {
+                    let example = members[c][rng.below(members[c].len())];
+                    (c, squared_distance(reference.row(example), queries.row(q)))
+                })
+                .collect();
+            let predicted = support
+                .iter()
+                .min_by(|a, b| a.1.total_cmp(&b.1))
+                .map(|s| s.0);
+            predicted == Some(queries.labels[q])
+        })
+        .count();
+    (right as f64 / queries.len().max(1) as f64, present.len())
+}
+
+/// Projects the rows onto their first two principal components (centred; power iteration with
+/// deflation on the covariance, which is `dim x dim`, so the cost does not grow with the rows).
+pub fn pca_2d(embeddings: &Embeddings) -> Vec<[f32; 2]> {
+    let (n, dim) = (embeddings.len(), embeddings.dim);
+    if n == 0 {
+        return Vec::new();
+    }
+    let mut mean = vec![0.0f64; dim];
+    for i in 0..n {
+        for (m, &x) in mean.iter_mut().zip(embeddings.row(i)) {
+            *m += f64::from(x) / n as f64;
+        }
+    }
+    let centred = |i: usize| {
+        embeddings
+            .row(i)
+            .iter()
+            .zip(&mean)
+            .map(|(&x, m)| f64::from(x) - m)
+    };
+    let mut covariance = vec![0.0f64; dim * dim];
+    for i in 0..n {
+        let row: Vec<f64> = centred(i).collect();
+        for a in 0..dim {
+            if row[a] == 0.0 {
+                continue;
+            }
+            for b in 0..dim {
+                covariance[a * dim + b] += row[a] * row[b];
+            }
+        }
+    }
+    let first = principal_axis(&covariance, dim, None);
+    let second = principal_axis(&covariance, dim, Some(&first));
+    (0..n)
+        .map(|i| {
+            let row: Vec<f64> = centred(i).collect();
+            let project =
+                |axis: &[f64]| row.iter().zip(axis).map(|(x, a)| x * a).sum::<f64>() as f32;
+            [project(&first), project(&second)]
+        })
+        .collect()
+}
+
+/// The dominant eigenvector of a symmetric matrix, orthogonal to `exclude` when given.
+fn principal_axis(matrix: &[f64], dim: usize, exclude: Option<&[f64]>) -> Vec<f64> {
+    // A fixed, not axis-aligned start, so the result is the same every time.
+    let mut v: Vec<f64> = (0..dim).map(|i| 1.0 + (i as f64 * 0.618).fract()).collect();
+    for _ in 0..200 {
+        if let Some(u) = exclude {
+            let along: f64 = v.iter().zip(u).map(|(a, b)| a * b).sum();
+            v.iter_mut().zip(u).for_each(|(a, b)| *a -= along * b);
+        }
+        let next: Vec<f64> = (0..dim)
+            .map(|r| (0..dim).map(|c| matrix[r * dim + c] * v[c]).sum())
+            .collect();
+        let norm = next.iter().map(|x| x * x).sum::<f64>().sqrt();
+        if norm < 1e-30 {
+            return vec![0.0; dim]; // no spread left along any other axis
+        }
+        v = next.into_iter().map(|x| x / norm).collect();
+    }
+    v
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Two tight classes in 3-D: class 0 near the origin, class 1 near (10, 0, 0).
+    fn two_clusters() -> Embeddings {
+        let values = vec![
+            0.0, 0.1, 0.0, //
+            0.1, 0.0, 0.0, //
+            0.0, 0.0, 0.1, //
+            10.0, 0.1, 0.0, //
+            10.1, 0.0, 0.0, //
+            9.9, 0.0, 0.1, //
+        ];
+        Embeddings::new(3, values, vec![0, 0, 0, 1, 1, 1])
+    }
+
+    #[test]
+    fn nearest_neighbours_by_hand() {
+        let set = two_clusters();
+        let found = set.nearest(&[9.0, 0.0, 0.0], 2);
+        assert_eq!(found.iter().map(|f| f.0).collect::<Vec<_>>(), [5, 3]);
+        assert!((found[0].1 - (0.9f32 * 0.9 + 0.01).sqrt()).abs() < 1e-6);
+        assert_eq!(set.nearest(&[0.0; 3], 100).len(), 6);
+        assert_eq!(set.knn_class(&[8.0, 0.0, 0.0], 3), Some(1));
+        // k = 6 takes every row: a 3-3 tie, won by the nearer class.
+        assert_eq!(set.knn_class(&[1.0, 0.0, 0.0], 6), Some(0));
+    }
+
+    #[test]
+    fn separated_classes_are_classified_perfectly_and_swapped_labels_are_not() {
+        let set = two_clusters();
+        assert_eq!(knn_accuracy(&set, &set, 1), 1.0);
+        assert_eq!(one_shot_accuracy(&set, &set, 7), (1.0, 2));
+        let swapped = Embeddings::new(3, set.values.clone(), vec![1, 1, 1, 0, 0, 0]);
+        assert_eq!(knn_accuracy(&set, &swapped, 3), 0.0);
+    }
+
+    #[test]
+    fn pca_puts_the_widest_spread_on_the_first_axis() {
+        // Points along the line y = 2x in 3-D, plus ±0.1 along z, uncorrelated with the line
+        // (+ - - + in every run of four).
+        let mut values = Vec::new();
+        for i in 0..20 {
+            let t = i as f32 - 10.0;
+            let z = if i % 4 == 0 || i % 4 == 3 { 0.1 } else { -0.1 };
+            values.extend_from_slice(&[t, 2.0 * t, z]);
+        }
+        let points = pca_2d(&Embeddings::new(3, values, vec![0; 20]));
+        let spread = |axis: usize| points.iter().map(|p| p[axis] * p[axis]).sum::<f32>() / 20.0;
+        // The first axis carries the line's variance (t² · 5 on average, 33.25 · 5), the second
+        // only the ±0.1 along z.
+        assert!((spread(0) - 166.25).abs() < 0.01, "{}", spread(0));
+        assert!((spread(1) - 0.01).abs() < 1e-4, "{}", spread(1));
+        // Distances along the line are kept: neighbours are sqrt(5) apart.
+        assert!(((points[1][0] - points[0][0]).abs() - 5f32.sqrt()).abs() < 1e-4);
+    }
+}

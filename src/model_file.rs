@@ -1,0 +1,250 @@
+//! A trained model as one file, to download, keep in the browser, or carry from a native run to
+//! the page: what it was trained for (input shape, classes, threshold, settings) and its weights
+//! as a Burn record (burnpack).
+//!
+//! Layout: `MAGIC` | metadata length (u32 LE) | weights length (u64 LE) | metadata JSON |
+//! burnpack bytes. The lengths tell a cut-short download from a damaged file.
+
+use burn::module::{Module, ModuleVisitor, Param, ParamId};
+use burn::store::ModuleRecord;
+use burn::tensor::{Bytes, Device, Tensor};
+use serde::{Deserialize, Serialize};
+
+use crate::data::ImageShape;
+use crate::model::{SiameseNet, SiameseNetConfig};
+use crate::training::TrainConfig;
+
+/// The first bytes of every model file; the last byte is the format version.
+const MAGIC: &[u8; 8] = b"SIAMWEB\x01";
+const HEADER_SIZE: usize = MAGIC.len() + 4 + 8;
+/// The extension the page gives downloads and the native example suggests.
+pub const MODEL_FILE_EXTENSION: &str = "siamese";
+
+/// Everything about a model except its weights.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct ModelInfo {
+    pub shape: ImageShape,
+    pub embedding_size: usize,
+    pub class_names: Vec<String>,
+    /// The distance above which a pair is called dissimilar (chosen on validation pairs).
+    pub threshold: f32,
+    pub config: TrainConfig,
+    /// What it was trained on, for people: "MNIST digits", "your images (120 files)".
+    pub dataset: String,
+    pub epochs_trained: usize,
+    /// Test pair accuracy at `threshold` when it was saved.
+    pub test_acc: f64,
+}
+
+#[derive(Debug, PartialEq)]
+pub enum ModelFileError {
+    NotAModel,
+    Truncated,
+    Unreadable(String),
+    WrongWeights(String),
+    Backend(String),
+}
+
+impl std::fmt::Display for ModelFileError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ModelFileError::NotAModel => write!(f, "this is not a siamese-web model file"),
+            ModelFileError::Truncated => {
+                write!(f, "the model file is cut short (an interrupted download?)")
+            }
+            ModelFileError::Unreadable(why) => write!(f, "the model file is damaged: {why}"),
+            ModelFileError::WrongWeights(why) => {
+                write!(f, "the weights in the file do not fit its model: {why}")
+            }
+            ModelFileError::Backend(why) => write!(f, "cannot read the model's weights: {why}"),
+        }
+    }
+}
+
+impl std::error::Error for ModelFileError {}
+
+/// The model's parameters, each flattened so one list holds tensors of every rank; read
+/// asynchronously afterwards, since a browser cannot block on a GPU read.
+#[derive(Default)]
+struct ParameterCollector {
+    path: Vec<String>,
+    parameters: Vec<(String, ParamId, Vec<usize>, Tensor<1>)>,
+}
+
+impl ModuleVisitor for ParameterCollector {
+    fn enter_module(&mut self, name: &str, _container_type: &str) {
+        self.path.push(name.to_string());
+    }
+
+    fn exit_module(&mut self, _name: &str, _container_type: &str) {
+        self.path.pop();
+    }
+
+    fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
+        // The saved form is what `load_record` checks and maps back.
+        let tensor = param.transform_for_save().val();
+        let dims = tensor.dims().to_vec();
+        let flat = tensor.reshape([dims.iter().product::<usize>()]);
+        self.parameters
+            .push((self.path.join("."), param.id, dims, flat));
+    }
+}
+
+/// Writes `model` and `info` as a model file.
+pub async fn save_model(model: &SiameseNet, info: &ModelInfo) -> Result<Vec<u8>, ModelFileError> {
+    let mut collector = ParameterCollector::default();
+    model.visit(&mut collector);
+    let mut tensors = Vec::with_capacity(collector.parameters.len());
+    for (path, id, dims, flat) in collector.parameters {
+        let data = flat
+            .into_data_async()
+            .await
+            .map_err(|err| ModelFileError::Backend(format!("{err:?}")))?;
+        let (bytes, _, dtype) = data.into_parts();
+        tensors.push(burn_pack::Tensor::new(
+            path,
+            dtype,
+            dims,
+            Some(id.val()),
+            bytes,
+        ));
+    }
+    let weights = burn_pack::Writer::new(tensors)
+        .into_bytes()
+        .map_err(|err| ModelFileError::Backend(err.to_string()))?;
+    let metadata = serde_json::to_vec(info).expect("model info serialises");
+    Ok(model_file(&metadata, &weights))
+}
+
+fn model_file(metadata: &[u8], weights: &[u8]) -> Vec<u8> {
+    let mut file = Vec::with_capacity(HEADER_SIZE + metadata.len() + weights.len());
+    file.extend_from_slice(MAGIC);
+    file.extend_from_slice(&(metadata.len() as u32).to_le_bytes());
+    file.extend_from_slice(&(weights.len() as u64).to_le_bytes());
+    file.extend_from_slice(metadata);
+    file.extend_from_slice(weights);
+    file
+}
+
+/// Reads only the metadata: enough to refuse a model before building it. Returns the weights.
+pub fn read_model_info(file: &[u8]) -> Result<(ModelInfo, &[u8]), ModelFileError> {
+    let version = MAGIC.len() - 1;
+    if file.len() < MAGIC.len() || file[..version] != MAGIC[..version] {
+        return Err(ModelFileError::NotAModel);
+    }
+    if file[version] != MAGIC[version] {
+        return Err(ModelFileError::Unreadable(format!(
+            "format version {} is not one this app reads (it reads {})",
+            file[version], MAGIC[version]
+        )));
+    }
+    let header = file.get(..HEADER_SIZE).ok_or(ModelFileError::Truncated)?;
+    let metadata_len = u32::from_le_bytes(header[8..12].try_into().unwrap()) as usize;
+    let weights_len = u64::from_le_bytes(header[12..20].try_into().unwrap()) as usize;
+    let body = &file[HEADER_SIZE..];
+    let expected = metadata_len.saturating_add(weights_len);
+    if body.len() < expected {
+        return Err(ModelFileError::Truncated);
+    }
+    if body.len() > expected {
+        return Err(ModelFileError::Unreadable(format!(
+            "{} unexpected bytes after the weights",
+            body.len() - expected
+        )));
+    }
+    let info: ModelInfo = serde_json::from_slice(&body[..metadata_len])
+        .map_err(|err| ModelFileError::Unreadable(err.to_string()))?;
+    Ok((info, &body[metadata_len..]))
+}
+
+/// Builds the model a file holds on `device`.
+pub fn load_model(file: &[u8], device: &Device) -> Result<(SiameseNet, ModelInfo), ModelFileError> {
+    let (info, weights) = read_model_info(file)?;
+    let config = SiameseNetConfig::for_shape(info.shape).with_embedding_size(info.embedding_size);
+    let model = config.init(device).map_err(ModelFileError::Unreadable)?;
+    let record = ModuleRecord::from_bytes(Bytes::from_bytes_vec(weights.to_vec()))
+        .map_err(|err| ModelFileError::Unreadable(err.to_string()))?;
+    let model = model
+        .try_load_record(record)
+        .map_err(|err| ModelFileError::WrongWeights(err.to_string()))?;
+    Ok((model, info))
+}
+
+#[cfg(test)]
+mod tests {
+    use burn::tensor::Distribution;
+
+    use super::*;
+
+    fn info(shape: ImageShape) -> ModelInfo {
+        ModelInfo {
+            shape,
+            embedding_size: 128,
+            class_names: vec!["cat".into(), "dog".into()],
+            threshold: 0.6,
+            config: TrainConfig::new(),
+            dataset: "test".into(),
+            epochs_trained: 1,
+            test_acc: 0.9,
+        }
+    }
+
+    fn distances(model: &SiameseNet, images: &Tensor<4>) -> Vec<f32> {
+        model
+            .pair_distances(images.clone())
+            .into_data()
+            .try_to_vec()
+            .unwrap()
+    }
+
+    #[test]
+    fn a_saved_model_loads_with_identical_distances_and_metadata() {
+        let device = Device::flex();
+        let shape = ImageShape::new(3, 16, 12);
+        let model = SiameseNetConfig::for_shape(shape).init(&device).unwrap();
+        let file = pollster::block_on(save_model(&model, &info(shape))).unwrap();
+        let (loaded, loaded_info) = load_model(&file, &device).unwrap();
+        let images = Tensor::<4>::random([6, 3, 16, 12], Distribution::Uniform(0.0, 1.0), &device);
+        assert_eq!(distances(&loaded, &images), distances(&model, &images));
+        assert_eq!(loaded_info.shape, shape);
+        assert_eq!(loaded_info.class_names, ["cat", "dog"]);
+        assert_eq!(loaded_info.threshold, 0.6);
+    }
+
+    #[test]
+    fn files_that_are_not_whole_models_of_ours_are_refused() {
+        let device = Device::flex();
+        let shape = ImageShape::MNIST;
+        let model = SiameseNetConfig::for_shape(shape).init(&device).unwrap();
+        let file = pollster::block_on(save_model(&model, &info(shape))).unwrap();
+        let refused = |bytes: &[u8]| load_model(bytes, &device).map(|_| ()).unwrap_err();
+
+        assert_eq!(
+            refused(b"\x89PNG\r\n\x1a\nnot a model"),
+            ModelFileError::NotAModel
+        );
+        assert_eq!(refused(b""), ModelFileError::NotAModel);
+        assert_eq!(refused(&file[..10]), ModelFileError::Truncated);
+        assert_eq!(refused(&file[..file.len() / 2]), ModelFileError::Truncated);
+        assert_eq!(refused(&file[..file.len() - 1]), ModelFileError::Truncated);
+
+        let mut newer = file.clone();
+        newer[7] = 9;
+        assert!(refused(&newer).to_string().contains("format version 9"));
+
+        // Metadata that claims another input size than the weights were made for.
+        let (_, weights) = read_model_info(&file).unwrap();
+        let metadata = serde_json::to_vec(&info(ImageShape::new(1, 64, 64))).unwrap();
+        let lying = model_file(&metadata, weights);
+        assert!(matches!(refused(&lying), ModelFileError::WrongWeights(_)));
+
+        // Damaged weights of the right length.
+        let mut damaged = file.clone();
+        let weights_start = file.len() - weights.len();
+        damaged[weights_start..weights_start + 16].fill(0xff);
+        assert!(matches!(
+            refused(&damaged),
+            ModelFileError::Unreadable(_) | ModelFileError::WrongWeights(_)
+        ));
+    }
+}

@@ -1,0 +1,130 @@
+// The embeddable widget as a blog uses it: the example article (www/article.html) with the built
+// files copied into a sub-folder of a static server, two widgets training at once, the blog's
+// own text and styles untouched, and a blocked .wasm reported in place.
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { cpSync, mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { serveStatic } from './server.js';
+import { launchChromium } from './browser.js';
+
+const FOLDER = 'blog/2026/siamese-demo';
+let browser;
+let server;
+let blockingServer;
+const requests = [];
+
+before(async () => {
+  const root = mkdtempSync(join(tmpdir(), 'siamese-web-site-'));
+  cpSync(new URL('../../dist', import.meta.url).pathname, join(root, FOLDER), { recursive: true });
+  server = await serveStatic(root, { log: (path) => requests.push(path) });
+  blockingServer = await serveStatic(root, { refuse: (path) => path.endsWith('.wasm') });
+  browser = await launchChromium();
+});
+
+after(async () => {
+  await browser?.close();
+  server?.close();
+  blockingServer?.close();
+});
+
+const articleUrl = (server) => `http://127.0.0.1:${server.address().port}/${FOLDER}/www/article.html`;
+
+/** Opens the article; `quick` puts shorter runs first in each widget's attributes (the first of
+ * a repeated attribute wins), so CI trains for seconds instead of minutes. */
+async function openArticle(url, { quick = false } = {}) {
+  const page = await browser.newPage();
+  const problems = [];
+  page.on('pageerror', (error) => problems.push(error.message));
+  if (quick) {
+    await page.route('**/article.html', async (route) => {
+      const response = await route.fetch();
+      const html = (await response.text()).replaceAll('<siamese-trainer ', '<siamese-trainer epochs="1" train-images="1500" test-images="500" ');
+      await route.fulfill({ response, body: html });
+    });
+  }
+  await page.goto(url);
+  return { page, problems };
+}
+
+const widgetStates = (page) => page.$$eval('siamese-trainer', (widgets) => widgets.map((w) => w.dataset.state));
+
+test('two widgets in the article, served from a sub-folder, train at once; the blog stays as it was', async () => {
+  const { page, problems } = await openArticle(articleUrl(server), { quick: true });
+  await page.waitForFunction(() => [...document.querySelectorAll('siamese-trainer')].every((w) => w.dataset.state === 'idle'), null, { timeout: 120_000 });
+
+  // The blog's styles reach neither into the widgets nor are they changed by them.
+  const styles = await page.evaluate(() => {
+    const style = (el) => getComputedStyle(el);
+    const intro = document.getElementById('intro');
+    const train = document.querySelector('#first').shadowRoot.querySelector('[data-ref="train"]');
+    return {
+      introFont: style(intro).fontFamily, introColor: style(intro).color, introSize: style(intro).fontSize,
+      widgetFont: style(train).fontFamily, widgetButton: style(train).backgroundColor,
+      globalChart: typeof globalThis.Chart, headStyles: document.querySelectorAll('head style, head link[rel=stylesheet]').length,
+      width: document.querySelector('#first').getBoundingClientRect().width,
+    };
+  });
+  assert.match(styles.introFont, /Georgia/);
+  assert.equal(styles.introColor, 'rgb(34, 34, 34)');
+  assert.equal(styles.introSize, '18px');
+  assert.doesNotMatch(styles.widgetFont, /Georgia/);
+  assert.equal(styles.widgetButton, 'rgb(37, 99, 235)', 'the blog\'s button colour leaked into the widget');
+  assert.equal(styles.globalChart, 'undefined', 'Chart.js leaked a global into the page');
+  assert.equal(styles.headStyles, 1, 'the widget added styles to the page');
+  assert.ok(styles.width <= 700, `the widget is ${styles.width} px wide in a 700 px column`);
+  assert.match(await page.locator('#first .status').innerText(), /CPU/);
+
+  // Both train at once, each in its own worker.
+  await page.locator('#first [data-ref="train"]').click();
+  await page.locator('#second [data-ref="train"]').click();
+  assert.deepEqual(await widgetStates(page), ['training', 'training']);
+  await page.waitForFunction(() => [...document.querySelectorAll('siamese-trainer')].every((w) => ['done', 'error'].includes(w.dataset.state)), null, { timeout: 300_000, polling: 500 });
+  const results = await page.$$eval('siamese-trainer', (widgets) => widgets.map((w) => ({ state: w.dataset.state, result: w.result, error: w.shadowRoot.querySelector('.error').textContent })));
+  for (const { state, result, error } of results) {
+    assert.equal(state, 'done', error);
+    console.log('widget', JSON.stringify(result));
+    assert.equal(result.epochs, 1);
+    assert.equal(result.backend, 'cpu', 'Auto should skip the software WebGPU adapter');
+    assert.ok(result.test_acc_best > 0.8, `test pair accuracy ${result.test_acc_best}`);
+    assert.ok(result.auc > 0.9, `AUC ${result.auc}`);
+  }
+  assert.match(await page.locator('#first .metrics').innerText(), /Test pair accuracy \d+\.\d+ %/);
+  assert.equal(await page.locator('#first .pair').count(), 4);
+  assert.equal(await page.locator('#second .pair').count(), 8);
+  assert.ok(await page.locator('#second [data-ref="histogramBox"]').isVisible(), 'the full layout draws the histogram');
+
+  // Scrolled away and back, a widget still shows its run.
+  const metrics = await page.locator('#first .metrics').innerText();
+  await page.locator('#outro').scrollIntoViewIfNeeded();
+  await page.evaluate(() => window.scrollTo(0, 0));
+  assert.equal(await page.locator('#first .metrics').innerText(), metrics);
+
+  // On a phone the article does not scroll sideways.
+  await page.setViewportSize({ width: 375, height: 800 });
+  // The charts follow the new width on their next resize callback.
+  await page.waitForFunction(() => document.documentElement.scrollWidth <= 375, null, { timeout: 5_000 })
+    .catch(() => assert.fail('the widgets overflow a phone screen'));
+
+  assert.equal(await page.locator('#intro').count(), 1);
+  assert.match(await page.locator('#outro').innerText(), /own Web Worker/);
+  const outside = requests.filter((path) => !path.startsWith(`/${FOLDER}/`));
+  assert.deepEqual(outside, [], 'every file comes from the widget\'s own folder');
+  assert.ok(requests.some((path) => path.endsWith('/siamese-web_bg.wasm')));
+  assert.ok(requests.some((path) => path.endsWith('/assets/mnist-10k.bin.gz')));
+  assert.deepEqual(problems, []);
+  await page.close();
+});
+
+test('a widget whose .wasm is blocked says so in place and the article still reads', async () => {
+  const { page, problems } = await openArticle(articleUrl(blockingServer));
+  await page.waitForFunction(() => [...document.querySelectorAll('siamese-trainer')].every((w) => w.dataset.state === 'error'), null, { timeout: 60_000 });
+  for (const id of ['first', 'second']) {
+    assert.match(await page.locator(`#${id} .error`).innerText(), /This demo cannot run here: the WebAssembly module failed to load/);
+    assert.equal(await page.locator(`#${id} [data-ref="train"]`).isDisabled(), true);
+  }
+  assert.ok(await page.locator('#intro').isVisible());
+  assert.deepEqual(problems, []);
+  await page.close();
+});

@@ -1,0 +1,324 @@
+// <siamese-trainer>: a live, trainable Siamese network for a blog post. One script tag and one
+// element per widget; everything it loads (worker, wasm, digits, Chart.js, styles) is found
+// relative to this file, so the built files work from any folder or CDN path.
+//
+//   <script type="module" src="/files/siamese-web/www/widget.js"></script>
+//   <siamese-trainer dataset="mnist" epochs="3" compact>A live demo (needs JavaScript).</siamese-trainer>
+//   <siamese-trainer model="digits.siamese">…</siamese-trainer>  (starts from a model saved by the app)
+//
+// Each widget has its own worker, so several train independently. Its styles live in its Shadow
+// DOM; the element's text content shows only where the script cannot run.
+// The element's `data-state` (loading, idle, training, done, error) and its `result` property
+// (the figures of the last run) are there for pages and tests; a `siamese-result` event fires
+// when a run ends.
+import {
+  TrainerWorker, DEFAULT_CONFIG, MNIST_URL, readLabelledFiles, thumbnailCanvas, describeWebGpu,
+  formatSeconds, percent, runProgress,
+} from './trainer.js';
+
+const STYLESHEET = new URL('./widget.css', import.meta.url).href;
+const FULL_APP = new URL('../index.html', import.meta.url).href;
+
+/** Attribute -> TrainConfig field, each checked before a run starts. */
+const SETTINGS = [
+  ['epochs', 'epochs', 'whole'],
+  ['batch', 'batch_size', 'whole'],
+  ['learning-rate', 'learning_rate', 'positive'],
+  ['margin', 'margin', 'positive'],
+  ['validation-split', 'validation_split', 'fraction'],
+  ['seed', 'seed', 'natural'],
+];
+const CHECKS = {
+  whole: [(x) => Number.isInteger(x) && x >= 1, 'a whole number of at least 1'],
+  natural: [(x) => Number.isInteger(x) && x >= 0, 'a whole number of at least 0'],
+  positive: [(x) => x > 0, 'a number above 0'],
+  fraction: [(x) => x >= 0 && x < 1, 'a number from 0 to below 1'],
+};
+
+const TEMPLATE = `
+  <link rel="stylesheet" href="${STYLESHEET}">
+  <div class="widget">
+    <div class="head">
+      <strong>Siamese network, trained in your browser</strong>
+      <span class="status" data-ref="status">Loading…</span>
+    </div>
+    <div class="upload" data-ref="upload" hidden>
+      <label class="button secondary">Choose a folder of images…
+        <input data-ref="folder" type="file" webkitdirectory multiple hidden></label>
+      <span class="hint">one sub-folder per class; nothing leaves your browser</span>
+    </div>
+    <div class="controls">
+      <button type="button" data-ref="train" disabled>Train</button>
+      <button type="button" data-ref="stop" class="secondary" disabled>Stop</button>
+      <span class="data-summary" data-ref="summary"></span>
+    </div>
+    <progress data-ref="progress" max="1" value="0"></progress>
+    <p class="progress-text" data-ref="progressText" aria-live="polite"></p>
+    <div class="chart"><canvas data-ref="loss" aria-label="Loss during training"></canvas></div>
+    <p class="metrics" data-ref="metrics" aria-live="polite"></p>
+    <p class="uses" data-ref="uses" aria-live="polite"></p>
+    <div class="chart" data-ref="histogramBox" hidden><canvas data-ref="histogram" aria-label="Distances of test pairs"></canvas></div>
+    <div class="pairs" data-ref="pairs"></div>
+    <p class="error" data-ref="error" role="alert" hidden></p>
+    <a class="full-app" data-ref="fullApp" target="_blank" rel="noopener">Open in the full app ↗</a>
+  </div>`;
+
+class SiameseTrainer extends HTMLElement {
+  connectedCallback() {
+    if (this.trainer) return; // moved within the page: it keeps its state and its worker
+    if (!this.shadowRoot) this.build();
+    this.trainer = new TrainerWorker((message) => this.onMessage(message));
+  }
+
+  disconnectedCallback() {
+    // Removed for good (not just moved): end the worker and the run with it.
+    queueMicrotask(() => {
+      if (this.isConnected || !this.trainer) return;
+      this.trainer.worker?.terminate();
+      this.trainer = null;
+      this.training = false;
+      this.setState('loading');
+    });
+  }
+
+  build() {
+    const root = this.attachShadow({ mode: 'open' });
+    root.innerHTML = TEMPLATE;
+    this.ui = Object.fromEntries([...root.querySelectorAll('[data-ref]')].map((el) => [el.dataset.ref, el]));
+    this.compact = this.hasAttribute('compact');
+    this.ui.upload.hidden = this.datasetName() !== 'upload';
+    this.ui.fullApp.href = `${FULL_APP}?${new URLSearchParams(this.datasetName() === 'mnist' ? { dataset: 'mnist' } : {})}`;
+    this.ui.train.addEventListener('click', () => this.train());
+    this.ui.stop.addEventListener('click', () => this.trainer?.send({ type: 'stop' }));
+    this.ui.folder.addEventListener('change', (event) => this.useFolder([...event.target.files]));
+    this.setState('loading');
+    this.charts = import('./charts.js').then((charts) => {
+      this.lossChart = new charts.LossChart(this.ui.loss);
+      return charts;
+    });
+    this.charts.catch((error) => this.fail(`the charts could not load (${error.message})`));
+  }
+
+  datasetName() {
+    return (this.getAttribute('dataset') ?? 'mnist').toLowerCase();
+  }
+
+  setState(state) {
+    this.dataset.state = state;
+    const usable = this.loaded && !this.loaded.problem && !this.failed;
+    this.ui.train.disabled = state === 'training' || state === 'loading' || !usable;
+    this.ui.stop.disabled = state !== 'training';
+    this.ui.folder.disabled = state === 'training';
+  }
+
+  showError(text) {
+    this.ui.error.textContent = text;
+    this.ui.error.hidden = false;
+  }
+
+  /** Something that leaves the widget unable to work: said in place, the host page untouched. */
+  fail(reason) {
+    this.failed = true;
+    this.showError(`This demo cannot run here: ${reason}.`);
+    this.ui.status.textContent = 'Not available.';
+    this.setState('error');
+  }
+
+  onMessage(message) {
+    switch (message.type) {
+      case 'ready':
+        this.ui.status.textContent = describeWebGpu(message.webgpu);
+        this.loadData();
+        break;
+      case 'dataset_loaded':
+        this.onDataset(message);
+        break;
+      case 'backend':
+        this.ui.status.textContent = `Training on ${message.backend === 'webgpu' ? 'WebGPU' : 'the CPU'}: ${message.reason}.`;
+        break;
+      case 'progress':
+        this.onProgress(message);
+        break;
+      case 'epoch':
+        this.lossChart?.addEpoch(message);
+        break;
+      case 'done':
+        this.onDone(message);
+        break;
+      case 'analysis':
+        this.ui.uses.textContent = `Classifying digits by their embeddings: ${percent(message.knn_acc)} with the ` +
+          `${message.knn_k} nearest training images, ${percent(message.one_shot_acc)} ${message.one_shot_ways}-way one-shot ` +
+          `(one example per class).`;
+        this.analysis = message;
+        this.dispatchEvent(new CustomEvent('siamese-analysis', { detail: message, bubbles: true, composed: true }));
+        break;
+      case 'model_loaded':
+        this.ui.metrics.textContent = `Pretrained model (${message.info.dataset}, ${message.info.epochs_trained} epoch(s)): ` +
+          `test pair accuracy ${percent(message.info.test_acc)}. Train to start over.`;
+        break;
+      case 'error':
+        this.onError(message);
+        break;
+    }
+  }
+
+  loadData() {
+    this.loaded = null;
+    if (this.hasAttribute('model')) this.loadModel(this.getAttribute('model'));
+    const dataset = this.datasetName();
+    if (dataset === 'mnist') {
+      const sample = (name) => (this.hasAttribute(name) ? Number(this.getAttribute(name)) : null);
+      this.ui.summary.textContent = 'Loading the MNIST digits…';
+      this.trainer.send({ type: 'use_mnist', url: MNIST_URL, train_images: sample('train-images'), test_images: sample('test-images') });
+    } else if (dataset === 'upload') {
+      this.ui.summary.textContent = 'Choose a folder to train on.';
+      this.setState('idle');
+    } else {
+      this.fail(`dataset="${dataset}" is unknown (use "mnist" or "upload")`);
+    }
+  }
+
+  /** `model`: a model file saved by the app, relative to the page; used until the reader trains. */
+  async loadModel(path) {
+    const url = new URL(path, document.baseURI);
+    try {
+      const response = await fetch(url);
+      if (!response.ok) throw new Error(`HTTP ${response.status}`);
+      const bytes = new Uint8Array(await response.arrayBuffer());
+      this.trainer.send({ type: 'load_model', file_name: url.pathname.split('/').pop(), bytes }, [bytes.buffer]);
+    } catch (error) {
+      this.showError(`The pretrained model ${path} could not be loaded (${error.message}); train one instead.`);
+    }
+  }
+
+  async useFolder(files) {
+    const images = files.filter((file) => !file.name.startsWith('.'));
+    if (images.length === 0) return;
+    const shape = this.imageShape();
+    if (!shape) return;
+    this.ui.summary.textContent = `Reading ${images.length} files…`;
+    const labelled = await readLabelledFiles(images.map((file) => ({ file, path: file.webkitRelativePath })));
+    this.trainer.send({ type: 'use_files', files: labelled, ...shape }, labelled.map((f) => f.bytes.buffer));
+  }
+
+  /** `image-size`, e.g. "28x28 grey" (the default), "64x64 rgb", "224x224 rgb". */
+  imageShape() {
+    const text = (this.getAttribute('image-size') ?? '28x28 grey').toLowerCase();
+    const match = text.match(/^\s*(\d+)\s*x\s*(\d+)\s*(grey|gray|rgb)?\s*$/);
+    if (!match || Number(match[1]) < 8 || Number(match[2]) < 8) {
+      this.showError(`image-size="${text}" is not a size like "28x28 grey" or "64x64 rgb" (8 pixels or more).`);
+      return null;
+    }
+    return { width: Number(match[1]), height: Number(match[2]), channels: match[3] === 'rgb' ? 3 : 1 };
+  }
+
+  onDataset(summary) {
+    this.loaded = summary;
+    this.ui.error.hidden = true;
+    this.ui.summary.textContent = `${summary.train_images + summary.test_images} images, ${summary.classes.length} classes`;
+    if (summary.file_errors.length > 0) {
+      this.showError(`Skipped ${summary.file_errors.length} file(s): ${summary.file_errors.slice(0, 3).join('; ')}`);
+    }
+    if (summary.problem) this.showError(`This data cannot train yet: ${summary.problem}.`);
+    this.setState('idle');
+    if (this.hasAttribute('autostart') && !summary.problem && !this.autostarted) {
+      this.autostarted = true;
+      this.train();
+    }
+  }
+
+  /** The run's settings from the attributes, or null after saying which one is wrong. */
+  settings() {
+    const config = { ...DEFAULT_CONFIG };
+    for (const [attribute, field, kind] of SETTINGS) {
+      if (!this.hasAttribute(attribute)) continue;
+      const text = this.getAttribute(attribute);
+      const value = Number(text);
+      const [valid, expected] = CHECKS[kind];
+      if (text.trim() === '' || !valid(value)) {
+        this.showError(`${attribute}="${text}" must be ${expected}.`);
+        return null;
+      }
+      config[field] = value;
+    }
+    const backend = (this.getAttribute('backend') ?? 'auto').toLowerCase();
+    if (!['auto', 'webgpu', 'cpu'].includes(backend)) {
+      this.showError(`backend="${backend}" must be auto, webgpu or cpu.`);
+      return null;
+    }
+    return { config, backend };
+  }
+
+  train() {
+    const settings = this.settings();
+    if (!settings || !this.trainer) return;
+    this.ui.error.hidden = true;
+    this.training = true;
+    this.setState('training');
+    this.ui.progress.value = 0;
+    this.ui.progressText.textContent = 'Starting…';
+    this.ui.metrics.textContent = '';
+    this.ui.uses.textContent = '';
+    this.ui.pairs.replaceChildren();
+    this.lossChart?.reset(settings.config.epochs);
+    this.trainer.send({ type: 'train', ...settings });
+  }
+
+  onProgress(p) {
+    const { done, remaining_s } = runProgress(p);
+    this.ui.progress.value = done;
+    this.ui.progressText.textContent = `Epoch ${p.epoch}/${p.epochs} · loss ${p.loss.toFixed(3)} · ` +
+      `${p.pairs_per_s.toFixed(0)} pairs/s · ${formatSeconds(remaining_s)} left`;
+    this.lossChart?.addBatch(p);
+  }
+
+  async onDone({ result, evaluation, gallery, stopped }) {
+    this.training = false;
+    this.result = result;
+    this.ui.progress.value = stopped ? this.ui.progress.value : 1;
+    this.ui.progressText.textContent = `${stopped ? 'Stopped' : 'Done'}: ${result.epochs} epoch(s) in ` +
+      `${result.train_s.toFixed(0)} s on ${result.backend === 'webgpu' ? 'WebGPU' : 'the CPU'}.`;
+    this.ui.metrics.textContent = `Test pair accuracy ${percent(result.test_acc)} (dissimilar if D > 0.5), ` +
+      `${percent(result.test_acc_best)} at the best threshold ${result.best_threshold.toFixed(2)} · ` +
+      `ROC AUC ${result.auc.toFixed(3)}`;
+    this.ui.pairs.replaceChildren(...gallery.slice(0, this.compact ? 4 : 8).map((pair) => pairCard(pair)));
+    this.setState('done');
+    this.dispatchEvent(new CustomEvent('siamese-result', { detail: result, bubbles: true, composed: true }));
+    if (!this.compact) {
+      const charts = await this.charts;
+      this.ui.histogramBox.hidden = false;
+      this.histogram = charts.histogramChart(this.ui.histogram, evaluation, result.best_threshold, this.histogram);
+    }
+  }
+
+  onError({ message, fatal }) {
+    if (fatal && !this.trainer.ready) {
+      this.fail(message);
+      return;
+    }
+    this.showError(message);
+    if (this.training || fatal) {
+      this.training = false;
+      this.setState(this.loaded ? 'error' : 'loading');
+    }
+    if (fatal) {
+      // A panic leaves the worker's wasm unusable: a fresh worker loads the data again.
+      this.ui.summary.textContent = 'Restarting…';
+      this.trainer.restart();
+    }
+  }
+}
+
+function pairCard({ left, right, distance, dissimilar, predicted_dissimilar: predicted }) {
+  const card = document.createElement('figure');
+  card.className = `pair ${predicted === dissimilar ? 'right' : 'wrong'}`;
+  const images = document.createElement('div');
+  images.append(thumbnailCanvas(left, 40), thumbnailCanvas(right, 40));
+  const caption = document.createElement('figcaption');
+  caption.textContent = `D = ${distance.toFixed(2)} ${predicted === dissimilar ? '✓' : '✗'}`;
+  caption.title = `predicted ${predicted ? 'dissimilar' : 'similar'}, truly ${dissimilar ? 'dissimilar' : 'similar'}`;
+  card.append(images, caption);
+  return card;
+}
+
+if (!customElements.get('siamese-trainer')) customElements.define('siamese-trainer', SiameseTrainer);
