@@ -22,7 +22,7 @@ struct PrintProgress;
 
 impl TrainObserver for PrintProgress {
     async fn on_batch(&mut self, p: &BatchProgress) -> Control {
-        if p.step % 50 == 0 || p.step == p.steps_per_epoch {
+        if p.step.is_multiple_of(50) || p.step == p.steps_per_epoch {
             eprintln!(
                 "epoch {}/{} step {}/{} loss {:.4} ({:.0} pairs/s)",
                 p.epoch, p.epochs, p.step, p.steps_per_epoch, p.loss, p.pairs_per_s

@@ -24,7 +24,7 @@ impl SeededRng {
     /// A uniform index in `0..n`; `n` must be positive.
     pub fn below(&mut self, n: usize) -> usize {
         // Multiply-shift keeps the bias below 2^-32 for any n we meet (n < 2^32).
-        ((self.next_u64() >> 32) * n as u64 >> 32) as usize
+        (((self.next_u64() >> 32) * n as u64) >> 32) as usize
     }
 
     /// Fisher-Yates shuffle.

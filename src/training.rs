@@ -73,6 +73,11 @@ pub enum TrainError {
         step: usize,
         loss: f32,
     },
+    /// Every validation pair is at distance ~0: the tower maps all images to one embedding
+    /// (its ReLUs went silent), also a sign of too high a learning rate.
+    Collapsed {
+        epoch: usize,
+    },
     Backend(String),
 }
 
@@ -85,6 +90,12 @@ impl std::fmt::Display for TrainError {
                 f,
                 "loss became {loss} at epoch {epoch}, step {step}: training stopped; \
                  lower the learning rate"
+            ),
+            TrainError::Collapsed { epoch } => write!(
+                f,
+                "after epoch {epoch} every image maps to the same embedding (all distances are \
+                 0), so the model cannot tell images apart: training stopped; lower the \
+                 learning rate"
             ),
             TrainError::Backend(message) => write!(f, "backend error: {message}"),
         }
@@ -284,6 +295,11 @@ async fn mean_loss(
     loss.into_scalar_async().await.map_err(backend_error)
 }
 
+/// Below this for every validation pair, the embeddings have collapsed to one point: the floor
+/// is sqrt(DISTANCE_EPSILON) ~ 3e-4, while a model that learned anything puts dissimilar pairs
+/// near the margin.
+const COLLAPSED_DISTANCE: f32 = 1e-3;
+
 /// Trains a new model on `data` with Adam; `device` must have autodiff enabled.
 pub async fn train(
     data: &TrainingData,
@@ -349,6 +365,9 @@ pub async fn train(
         };
         if let Some(pairs) = &data.validation_pairs {
             let distances = pair_distances(&model, &data.validation, pairs, device).await?;
+            if distances.iter().all(|&d| d < COLLAPSED_DISTANCE) {
+                return Err(TrainError::Collapsed { epoch });
+            }
             let flags = dissimilar_flags(pairs);
             summary.validation_loss = Some(mean_loss(&loss_fn, &distances, &flags, device).await?);
             summary.validation_acc = Some(accuracy_at(&distances, &flags, ARTICLE_THRESHOLD));

@@ -160,6 +160,23 @@ fn a_diverging_run_stops_with_a_clear_error() {
 }
 
 #[test]
+fn a_run_whose_embeddings_collapse_stops_with_a_clear_error() {
+    // At a learning rate of 10, Adam silences every ReLU within an epoch: all images then map
+    // to one embedding and the loss stays finite, so only the distances show it.
+    let (train_set, _) = small_mnist();
+    let config = TrainConfig::new().with_epochs(2).with_learning_rate(10.0);
+    let data = TrainingData::split(&train_set, &config).unwrap();
+    let device = pollster::block_on(training_device(Backend::Flex)).unwrap();
+    let err = pollster::block_on(train(&data, &config, &device, &mut Record::default()))
+        .err()
+        .expect("a collapsed model must not pass for a trained one");
+    assert!(
+        err.to_string().contains("every image maps to the same embedding"),
+        "{err}"
+    );
+}
+
+#[test]
 fn settings_that_cannot_train_are_refused_before_training() {
     let (train_set, _) = small_mnist();
     for (config, word) in [

@@ -111,9 +111,11 @@ class SiameseTrainer extends HTMLElement {
     this.ui.folder.disabled = state === 'training';
   }
 
-  showError(text) {
+  /** `source` 'data' marks a message about the loaded data, which new data replaces. */
+  showError(text, source = 'other') {
     this.ui.error.textContent = text;
     this.ui.error.hidden = false;
+    this.errorSource = source;
   }
 
   /** Something that leaves the widget unable to work: said in place, the host page untouched. */
@@ -214,12 +216,12 @@ class SiameseTrainer extends HTMLElement {
 
   onDataset(summary) {
     this.loaded = summary;
-    this.ui.error.hidden = true;
+    if (this.errorSource === 'data') this.ui.error.hidden = true;
     this.ui.summary.textContent = `${summary.train_images + summary.test_images} images, ${summary.classes.length} classes`;
     if (summary.file_errors.length > 0) {
-      this.showError(`Skipped ${summary.file_errors.length} file(s): ${summary.file_errors.slice(0, 3).join('; ')}`);
+      this.showError(`Skipped ${summary.file_errors.length} file(s): ${summary.file_errors.slice(0, 3).join('; ')}`, 'data');
     }
-    if (summary.problem) this.showError(`This data cannot train yet: ${summary.problem}.`);
+    if (summary.problem) this.showError(`This data cannot train yet: ${summary.problem}.`, 'data');
     this.setState('idle');
     if (this.hasAttribute('autostart') && !summary.problem && !this.autostarted) {
       this.autostarted = true;

@@ -421,7 +421,7 @@ async fn choose_device(choice: BackendChoice) -> Result<(Device, &'static str, S
     match (webgpu, choice) {
         (Ok(device), _) => Ok((device, "webgpu", webgpu_reason(&support))),
         (Err(reason), BackendChoice::Webgpu) => Err(format!("WebGPU was chosen but {reason}")),
-        (Err(reason), _) => Ok((cpu(), "cpu", format!("{reason}; training on the CPU"))),
+        (Err(reason), _) => Ok((cpu(), "cpu", reason)),
     }
 }
 

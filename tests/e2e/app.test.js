@@ -2,7 +2,7 @@
 // Needs the release build in dist/ (scripts/test.sh runs `trunk build --release` first).
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { serveStatic } from './server.js';
@@ -13,8 +13,14 @@ let server;
 let browser;
 let base;
 
+// The strictest policy the app needs: its own files only, no eval (wasm compiles under
+// 'wasm-unsafe-eval'), no inline script or style. Every page and worker of these tests runs under it.
+const STRICT_CSP = "default-src 'self'; script-src 'self' 'wasm-unsafe-eval'; style-src 'self'; " +
+  "worker-src 'self'; connect-src 'self'; img-src 'self' blob: data:; object-src 'none'; base-uri 'none'";
+const DIST = new URL('../../dist', import.meta.url).pathname;
+
 before(async () => {
-  server = await serveStatic(new URL('../../dist', import.meta.url).pathname);
+  server = await serveStatic(DIST, { headers: { 'content-security-policy': STRICT_CSP } });
   base = `http://127.0.0.1:${server.address().port}/`;
   browser = await launchChromium();
 });
@@ -28,6 +34,9 @@ async function openPage(query = '') {
   const page = await browser.newPage();
   const problems = [];
   page.on('pageerror', (error) => problems.push(error.message));
+  page.on('console', (message) => {
+    if (/Content.Security.Policy/i.test(message.text())) problems.push(message.text());
+  });
   await page.goto(`${base}index.html${query}`);
   return { page, problems };
 }
@@ -89,10 +98,14 @@ test('MNIST trains on WebGPU (a short run: the software GPU here is slow)', asyn
   await page.close();
 });
 
-test('a folder of the user\'s images trains, and a corrupt file is reported while the rest load', async () => {
+test('a folder of the user\'s images trains without a request beyond the app\'s files, and a corrupt file is reported while the rest load', async () => {
   const root = mkdtempSync(join(tmpdir(), 'siamese-web-upload-'));
   const classes = writeShapeFolders(root, 24);
   writeFileSync(join(root, 'disc', 'broken.png'), 'this is text, not a picture');
+  // Privacy: from opening the page to the end of training, every request is for the app's own files.
+  const requests = [];
+  const onRequest = (request) => requests.push(request.url());
+  browser.on('request', onRequest);
   const { page, problems } = await openPage('?epochs=4&backend=cpu');
   await page.waitForFunction(() => document.body.dataset.state === 'idle');
   await page.selectOption('#image-size', '3,64,64');
@@ -108,6 +121,10 @@ test('a folder of the user\'s images trains, and a corrupt file is reported whil
   const result = JSON.parse(run.result);
   console.log('upload', run.result);
   assert.ok(result.test_acc_best > 0.8, `test pair accuracy ${result.test_acc_best}`);
+  browser.off('request', onRequest);
+  const foreign = requests.filter((url) => !url.startsWith(base) || !existsSync(join(DIST, new URL(url).pathname)));
+  assert.deepEqual(foreign, [], 'requests for anything but the app\'s own files');
+  assert.ok(requests.some((url) => url.endsWith('/siamese-web_bg.wasm')), 'the worker\'s requests were not seen');
   // Comparing two test images with the trained model gives a distance.
   await page.click('#compare-random');
   await page.waitForSelector('#compare-result figcaption');
@@ -168,6 +185,10 @@ test('a model is used, kept, downloaded, restored after a reload, and bad model 
   const distances = neighbours.map((text) => Number(text.match(/D = ([\d.]+)/)[1]));
   assert.deepEqual([...distances].sort((a, b) => a - b), distances);
   assert.match(await page.locator('#neighbours .query figcaption').innerText(), /looks like "\d"/);
+  // A query from a file of the user's.
+  await page.locator('#neighbours').evaluate((el) => el.replaceChildren());
+  await page.setInputFiles('#neighbour-file', left);
+  await page.waitForFunction(() => document.querySelectorAll('#neighbours .neighbour').length === 8);
 
   // Kept in the browser, and downloadable.
   await page.waitForSelector('#saved-models li');

@@ -7,14 +7,16 @@ import { chromium } from 'playwright-core';
 
 export const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
 
-export async function launchChromium() {
+/** `webgpu: false` starts it without the flag that gives WebGPU an adapter, as in a browser
+ * without WebGPU. */
+export async function launchChromium({ webgpu = true } = {}) {
   const userDataDir = mkdtempSync(join(tmpdir(), 'siamese-web-chromium-'));
   return chromium.launchPersistentContext(userDataDir, {
     executablePath: CHROMIUM,
     headless: true,
     viewport: { width: 1200, height: 900 },
     args: [
-      '--enable-unsafe-webgpu', '--no-sandbox', '--disable-background-networking',
+      ...(webgpu ? ['--enable-unsafe-webgpu'] : []), '--no-sandbox', '--disable-background-networking',
       '--disable-component-update', '--disable-sync', '--no-first-run', '--disable-quic',
     ],
   });

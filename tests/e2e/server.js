@@ -10,9 +10,9 @@ const TYPES = {
   '.png': 'image/png', '.md': 'text/plain; charset=utf-8', '.map': 'application/json',
 };
 
-/** Serves `root` on 127.0.0.1; `log` receives each request path, and paths `refuse` accepts
- * get a 403, as a blocked download would. */
-export function serveStatic(root, { port = 0, log = () => {}, refuse = () => false } = {}) {
+/** Serves `root` on 127.0.0.1; `log` receives each request path, paths `refuse` accepts get a
+ * 403, as a blocked download would, and `headers` go with every file (a CSP, say). */
+export function serveStatic(root, { port = 0, log = () => {}, refuse = () => false, headers = {} } = {}) {
   const server = createServer(async (request, response) => {
     const path = decodeURIComponent(new URL(request.url, 'http://x').pathname);
     log(path);
@@ -28,7 +28,7 @@ export function serveStatic(root, { port = 0, log = () => {}, refuse = () => fal
     try {
       if ((await stat(file)).isDirectory()) file = join(file, 'index.html');
       const body = await readFile(file);
-      response.writeHead(200, { 'content-type': TYPES[extname(file)] ?? 'application/octet-stream' });
+      response.writeHead(200, { ...headers, 'content-type': TYPES[extname(file)] ?? 'application/octet-stream' });
       response.end(body);
     } catch {
       response.writeHead(404).end('not found');

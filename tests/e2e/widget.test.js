@@ -3,7 +3,7 @@
 // own text and styles untouched, and a blocked .wasm reported in place.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { cpSync, mkdtempSync } from 'node:fs';
+import { cpSync, mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { serveStatic } from './server.js';
@@ -11,22 +11,24 @@ import { launchChromium } from './browser.js';
 
 const FOLDER = 'blog/2026/siamese-demo';
 let browser;
+let root;
 let server;
 let blockingServer;
+let cdn;
 const requests = [];
 
 before(async () => {
-  const root = mkdtempSync(join(tmpdir(), 'siamese-web-site-'));
+  root = mkdtempSync(join(tmpdir(), 'siamese-web-site-'));
   cpSync(new URL('../../dist', import.meta.url).pathname, join(root, FOLDER), { recursive: true });
   server = await serveStatic(root, { log: (path) => requests.push(path) });
   blockingServer = await serveStatic(root, { refuse: (path) => path.endsWith('.wasm') });
+  cdn = await serveStatic(root, { headers: { 'access-control-allow-origin': '*' } });
   browser = await launchChromium();
 });
 
 after(async () => {
   await browser?.close();
-  server?.close();
-  blockingServer?.close();
+  for (const s of [server, blockingServer, cdn]) s?.close();
 });
 
 const articleUrl = (server) => `http://127.0.0.1:${server.address().port}/${FOLDER}/www/article.html`;
@@ -127,4 +129,62 @@ test('a widget whose .wasm is blocked says so in place and the article still rea
   assert.ok(await page.locator('#intro').isVisible());
   assert.deepEqual(problems, []);
   await page.close();
+});
+
+test('a widget starts from a model file the app saved, and says so when the file is missing', async () => {
+  // The app trains a small model and downloads it; the blog puts it beside the article.
+  const app = await browser.newPage();
+  await app.goto(`http://127.0.0.1:${server.address().port}/${FOLDER}/index.html?dataset=mnist&train_images=600&test_images=300&epochs=1&autostart=1&backend=cpu`);
+  await app.waitForFunction(() => document.body.dataset.state === 'done', null, { timeout: 300_000, polling: 500 });
+  await app.waitForSelector('#saved-models li');
+  const [download] = await Promise.all([app.waitForEvent('download'), app.click('#download-model')]);
+  mkdirSync(join(root, FOLDER, 'models'), { recursive: true });
+  await download.saveAs(join(root, FOLDER, 'models', 'digits.siamese'));
+  await app.close();
+
+  const page = await browser.newPage();
+  const problems = [];
+  page.on('pageerror', (error) => problems.push(error.message));
+  await page.route('**/article.html', async (route) => {
+    const response = await route.fetch();
+    const html = (await response.text())
+      .replace('<siamese-trainer id="first" ', '<siamese-trainer id="first" model="../models/digits.siamese" train-images="600" test-images="300" ')
+      .replace('<siamese-trainer id="second" ', '<siamese-trainer id="second" model="../models/missing.siamese" ');
+    await route.fulfill({ response, body: html });
+  });
+  await page.goto(articleUrl(server));
+  await page.waitForFunction(() => document.querySelector('#first').analysis !== undefined, null, { timeout: 120_000 });
+  assert.match(await page.locator('#first .metrics').innerText(), /Pretrained model \(MNIST digits, 1 epoch\(s\)\)/);
+  const analysis = await page.$eval('#first', (widget) => widget.analysis);
+  assert.ok(analysis.knn_acc > 0.5, `k-NN accuracy ${analysis.knn_acc} with the pretrained model`);
+  assert.match(await page.locator('#first .uses').innerText(), /with the 5 nearest training images/);
+  await page.waitForFunction(() => /missing\.siamese could not be loaded \(HTTP 404\)/.test(document.querySelector('#second').shadowRoot.querySelector('.error').textContent));
+  await page.waitForFunction(() => document.querySelector('#second').dataset.state === 'idle');
+  assert.ok(await page.locator('#second .error').isVisible(), 'the missing model is said where the reader sees it');
+  assert.deepEqual(problems, []);
+  await page.close();
+});
+
+test('widget files on another origin (a CDN) work in a browser without WebGPU', async () => {
+  const plain = await launchChromium({ webgpu: false });
+  try {
+    const page = await plain.newPage();
+    const problems = [];
+    page.on('pageerror', (error) => problems.push(error.message));
+    const widgetUrl = `http://127.0.0.1:${cdn.address().port}/${FOLDER}/www/widget.js`;
+    // The post is on the blog's server; the widget's files come from the CDN's.
+    writeFileSync(join(root, 'blog-post.html'), `<!doctype html><title>post</title><p id="text">Before.</p>
+      <script type="module" src="${widgetUrl}"></script>
+      <siamese-trainer id="w" train-images="600" test-images="300" epochs="1" autostart compact>No demo.</siamese-trainer>`);
+    await page.goto(`http://127.0.0.1:${server.address().port}/blog-post.html`);
+    await page.waitForFunction(() => ['done', 'error'].includes(document.querySelector('#w').dataset.state), null, { timeout: 300_000, polling: 500 });
+    const { state, result, error } = await page.$eval('#w', (w) => ({ state: w.dataset.state, result: w.result, error: w.shadowRoot.querySelector('.error').textContent }));
+    assert.equal(state, 'done', error);
+    assert.equal(result.backend, 'cpu');
+    assert.match(await page.locator('#w .status').innerText(), /training will run on the CPU|Training on the CPU/);
+    assert.equal(await page.locator('#text').innerText(), 'Before.');
+    assert.deepEqual(problems, []);
+  } finally {
+    await plain.close();
+  }
 });
