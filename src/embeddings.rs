@@ -1,6 +1,8 @@
 //! What a trained tower is for: the embeddings of labelled images, used for a 2-D map (PCA),
 //! nearest neighbours, k-NN classification and N-way one-shot classification.
 
+use crate::model::DISTANCE_EPSILON;
+use crate::pairs::Pair;
 use crate::rng::SeededRng;
 
 /// One embedding per image, row-major, with the image's class.
@@ -31,6 +33,18 @@ impl Embeddings {
 
     pub fn row(&self, index: usize) -> &[f32] {
         &self.values[index * self.dim..(index + 1) * self.dim]
+    }
+
+    /// The distance D of each pair of rows, as the model defines it (`euclidean_distance`):
+    /// every image embedded once instead of once per pair it is in.
+    pub fn pair_distances(&self, pairs: &[Pair]) -> Vec<f32> {
+        pairs
+            .iter()
+            .map(|pair| {
+                (squared_distance(self.row(pair.left), self.row(pair.right)) + DISTANCE_EPSILON)
+                    .sqrt()
+            })
+            .collect()
     }
 
     /// The `k` rows nearest to `query`, nearest first, as (index, Euclidean distance).
@@ -202,6 +216,14 @@ mod tests {
         assert_eq!(found.iter().map(|f| f.0).collect::<Vec<_>>(), [5, 3]);
         assert!((found[0].1 - (0.9f32 * 0.9 + 0.01).sqrt()).abs() < 1e-6);
         assert_eq!(set.nearest(&[0.0; 3], 100).len(), 6);
+        let pair = |left, right| Pair {
+            left,
+            right,
+            dissimilar: false,
+        };
+        let d = set.pair_distances(&[pair(0, 0), pair(0, 3)]);
+        assert!((d[0] - DISTANCE_EPSILON.sqrt()).abs() < 1e-7);
+        assert!((d[1] - (100.0f32 + DISTANCE_EPSILON).sqrt()).abs() < 1e-5);
         assert_eq!(set.knn_class(&[8.0, 0.0, 0.0], 3), Some(1));
         // k = 6 takes every row: a 3-3 tie, won by the nearer class.
         assert_eq!(set.knn_class(&[1.0, 0.0, 0.0], 6), Some(0));
