@@ -133,7 +133,7 @@ test('a folder of the user\'s images trains without a request beyond the app\'s 
   // That 64x64 RGB model cannot serve 28x28 digits: loading it over them is refused, kept model or not.
   await page.waitForFunction(() => /64×64 RGB/.test(document.querySelector('#saved-models li')?.innerText));
   await page.click('#use-mnist');
-  await page.waitForFunction(() => /MNIST/.test(document.getElementById('dataset-summary').innerText));
+  await page.waitForFunction(() => /MNIST digits: 8000 training/.test(document.getElementById('dataset-summary').innerText));
   await page.locator('#saved-models li button', { hasText: 'Load' }).first().click();
   await page.waitForFunction(() => /trained for 64x64 RGB images, but the loaded data is 28x28 grey/.test(document.getElementById('messages').innerText));
   assert.deepEqual(problems, []);
