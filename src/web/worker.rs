@@ -48,12 +48,22 @@ struct Dataset {
     test: ImageSet,
 }
 
+impl Dataset {
+    /// The test part, or the training part when a tiny upload leaves too few test images to
+    /// make both kinds of pair.
+    fn evaluation_set(&self) -> &ImageSet {
+        match PairSampler::new(self.test.labels(), &self.test.class_names) {
+            Ok(_) => &self.test,
+            Err(_) => &self.train,
+        }
+    }
+}
+
 /// The current model, trained here or loaded from a file.
 struct Predictor {
     model: SiameseNet,
-    threshold: f32,
     device: Device,
-    shape: ImageShape,
+    /// Its input shape and threshold among the rest.
     info: ModelInfo,
 }
 
@@ -483,16 +493,9 @@ async fn run_training(
     let trained = train(&data, config, &device, &mut WorkerObserver { stop })
         .await
         .map_err(|e| e.to_string())?;
-    // A tiny upload may leave too few test images to pair: then the whole set is evaluated.
-    let test_pairable = PairSampler::new(dataset.test.labels(), &dataset.test.class_names).is_ok();
-    let (test_set, note) = if test_pairable {
-        (&dataset.test, None)
-    } else {
-        (
-            &dataset.train,
-            Some("too few images to hold out a test part: figures are on training images".into()),
-        )
-    };
+    let test_set = dataset.evaluation_set();
+    let note = (!std::ptr::eq(test_set, &dataset.test))
+        .then(|| "too few images to hold out a test part: figures are on training images".into());
     let (evaluation, test_pairs, test_distances) =
         evaluate(&trained, &data, test_set, config.seed, &device)
             .await
@@ -516,9 +519,7 @@ async fn run_training(
     STATE.with_borrow_mut(|state| {
         state.predictor = Some(Rc::new(Predictor {
             model: trained.model.clone(),
-            threshold: evaluation.best_threshold,
             device: device.clone(),
-            shape: dataset.train.shape,
             info,
         }));
         state.reference = None;
@@ -560,9 +561,9 @@ fn gallery(set: &ImageSet, pairs: &[Pair], distances: &[f32], threshold: f32) ->
 async fn compare(left: ImageRef, right: ImageRef) -> Result<(), String> {
     let predictor = STATE.with_borrow(|s| s.predictor.clone());
     let predictor = predictor.ok_or("train a model first, then compare images")?;
-    let mut pair_set = ImageSet::new(predictor.shape, vec!["compared".into()]);
+    let mut pair_set = ImageSet::new(predictor.info.shape, vec!["compared".into()]);
     for image in [left, right] {
-        pair_set.push(&resolve_image(image, predictor.shape)?, 0);
+        pair_set.push(&resolve_image(image, predictor.info.shape)?, 0);
     }
     let pair = Pair {
         left: 0,
@@ -574,8 +575,8 @@ async fn compare(left: ImageRef, right: ImageRef) -> Result<(), String> {
         .map_err(|e| e.to_string())?[0];
     post(&WorkerOutput::Compared {
         distance,
-        threshold: predictor.threshold,
-        dissimilar: distance > predictor.threshold,
+        threshold: predictor.info.threshold,
+        dissimilar: distance > predictor.info.threshold,
         left: thumbnail(&pair_set, 0),
         right: thumbnail(&pair_set, 1),
     });
@@ -596,20 +597,14 @@ async fn try_analyse_current_model() -> Result<(), String> {
     let (Some(predictor), Some(dataset)) = (predictor, dataset) else {
         return Ok(());
     };
-    if dataset.train.shape != predictor.shape {
+    if dataset.train.shape != predictor.info.shape {
         return Ok(());
     }
     let reference_set = stratified_sample(dataset.train.clone(), Some(ANALYSIS_IMAGES));
-    let test_pairable = PairSampler::new(dataset.test.labels(), &dataset.test.class_names).is_ok();
-    let test_set = if test_pairable {
-        &dataset.test
-    } else {
-        &dataset.train
-    };
-    let test_set = stratified_sample(test_set.clone(), Some(ANALYSIS_IMAGES));
+    let test_set = stratified_sample(dataset.evaluation_set().clone(), Some(ANALYSIS_IMAGES));
     let analysis = analyse(
         &predictor.model,
-        predictor.threshold,
+        predictor.info.threshold,
         &reference_set,
         &test_set,
         SPLIT_SEED,
@@ -633,7 +628,7 @@ async fn try_analyse_current_model() -> Result<(), String> {
         .collect();
     post(&WorkerOutput::Analysis(AnalysisReport {
         pair_acc: analysis.pair_acc,
-        threshold: predictor.threshold,
+        threshold: predictor.info.threshold,
         knn_k: KNN_K,
         knn_acc: analysis.knn_acc,
         one_shot_ways: analysis.one_shot_ways,
@@ -674,8 +669,8 @@ async fn neighbours(query: ImageRef, k: usize) -> Result<(), String> {
     let predictor = predictor.ok_or("train or load a model first")?;
     let reference =
         reference.ok_or("load data of the model's image size to search for neighbours")?;
-    let mut query_set = ImageSet::new(predictor.shape, vec!["query".into()]);
-    query_set.push(&resolve_image(query, predictor.shape)?, 0);
+    let mut query_set = ImageSet::new(predictor.info.shape, vec!["query".into()]);
+    query_set.push(&resolve_image(query, predictor.info.shape)?, 0);
     let embedded = embed_images(&predictor.model, &query_set, &predictor.device)
         .await
         .map_err(|e| e.to_string())?;
@@ -752,9 +747,7 @@ fn load_model_file(file_name: &str, bytes: &[u8]) -> Result<ModelInfo, String> {
     STATE.with_borrow_mut(|state| {
         state.predictor = Some(Rc::new(Predictor {
             model,
-            threshold: info.threshold,
             device,
-            shape: info.shape,
             info: info.clone(),
         }));
         state.reference = None;
