@@ -67,7 +67,8 @@ impl TrainConfig {
 pub enum TrainError {
     Settings(String),
     Data(PairError),
-    /// The loss became NaN or infinite: the learning rate is too high for this data.
+    /// The loss became NaN or infinite, or exploded past [`exploded_loss`]: the learning rate
+    /// is too high for this data.
     Diverged {
         epoch: usize,
         step: usize,
@@ -86,11 +87,17 @@ impl std::fmt::Display for TrainError {
         match self {
             TrainError::Settings(message) => write!(f, "invalid settings: {message}"),
             TrainError::Data(err) => write!(f, "cannot train on this set: {err}"),
-            TrainError::Diverged { epoch, step, loss } => write!(
-                f,
-                "loss became {loss} at epoch {epoch}, step {step}: training stopped; \
-                 lower the learning rate"
-            ),
+            TrainError::Diverged { epoch, step, loss } => {
+                if loss.is_finite() {
+                    write!(f, "loss exploded to {loss:.3e}")?;
+                } else {
+                    write!(f, "loss became {loss}")?;
+                }
+                write!(
+                    f,
+                    " at epoch {epoch}, step {step}: training stopped; lower the learning rate"
+                )
+            }
             TrainError::Collapsed { epoch } => write!(
                 f,
                 "after epoch {epoch} every image maps to the same embedding (all distances are \
@@ -186,6 +193,9 @@ pub struct TrainedModel {
     pub history: Vec<EpochSummary>,
     /// True when the observer stopped the run early.
     pub stopped: bool,
+    /// Set when the loss blew up (or the embeddings collapsed) after at least one good epoch:
+    /// `model` and `history` are then those of the last good epoch.
+    pub interrupted: Option<TrainError>,
     pub pairs_per_s: f64,
     pub train_s: f64,
 }
@@ -295,6 +305,13 @@ async fn mean_loss(
     loss.into_scalar_async().await.map_err(backend_error)
 }
 
+/// A batch loss above this has diverged even if finite: a pair's loss is at most margin² when
+/// dissimilar and D² when similar, and a working tower keeps D within a few margins (an
+/// untrained one too: its ReLU embeddings start at distances of a few units).
+fn exploded_loss(margin: f32) -> f32 {
+    1e6 * margin.max(1.0).powi(2)
+}
+
 /// Below this for every validation pair, the embeddings have collapsed to one point: the floor
 /// is sqrt(DISTANCE_EPSILON) ~ 3e-4, while a model that learned anything puts dissimilar pairs
 /// near the margin.
@@ -318,6 +335,9 @@ pub async fn train(
     let mut pairs_seen = 0usize;
     let mut history = Vec::new();
     let mut stopped = false;
+    // The model after the newest epoch that validated well, to fall back on if a later one fails.
+    let mut last_good: Option<SiameseNet> = None;
+    let mut interrupted = None;
     'epochs: for epoch in 1..=config.epochs {
         let pairs = data.train_pairs.epoch_pairs(epoch);
         let steps_per_epoch = pairs.len().div_ceil(config.batch_size);
@@ -330,12 +350,13 @@ pub async fn train(
                 .into_scalar_async()
                 .await
                 .map_err(backend_error)?;
-            if !loss_value.is_finite() {
-                return Err(TrainError::Diverged {
+            if loss_value.is_nan() || loss_value > exploded_loss(config.margin) {
+                interrupted = Some(TrainError::Diverged {
                     epoch,
                     step: step + 1,
                     loss: loss_value,
                 });
+                break 'epochs;
             }
             let grads = GradientsParams::from_grads(loss.backward(), &model);
             model = optimizer.step(config.learning_rate, model, grads);
@@ -366,7 +387,8 @@ pub async fn train(
         if let Some(pairs) = &data.validation_pairs {
             let distances = pair_distances(&model, &data.validation, pairs, device).await?;
             if distances.iter().all(|&d| d < COLLAPSED_DISTANCE) {
-                return Err(TrainError::Collapsed { epoch });
+                interrupted = Some(TrainError::Collapsed { epoch });
+                break 'epochs;
             }
             let flags = dissimilar_flags(pairs);
             summary.validation_loss = Some(mean_loss(&loss_fn, &distances, &flags, device).await?);
@@ -374,17 +396,27 @@ pub async fn train(
         }
         let control = observer.on_epoch(&summary).await;
         history.push(summary);
+        last_good = Some(model.clone());
         if control == Control::Stop {
             stopped = true;
             break;
         }
     }
+    let interrupted = match (interrupted, last_good) {
+        (Some(failure), None) => return Err(failure),
+        (Some(failure), Some(good)) => {
+            model = good;
+            Some(failure)
+        }
+        (None, _) => None,
+    };
     let train_s = started.elapsed().as_secs_f64();
     Ok(TrainedModel {
         model,
         model_config,
         history,
         stopped,
+        interrupted,
         pairs_per_s: pairs_seen as f64 / train_s.max(1e-9),
         train_s,
     })

@@ -4,7 +4,9 @@
 
 use siamese_web::backend::{Backend, training_device};
 use siamese_web::data::mnist::parse_mnist;
+use siamese_web::data::{ImageSet, ImageShape};
 use siamese_web::model_file::{ModelInfo, load_model, save_model};
+use siamese_web::pairs::{Pair, PairSampler};
 use siamese_web::training::{
     BatchProgress, Control, EpochSummary, TrainConfig, TrainObserver, TrainingData, analyse,
     evaluate, pair_distances, train,
@@ -167,15 +169,102 @@ fn a_diverging_run_stops_with_a_clear_error() {
     let err = pollster::block_on(train(&data, &config, &device, &mut Record::default()))
         .err()
         .expect("a learning rate of a million must not train quietly");
-    assert!(err.to_string().contains("loss became"), "{err}");
+    assert!(
+        err.to_string().contains("loss became") || err.to_string().contains("loss exploded"),
+        "{err}"
+    );
+}
+
+#[test]
+fn a_run_that_blows_up_after_a_good_epoch_keeps_that_epochs_model() {
+    // Two classes of 28x28 images; "twins" holds two identical images of huge pixel values and
+    // two ordinary ones. Huge twins paired together are at distance 0 and huge images paired
+    // with other classes are beyond the margin, so neither adds loss; a similar pair joining a
+    // huge and an ordinary image blows the loss up. A seed is picked whose first epoch keeps
+    // the twins together and whose second does not: the run must stop in epoch 2 and keep the
+    // model of epoch 1.
+    let shape = ImageShape::MNIST;
+    let mut set = ImageSet::new(shape, vec!["twins".into(), "other".into()]);
+    let stripes = |period: usize| -> Vec<f32> {
+        (0..shape.pixels())
+            .map(|i| f32::from(u8::from(i % period < period / 2)))
+            .collect()
+    };
+    set.push(&vec![1e6; shape.pixels()], 0);
+    set.push(&vec![1e6; shape.pixels()], 0);
+    set.push(&stripes(4), 0);
+    set.push(&stripes(6), 0);
+    for period in [8, 10, 12, 14] {
+        set.push(&stripes(period), 1);
+    }
+    let huge = |data: &TrainingData, index: usize| data.train.image(index)[0] > 1.0;
+    // Where an epoch's first pair joining a huge and an ordinary image as similar stands.
+    let first_mixed = |data: &TrainingData, pairs: &[Pair]| {
+        pairs
+            .iter()
+            .position(|p| !p.dissimilar && huge(data, p.left) != huge(data, p.right))
+    };
+    // One pair a batch, so epoch 2 takes steps (and moves the model) before it blows up.
+    let config_for = |seed| {
+        TrainConfig::new()
+            .with_epochs(3)
+            .with_batch_size(1)
+            .with_validation_split(0.0)
+            .with_seed(seed)
+    };
+    let (config, data, blow_up_step) = (0..1000)
+        .find_map(|seed| {
+            let config = config_for(seed);
+            let data = TrainingData::split(&set, &config).unwrap();
+            let sampler =
+                PairSampler::with_seed(data.train.labels(), &data.train.class_names, seed).unwrap();
+            let position = first_mixed(&data, &sampler.epoch_pairs(2))?;
+            (first_mixed(&data, &sampler.epoch_pairs(1)).is_none() && position > 0).then_some((
+                config,
+                data,
+                position + 1,
+            ))
+        })
+        .expect("a seed whose second epoch, and not its first, pairs a huge and an ordinary image");
+
+    let device = pollster::block_on(training_device(Backend::Flex)).unwrap();
+    let mut record = Record::default();
+    let trained = pollster::block_on(train(&data, &config, &device, &mut record)).unwrap();
+    let failure = trained
+        .interrupted
+        .expect("the second epoch must blow up")
+        .to_string();
+    assert!(
+        failure.contains(&format!("at epoch 2, step {blow_up_step}:"))
+            && failure.contains("lower the learning rate"),
+        "{failure}"
+    );
+    assert_eq!(trained.history.len(), 1);
+    assert_eq!(record.epochs.len(), 1);
+    // The model kept is the one epoch 1 ended with (training is deterministic for a seed), not
+    // the one epoch 2's first steps had moved on.
+    let epoch_one = pollster::block_on(train(
+        &data,
+        &config.clone().with_epochs(1),
+        &device,
+        &mut Record::default(),
+    ))
+    .unwrap();
+    let pairs = PairSampler::with_seed(data.train.labels(), &data.train.class_names, config.seed)
+        .unwrap()
+        .epoch_pairs(1);
+    let distances =
+        |model| pollster::block_on(pair_distances(model, &data.train, &pairs, &device)).unwrap();
+    assert_eq!(distances(&trained.model), distances(&epoch_one.model));
 }
 
 #[test]
 fn a_run_whose_embeddings_collapse_stops_with_a_clear_error() {
-    // At a learning rate of 10, Adam silences every ReLU within an epoch: all images then map
-    // to one embedding and the loss stays finite, so only the distances show it.
+    // At a learning rate of 0.1, Adam silences every ReLU within an epoch: all images then map
+    // to one embedding and the loss stays moderate, so only the distances show it. (At 10 the
+    // loss explodes first.)
     let (train_set, _) = small_mnist();
-    let config = TrainConfig::new().with_epochs(2).with_learning_rate(10.0);
+    let config = TrainConfig::new().with_epochs(2).with_learning_rate(0.1);
     let data = TrainingData::split(&train_set, &config).unwrap();
     let device = pollster::block_on(training_device(Backend::Flex)).unwrap();
     let err = pollster::block_on(train(&data, &config, &device, &mut Record::default()))

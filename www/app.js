@@ -1,7 +1,7 @@
 // The full page: data, settings, training with live progress, results, comparison.
 // All computation happens in the worker (src/web/worker.rs); this file only shows it.
 import {
-  TrainerWorker, MNIST_URL, readLabelledFiles, droppedFiles, thumbnailCanvas, describeWebGpu,
+  TrainerWorker, MNIST_URL, droppedFiles, thumbnailCanvas, describeWebGpu,
   formatSeconds, percent, runProgress,
 } from './trainer.js';
 import { LossChart, histogramChart, rocChart, embeddingMap } from './charts.js';
@@ -51,10 +51,14 @@ function onWorkerMessage(message) {
       refreshButtons();
       restoreLastModel();
       break;
+    case 'files_read':
+      $('dataset-summary').textContent = `Reading files: ${message.done} of ${message.total}…`;
+      break;
     case 'dataset_loaded':
       showDataset(message);
       break;
     case 'backend':
+      state.runBackend = message.backend;
       $('backend-status').textContent = `Training on ${message.backend === 'webgpu' ? 'WebGPU' : 'the CPU'}: ${message.reason}.`;
       break;
     case 'progress':
@@ -62,6 +66,7 @@ function onWorkerMessage(message) {
       break;
     case 'epoch':
       lossChart.addEpoch(message);
+      showEpoch(message);
       break;
     case 'done':
       showResults(message);
@@ -89,6 +94,7 @@ function onWorkerMessage(message) {
 
 function onError({ message, fatal }) {
   showMessage(message);
+  const wasTraining = state.training;
   if (state.training || fatal) {
     state.training = false;
     document.body.dataset.error = message;
@@ -98,15 +104,28 @@ function onError({ message, fatal }) {
     // It never started (the wasm could not load): starting it again would fail the same way.
     $('backend-status').textContent = 'The trainer could not start.';
   } else if (fatal) {
-    // The worker's wasm cannot continue after a panic; a fresh one needs the data again.
-    state.dataset = null;
-    state.trained = false;
-    state.model = null;
-    state.analysed = false;
-    $('dataset-summary').textContent = 'The worker restarted: choose the data again.';
-    trainer.restart();
+    restartWorker(wasTraining && state.runBackend === 'webgpu');
   }
   refreshButtons();
+}
+
+/** After a panic the worker's wasm cannot go on: a fresh worker gets the same data again and the
+ * newest kept model (on `ready`). A failure while training on WebGPU (the device lost, say) moves
+ * training to the CPU backend. */
+function restartWorker(webgpuFailed) {
+  state.dataset = null;
+  state.trained = false;
+  state.model = null;
+  state.analysed = false;
+  trainer.restart();
+  if (webgpuFailed) {
+    $('settings').elements.backend.value = 'cpu';
+    showMessage('WebGPU failed during training, so the trainer restarted on the CPU backend: ' +
+      'your data is loaded again and the last kept model restored; press Train to train on the CPU.', 'warning');
+  }
+  if (state.source?.mnist) useMnist();
+  else if (state.source?.files) useFiles(state.source.files);
+  else $('dataset-summary').textContent = 'The worker restarted: choose the data again.';
 }
 
 // ---- data ------------------------------------------------------------------------------
@@ -117,6 +136,7 @@ function imageShape() {
 }
 
 function useMnist() {
+  state.source = { mnist: true };
   $('image-size').value = '1,28,28';
   $('dataset-summary').textContent = 'Loading the MNIST digits…';
   const sample = (name) => Number(params.get(name)) || null;
@@ -125,13 +145,19 @@ function useMnist() {
 
 async function useFiles(entries) {
   const images = entries.filter(({ file }) => !file.name.startsWith('.'));
+  if (state.training) {
+    showMessage('Training is running: stop it before loading other data.');
+    return;
+  }
   if (images.length === 0) {
     showMessage('No files were found in what was dropped.');
     return;
   }
   $('dataset-summary').textContent = `Reading ${images.length} files…`;
-  const files = await readLabelledFiles(images);
-  trainer.send({ type: 'use_files', files, ...imageShape() }, files.map((f) => f.bytes.buffer));
+  state.source = { files: images };
+  if (!(await trainer.sendFiles(images, imageShape()))) {
+    $('dataset-summary').textContent = 'Loading the files stopped before the end: drop them again.';
+  }
 }
 
 function showDataset(summary) {
@@ -158,6 +184,7 @@ function showDataset(summary) {
   }
   box.append(classes);
   for (const error of summary.file_errors) showMessage(`Skipped ${error}`, 'warning');
+  for (const note of summary.file_notes) showMessage(note, 'warning');
   if (summary.problem) showMessage(`This data cannot train yet: ${summary.problem}.`);
   if (document.body.dataset.state !== 'training') setState('idle');
   refreshButtons();
@@ -195,6 +222,8 @@ function startTraining() {
   $('result-details').hidden = true;
   $('progress').value = 0;
   $('progress-text').textContent = 'Starting…';
+  $('epoch-status').textContent = '';
+  delete $('epoch-status').dataset.memory;
   lossChart.reset(config.epochs);
   trainer.send({ type: 'train', config, backend });
   refreshButtons();
@@ -208,15 +237,26 @@ function showProgress(p) {
   lossChart.addBatch(p);
 }
 
-function showResults({ result, evaluation, gallery, stopped, note }) {
+/** The epoch's figures, and the worker's memory, which must not grow from epoch to epoch. */
+function showEpoch({ epoch, train_loss, validation_loss, validation_acc, memory_bytes }) {
+  const validation = validation_loss == null ? '' :
+    `, validation loss ${validation_loss.toFixed(4)}, validation pair accuracy ${percent(validation_acc)}`;
+  const status = $('epoch-status');
+  status.textContent = `Epoch ${epoch}: train loss ${train_loss.toFixed(4)}${validation}; ` +
+    `worker memory ${(memory_bytes / 2 ** 20).toFixed(0)} MB.`;
+  status.dataset.memory = JSON.stringify([...JSON.parse(status.dataset.memory ?? '[]'), memory_bytes]);
+}
+
+function showResults({ result, evaluation, gallery, stopped, interrupted, note }) {
   state.training = false;
   state.trained = true;
   state.model = { kept: false };
   state.analysed = false;
   $('analysis').textContent = 'Classifying the test images with the new embeddings…';
   trainer.send({ type: 'save_model' }); // kept in this browser as soon as it arrives
-  $('progress').value = stopped ? $('progress').value : 1;
-  $('progress-text').textContent = `${stopped ? 'Stopped' : 'Finished'} after ${result.epochs} epoch(s) in ` +
+  if (interrupted) showMessage(interrupted, 'warning');
+  $('progress').value = stopped || interrupted ? $('progress').value : 1;
+  $('progress-text').textContent = `${stopped || interrupted ? 'Stopped' : 'Finished'} after ${result.epochs} epoch(s) in ` +
     `${result.train_s.toFixed(1)} s on ${result.backend === 'webgpu' ? 'WebGPU' : 'the CPU'} ` +
     `(${result.pairs_per_s.toFixed(0)} pairs/s).`;
   $('metrics').innerHTML = `
@@ -448,8 +488,14 @@ $('load-model').addEventListener('change', (e) => {
   loadModelFile(e.target.files[0]);
   e.target.value = '';
 });
-$('pick-folder').addEventListener('change', (e) => useFiles([...e.target.files].map((file) => ({ file, path: file.webkitRelativePath }))));
-$('pick-files').addEventListener('change', (e) => useFiles([...e.target.files].map((file) => ({ file, path: '' }))));
+// Each input is emptied once read, so picking the same files again (after a refusal) is seen.
+for (const [id, pathOf] of [['pick-folder', (file) => file.webkitRelativePath], ['pick-files', () => '']]) {
+  $(id).addEventListener('change', (e) => {
+    const entries = [...e.target.files].map((file) => ({ file, path: pathOf(file) }));
+    e.target.value = '';
+    useFiles(entries);
+  });
+}
 const drop = $('drop-zone');
 drop.addEventListener('dragover', (e) => { e.preventDefault(); drop.classList.add('over'); });
 drop.addEventListener('dragleave', () => drop.classList.remove('over'));

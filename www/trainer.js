@@ -10,6 +10,10 @@ export const DEFAULT_CONFIG = {
 /** The built-in digits, beside the app's files wherever they are hosted. */
 export const MNIST_URL = new URL('../assets/mnist-10k.bin.gz', import.meta.url).href;
 
+/** A batch of files in flight to the worker: at most this many, or about this many bytes. */
+const FILES_PER_BATCH = 256;
+const BYTES_PER_BATCH = 32 * 2 ** 20;
+
 export class TrainerWorker {
   /** @param {(message: object) => void} onMessage */
   constructor(onMessage) {
@@ -20,6 +24,8 @@ export class TrainerWorker {
   start() {
     this.ready = false;
     this.queue = [];
+    this.fileLoads = 0;
+    this.waiting = null;
     try {
       this.worker = new Worker(workerUrl(), { type: 'module' });
     } catch (error) {
@@ -34,6 +40,7 @@ export class TrainerWorker {
         for (const [queued, transfer] of this.queue) this.worker.postMessage(queued, transfer);
         this.queue = [];
       }
+      if (['files_read', 'error'].includes(message.type)) this.waiting?.(message);
       this.onMessage(message);
     };
     this.worker.onerror = (event) => {
@@ -45,7 +52,33 @@ export class TrainerWorker {
   /** Ends the worker (a fatal error leaves its wasm unusable) and starts a fresh one. */
   restart() {
     this.worker?.terminate();
+    this.waiting?.({ type: 'error' });
     this.start();
+  }
+
+  /**
+   * Sends dropped or picked files ({file, path}) to be the data, in batches: each batch is read
+   * only once the worker has decoded the one before (its `files_read` answer), so memory holds
+   * one batch of files however many there are. A newer call, or a worker error, ends this one.
+   * @returns {Promise<boolean>} whether every file was sent
+   */
+  async sendFiles(entries, shape) {
+    const load = ++this.fileLoads;
+    this.send({ type: 'begin_files', total: entries.length, ...shape });
+    for (let start = 0; start < entries.length;) {
+      const batch = [];
+      for (let bytes = 0; start < entries.length && batch.length < FILES_PER_BATCH && bytes < BYTES_PER_BATCH; start++) {
+        batch.push(entries[start]);
+        bytes += entries[start].file.size;
+      }
+      const files = await readLabelledFiles(batch);
+      if (load !== this.fileLoads) return false;
+      const answer = new Promise((resolve) => { this.waiting = resolve; });
+      this.send({ type: 'add_files', files }, files.map((f) => f.bytes.buffer));
+      if ((await answer).type !== 'files_read' || load !== this.fileLoads) return false;
+    }
+    this.send({ type: 'end_files' });
+    return true;
   }
 
   /** @param {object} message @param {Transferable[]} [transfer] */
@@ -90,8 +123,8 @@ export function runProgress(p) {
   return { done, remaining_s: p.elapsed_s * (1 / Math.max(done, 1e-9) - 1) };
 }
 
-/** Reads dropped or picked files as {class_name, file_name, bytes}, ready for `use_files`. */
-export async function readLabelledFiles(entries) {
+/** Reads dropped or picked files as {class_name, file_name, bytes}. */
+async function readLabelledFiles(entries) {
   const files = [];
   for (const { file, path } of entries) {
     const bytes = new Uint8Array(await file.arrayBuffer());

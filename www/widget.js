@@ -12,7 +12,7 @@
 // (the figures of the last run) are there for pages and tests; a `siamese-result` event fires
 // when a run ends.
 import {
-  TrainerWorker, DEFAULT_CONFIG, MNIST_URL, readLabelledFiles, thumbnailCanvas, describeWebGpu,
+  TrainerWorker, DEFAULT_CONFIG, MNIST_URL, thumbnailCanvas, describeWebGpu,
   formatSeconds, percent, runProgress,
 } from './trainer.js';
 
@@ -132,10 +132,14 @@ class SiameseTrainer extends HTMLElement {
         this.ui.status.textContent = describeWebGpu(message.webgpu);
         this.loadData();
         break;
+      case 'files_read':
+        this.ui.summary.textContent = `Reading files: ${message.done} of ${message.total}…`;
+        break;
       case 'dataset_loaded':
         this.onDataset(message);
         break;
       case 'backend':
+        this.runBackend = message.backend;
         this.ui.status.textContent = `Training on ${message.backend === 'webgpu' ? 'WebGPU' : 'the CPU'}: ${message.reason}.`;
         break;
       case 'progress':
@@ -199,8 +203,7 @@ class SiameseTrainer extends HTMLElement {
     const shape = this.imageShape();
     if (!shape) return;
     this.ui.summary.textContent = `Reading ${images.length} files…`;
-    const labelled = await readLabelledFiles(images.map((file) => ({ file, path: file.webkitRelativePath })));
-    this.trainer.send({ type: 'use_files', files: labelled, ...shape }, labelled.map((f) => f.bytes.buffer));
+    await this.trainer.sendFiles(images.map((file) => ({ file, path: file.webkitRelativePath })), shape);
   }
 
   /** `image-size`, e.g. "28x28 grey" (the default), "64x64 rgb", "224x224 rgb". */
@@ -243,7 +246,7 @@ class SiameseTrainer extends HTMLElement {
       }
       config[field] = value;
     }
-    const backend = (this.getAttribute('backend') ?? 'auto').toLowerCase();
+    const backend = this.cpuOnly ? 'cpu' : (this.getAttribute('backend') ?? 'auto').toLowerCase();
     if (!['auto', 'webgpu', 'cpu'].includes(backend)) {
       this.showError(`backend="${backend}" must be auto, webgpu or cpu.`);
       return null;
@@ -274,11 +277,12 @@ class SiameseTrainer extends HTMLElement {
     this.lossChart?.addBatch(p);
   }
 
-  async onDone({ result, evaluation, gallery, stopped }) {
+  async onDone({ result, evaluation, gallery, stopped, interrupted }) {
     this.training = false;
     this.result = result;
-    this.ui.progress.value = stopped ? this.ui.progress.value : 1;
-    this.ui.progressText.textContent = `${stopped ? 'Stopped' : 'Done'}: ${result.epochs} epoch(s) in ` +
+    if (interrupted) this.showError(interrupted);
+    this.ui.progress.value = stopped || interrupted ? this.ui.progress.value : 1;
+    this.ui.progressText.textContent = `${stopped || interrupted ? 'Stopped' : 'Done'}: ${result.epochs} epoch(s) in ` +
       `${result.train_s.toFixed(0)} s on ${result.backend === 'webgpu' ? 'WebGPU' : 'the CPU'}.`;
     this.ui.metrics.textContent = `Test pair accuracy ${percent(result.test_acc)} (dissimilar if D > 0.5), ` +
       `${percent(result.test_acc_best)} at the best threshold ${result.best_threshold.toFixed(2)} · ` +
@@ -299,6 +303,7 @@ class SiameseTrainer extends HTMLElement {
       return;
     }
     this.showError(message);
+    const webgpuFailed = fatal && this.training && this.runBackend === 'webgpu';
     if (this.training || fatal) {
       this.training = false;
       this.setState(this.loaded ? 'error' : 'loading');
@@ -307,6 +312,10 @@ class SiameseTrainer extends HTMLElement {
       // A panic leaves the worker's wasm unusable: a fresh worker loads the data again.
       this.ui.summary.textContent = 'Restarting…';
       this.trainer.restart();
+    }
+    if (webgpuFailed) {
+      this.cpuOnly = true;
+      this.showError(`WebGPU failed during training (${message}): the demo restarted on the CPU; press Train.`);
     }
   }
 }

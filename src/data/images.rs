@@ -3,7 +3,7 @@
 use std::io::Cursor;
 
 use image::imageops::{self, FilterType};
-use image::{DynamicImage, ImageReader, Limits};
+use image::{DynamicImage, ImageFormat, ImageReader, Limits};
 
 use super::{ImageSet, ImageShape};
 
@@ -39,14 +39,26 @@ pub fn decode_image(file: &str, bytes: &[u8], shape: ImageShape) -> Result<Vec<f
     let mut reader = ImageReader::new(Cursor::new(bytes))
         .with_guessed_format()
         .map_err(|err| fail(format!("cannot be read: {err}")))?;
-    if reader.format().is_none() {
+    let Some(format) = reader.format() else {
         return Err(fail(
             "not an image in a known format (PNG, JPEG, GIF, BMP or WebP)".into(),
         ));
+    };
+    // The JPEG decoder fills a cut file's missing rows with grey instead of failing.
+    if format == ImageFormat::Jpeg && !has_jpeg_end(bytes) {
+        return Err(fail("the JPEG is cut short (it has no end marker)".into()));
     }
-    let (width, height) = reader
-        .into_dimensions()
-        .map_err(|err| fail(format!("damaged image header: {err}")))?;
+    // Only the header is read here; the decoder's default limits would refuse a bomb with a
+    // vaguer message than the one below. On wasm32 a decoder still refuses a header whose image
+    // would not fit the 32-bit address space.
+    reader.no_limits();
+    let (width, height) = reader.into_dimensions().map_err(|err| match err {
+        image::ImageError::Limits(_) => fail(format!(
+            "the image is too large (limit {} megapixels)",
+            MAX_PIXELS / 1_000_000
+        )),
+        err => fail(format!("damaged image header: {err}")),
+    })?;
     if u64::from(width) * u64::from(height) > MAX_PIXELS {
         return Err(fail(format!(
             "{width}x{height} pixels is too large (limit {} megapixels)",
@@ -65,6 +77,16 @@ pub fn decode_image(file: &str, bytes: &[u8], shape: ImageShape) -> Result<Vec<f
         .decode()
         .map_err(|err| fail(format!("cannot be decoded: {err}")))?;
     to_model_input(&image, shape).map_err(fail)
+}
+
+/// Whether a JPEG has its end-of-image marker after its last scan: inside a scan's data 0xFF is
+/// always followed by 0x00 or a restart marker, so an FF D9 found there is the real end.
+fn has_jpeg_end(bytes: &[u8]) -> bool {
+    let last_scan = bytes
+        .windows(2)
+        .rposition(|w| w == [0xFF, 0xDA])
+        .unwrap_or(0);
+    bytes[last_scan..].windows(2).any(|w| w == [0xFF, 0xD9])
 }
 
 fn to_model_input(image: &DynamicImage, shape: ImageShape) -> Result<Vec<f32>, String> {
@@ -101,40 +123,68 @@ pub struct LabelledFile<'a> {
     pub bytes: &'a [u8],
 }
 
-/// Builds a set from files, classes named by `class_name` in order of first appearance. Files
-/// that fail are reported, one error each, and the others still load.
-pub fn load_labelled_files<'a>(
-    files: impl IntoIterator<Item = LabelledFile<'a>>,
-    shape: ImageShape,
-) -> (ImageSet, Vec<ImageError>) {
-    let mut class_names: Vec<String> = Vec::new();
-    let mut decoded = Vec::new();
-    let mut errors = Vec::new();
-    for file in files {
-        match decode_image(file.file_name, file.bytes, shape) {
-            Ok(pixels) => {
-                let label = match class_names.iter().position(|name| name == file.class_name) {
-                    Some(label) => label,
-                    None => {
-                        class_names.push(file.class_name.to_string());
-                        class_names.len() - 1
-                    }
-                };
-                decoded.push((pixels, label));
-            }
-            Err(err) => errors.push(err),
+/// The user's files as they arrive, a few at a time: each decoded at once and only its model
+/// input kept, so even thousands of large photos never sit in memory together. Classes are named
+/// by `class_name`, in order of first appearance; a file that fails is reported and the others
+/// still load.
+pub struct LabelledImages {
+    set: ImageSet,
+    errors: Vec<ImageError>,
+    notes: Vec<String>,
+}
+
+impl LabelledImages {
+    pub fn new(shape: ImageShape) -> Self {
+        Self {
+            set: ImageSet::new(shape, Vec::new()),
+            errors: Vec::new(),
+            notes: Vec::new(),
         }
     }
-    let mut set = ImageSet::new(shape, class_names);
-    for (pixels, label) in decoded {
-        set.push(&pixels, label);
+
+    pub fn add(&mut self, file: LabelledFile) {
+        let pixels = match decode_image(file.file_name, file.bytes, self.set.shape) {
+            Ok(pixels) => pixels,
+            Err(err) => return self.errors.push(err),
+        };
+        if is_animation(file.bytes) {
+            self.notes.push(format!(
+                "{}: animated; only its first frame is used",
+                file.file_name
+            ));
+        }
+        let names = &mut self.set.class_names;
+        let label = match names.iter().position(|name| name == file.class_name) {
+            Some(label) => label,
+            None => {
+                names.push(file.class_name.to_string());
+                names.len() - 1
+            }
+        };
+        self.set.push(&pixels, label);
     }
-    (set, errors)
+
+    /// Files read so far, loaded or not.
+    pub fn files_read(&self) -> usize {
+        self.set.len() + self.errors.len()
+    }
+
+    /// The images, the files that could not be used, and notes on files used in part.
+    pub fn finish(self) -> (ImageSet, Vec<ImageError>, Vec<String>) {
+        (self.set, self.errors, self.notes)
+    }
+}
+
+/// A GIF of more than one frame (the decoders read the first only).
+fn is_animation(bytes: &[u8]) -> bool {
+    use image::AnimationDecoder;
+    image::codecs::gif::GifDecoder::new(Cursor::new(bytes))
+        .is_ok_and(|decoder| decoder.into_frames().take(2).count() > 1)
 }
 
 #[cfg(test)]
 mod tests {
-    use image::{ImageBuffer, ImageFormat, Luma, Rgb, Rgba};
+    use image::{ImageBuffer, Luma, Rgb, Rgba};
 
     use super::*;
 
@@ -223,11 +273,17 @@ mod tests {
             DynamicImage::ImageLuma8(half_white(Luma([255]), Luma([0]))),
             ImageFormat::Png,
         );
+        let jpeg = encode(
+            DynamicImage::ImageRgb8(half_white(Rgb([255; 3]), Rgb([0; 3]))),
+            ImageFormat::Jpeg,
+        );
         let shape = ImageShape::MNIST;
-        let cases: [(&str, &[u8], &str); 3] = [
+        let cases: [(&str, &[u8], &str); 5] = [
             ("empty.png", &[], "empty"),
             ("notes.png", b"just some text, not pixels", "not an image"),
             ("cut.png", &png[..png.len() / 2], "cannot be decoded"),
+            ("cut.jpg", &jpeg[..jpeg.len() - 2], "cut short"),
+            ("half.jpg", &jpeg[..jpeg.len() / 2], "cut short"),
         ];
         for (name, bytes, reason) in cases {
             let err = decode_image(name, bytes, shape).unwrap_err();
@@ -235,6 +291,22 @@ mod tests {
             assert!(err.reason.contains(reason), "{name}: {err}");
             assert!(err.to_string().starts_with(name));
         }
+    }
+
+    /// The CRC-32 of PNG chunks (ISO-HDLC), bit by bit.
+    fn crc32(bytes: &[u8]) -> u32 {
+        let mut crc = !0u32;
+        for &byte in bytes {
+            crc ^= u32::from(byte);
+            for _ in 0..8 {
+                crc = if crc & 1 == 1 {
+                    (crc >> 1) ^ 0xEDB8_8320
+                } else {
+                    crc >> 1
+                };
+            }
+        }
+        !crc
     }
 
     #[test]
@@ -246,9 +318,12 @@ mod tests {
         );
         png[16..20].copy_from_slice(&100_000u32.to_be_bytes());
         png[20..24].copy_from_slice(&100_000u32.to_be_bytes());
+        // The IHDR chunk's CRC (bytes 29..33) covers its type and data (bytes 12..29).
+        let crc = crc32(&png[12..29]);
+        png[29..33].copy_from_slice(&crc.to_be_bytes());
         let err = decode_image("bomb.png", &png, ImageShape::MNIST).unwrap_err();
         assert!(
-            err.reason.contains("too large") || err.reason.contains("header"),
+            err.reason.contains("100000x100000 pixels is too large"),
             "{err}"
         );
     }
@@ -269,21 +344,58 @@ mod tests {
             ("cats", "broken.png", &b"oops"[..]),
             ("dogs", "c.bmp", &black[..]),
         ];
-        let (set, errors) = load_labelled_files(
-            files
-                .iter()
-                .map(|&(class_name, file_name, bytes)| LabelledFile {
-                    class_name,
-                    file_name,
-                    bytes,
-                }),
-            ImageShape::MNIST,
-        );
+        let mut images = LabelledImages::new(ImageShape::MNIST);
+        for (class_name, file_name, bytes) in files {
+            images.add(LabelledFile {
+                class_name,
+                file_name,
+                bytes,
+            });
+        }
+        assert_eq!(images.files_read(), 4);
+        let (set, errors, notes) = images.finish();
         assert_eq!(set.class_names, vec!["cats", "dogs"]);
         assert_eq!(set.labels(), &[0, 1, 1]);
         assert!(set.image(0).iter().all(|&v| v == 1.0));
         assert!(set.image(1).iter().all(|&v| v == 0.0));
         assert_eq!(errors.len(), 1);
         assert_eq!(errors[0].file, "broken.png");
+        assert!(notes.is_empty());
+    }
+
+    #[test]
+    fn an_animation_loads_its_first_frame_with_a_note() {
+        use image::codecs::gif::GifEncoder;
+        use image::{Delay, Frame, RgbaImage};
+        let mut bytes = Vec::new();
+        let mut encoder = GifEncoder::new(&mut bytes);
+        for level in [255, 0] {
+            let frame = RgbaImage::from_pixel(4, 4, Rgba([level, level, level, 255]));
+            encoder
+                .encode_frame(Frame::from_parts(
+                    frame,
+                    0,
+                    0,
+                    Delay::from_numer_denom_ms(100, 1),
+                ))
+                .unwrap();
+        }
+        drop(encoder);
+        let mut images = LabelledImages::new(ImageShape::MNIST);
+        images.add(LabelledFile {
+            class_name: "blink",
+            file_name: "blink.gif",
+            bytes: &bytes,
+        });
+        let (set, errors, notes) = images.finish();
+        assert!(errors.is_empty(), "{errors:?}");
+        assert!(
+            set.image(0).iter().all(|&v| v > 0.99),
+            "not the white first frame"
+        );
+        assert_eq!(
+            notes,
+            vec!["blink.gif: animated; only its first frame is used"]
+        );
     }
 }

@@ -19,13 +19,19 @@ pub enum WorkerInput {
         train_images: Option<usize>,
         test_images: Option<usize>,
     },
-    /// Load the user's files; one class per `class_name`.
-    UseFiles {
-        files: Vec<UploadedFile>,
+    /// Start loading `total` of the user's files, which follow in `add_files` batches: each
+    /// batch is decoded and dropped before the page reads the next, so memory stays bounded
+    /// however many files there are. Replaces a load in progress.
+    BeginFiles {
+        total: usize,
         channels: usize,
         height: usize,
         width: usize,
     },
+    /// The next files of the load; one class per `class_name`. Answered with `files_read`.
+    AddFiles { files: Vec<UploadedFile> },
+    /// All files were sent: the images become the data (answered with `dataset_loaded`).
+    EndFiles,
     Train {
         config: TrainConfig,
         backend: BackendChoice,
@@ -91,6 +97,11 @@ pub enum WorkerOutput {
     Ready {
         webgpu: WebGpuSupport,
     },
+    /// Progress of a load of the user's files, after each batch.
+    FilesRead {
+        done: usize,
+        total: usize,
+    },
     DatasetLoaded(DatasetSummary),
     /// Which backend a run uses, and why.
     Backend {
@@ -98,7 +109,12 @@ pub enum WorkerOutput {
         reason: String,
     },
     Progress(BatchProgress),
-    Epoch(EpochSummary),
+    Epoch {
+        #[serde(flatten)]
+        summary: EpochSummary,
+        /// The worker's WebAssembly memory after the epoch: it must not grow epoch after epoch.
+        memory_bytes: f64,
+    },
     Done(RunReport),
     Compared {
         distance: f32,
@@ -156,6 +172,8 @@ pub struct DatasetSummary {
     pub classes: Vec<ClassSummary>,
     /// One line per file that could not be used, naming the file.
     pub file_errors: Vec<String>,
+    /// One line per file used in part (the first frame of an animation), naming the file.
+    pub file_notes: Vec<String>,
     /// Set when the data cannot train yet; says what to add.
     pub problem: Option<String>,
 }
@@ -183,6 +201,9 @@ pub struct RunReport {
     pub evaluation: Evaluation,
     pub gallery: Vec<GalleryPair>,
     pub stopped: bool,
+    /// Why the run ended before its last epoch when the loss blew up: the model of the last
+    /// good epoch is the one evaluated and kept.
+    pub interrupted: Option<String>,
     /// Set when the test split was too small and another part stood in for it.
     pub note: Option<String>,
 }

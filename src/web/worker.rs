@@ -13,7 +13,7 @@ use web_sys::{DedicatedWorkerGlobalScope, MessageEvent, Response};
 use super::messages::*;
 use crate::backend::{Backend, training_device};
 use crate::benchmark::{BenchmarkJob, BenchmarkResult, run_benchmark};
-use crate::data::images::{LabelledFile, decode_image, load_labelled_files};
+use crate::data::images::{LabelledFile, LabelledImages, decode_image};
 use crate::data::mnist::{mnist_train_test, parse_mnist};
 use crate::data::{ImageSet, ImageShape};
 use crate::embeddings::{Embeddings, pca_2d};
@@ -22,8 +22,8 @@ use crate::model_file::{MODEL_FILE_EXTENSION, ModelInfo, load_model, save_model}
 use crate::pairs::{Pair, PairSampler};
 use crate::rng::SeededRng;
 use crate::training::{
-    BatchProgress, Control, EpochSummary, KNN_K, TrainConfig, TrainObserver, TrainingData, analyse,
-    embed_images, evaluate, pair_distances, train,
+    BatchProgress, Control, EpochSummary, KNN_K, TrainConfig, TrainError, TrainObserver,
+    TrainingData, analyse, embed_images, evaluate, pair_distances, train,
 };
 
 /// Test images held out of the built-in digits (the article's 8,000 / 2,000 split).
@@ -74,9 +74,16 @@ struct Reference {
     embeddings: Embeddings,
 }
 
+/// The user's files arriving in batches.
+struct FileLoad {
+    images: LabelledImages,
+    total: usize,
+}
+
 #[derive(Default)]
 struct WorkerState {
     dataset: Option<Rc<Dataset>>,
+    file_load: Option<FileLoad>,
     predictor: Option<Rc<Predictor>>,
     reference: Option<Rc<Reference>>,
     stop: Rc<Cell<bool>>,
@@ -185,7 +192,9 @@ fn handle(input: WorkerInput) {
     match input {
         WorkerInput::Stop => STATE.with_borrow(|state| state.stop.set(true)),
         WorkerInput::UseMnist { .. }
-        | WorkerInput::UseFiles { .. }
+        | WorkerInput::BeginFiles { .. }
+        | WorkerInput::AddFiles { .. }
+        | WorkerInput::EndFiles
         | WorkerInput::Train { .. }
         | WorkerInput::LoadModel { .. }
         | WorkerInput::Benchmark { .. }
@@ -199,16 +208,23 @@ fn handle(input: WorkerInput) {
             test_images,
         } => spawn_local(async move {
             match load_mnist(&url, train_images, test_images).await {
-                Ok(dataset) => use_dataset(dataset, Vec::new()),
+                Ok(dataset) => use_dataset(dataset, Vec::new(), Vec::new()),
                 Err(message) => post_error(message),
             }
         }),
-        WorkerInput::UseFiles {
-            files,
+        WorkerInput::BeginFiles {
+            total,
             channels,
             height,
             width,
-        } => load_files(files, ImageShape::new(channels, height, width)),
+        } => STATE.with_borrow_mut(|state| {
+            state.file_load = Some(FileLoad {
+                images: LabelledImages::new(ImageShape::new(channels, height, width)),
+                total,
+            })
+        }),
+        WorkerInput::AddFiles { files } => add_files(files),
+        WorkerInput::EndFiles => end_files(),
         WorkerInput::Train { config, backend } => start_training(config, backend),
         WorkerInput::Compare { left, right } => spawn_local(async move {
             if let Err(message) = compare(left, right).await {
@@ -288,28 +304,43 @@ fn stratified_sample(set: ImageSet, wanted: Option<usize>) -> ImageSet {
     }
 }
 
-fn load_files(files: Vec<UploadedFile>, shape: ImageShape) {
-    let (set, errors) = load_labelled_files(
-        files.iter().map(|file| LabelledFile {
-            class_name: &file.class_name,
-            file_name: &file.file_name,
-            bytes: &file.bytes,
-        }),
-        shape,
-    );
+fn add_files(files: Vec<UploadedFile>) {
+    let progress = STATE.with_borrow_mut(|state| {
+        let load = state.file_load.as_mut()?;
+        for file in &files {
+            load.images.add(LabelledFile {
+                class_name: &file.class_name,
+                file_name: &file.file_name,
+                bytes: &file.bytes,
+            });
+        }
+        Some((load.images.files_read(), load.total))
+    });
+    match progress {
+        Some((done, total)) => post(&WorkerOutput::FilesRead { done, total }),
+        None => post_error("files arrived without a load begun: drop them again"),
+    }
+}
+
+fn end_files() {
+    let Some(load) = STATE.with_borrow_mut(|state| state.file_load.take()) else {
+        return post_error("files arrived without a load begun: drop them again");
+    };
+    let files = load.images.files_read();
+    let (set, errors, notes) = load.images.finish();
     let (train, test) = set.split(UPLOAD_TEST_SPLIT, SPLIT_SEED);
-    let errors = errors.iter().map(ToString::to_string).collect();
     use_dataset(
         Dataset {
-            name: format!("your images ({} files)", files.len()),
+            name: format!("your images ({files} files)"),
             train,
             test,
         },
-        errors,
+        errors.iter().map(ToString::to_string).collect(),
+        notes,
     );
 }
 
-fn use_dataset(dataset: Dataset, file_errors: Vec<String>) {
+fn use_dataset(dataset: Dataset, file_errors: Vec<String>, file_notes: Vec<String>) {
     let shape = dataset.train.shape;
     let whole_labels: Vec<usize> = dataset
         .train
@@ -348,6 +379,7 @@ fn use_dataset(dataset: Dataset, file_errors: Vec<String>) {
         test_images: dataset.test.len(),
         classes,
         file_errors,
+        file_notes,
         problem,
     };
     post(&WorkerOutput::DatasetLoaded(summary));
@@ -400,7 +432,13 @@ fn start_training(config: TrainConfig, choice: BackendChoice) {
                 post(&WorkerOutput::Done(report));
                 analyse_current_model().await;
             }
-            Err(message) => post_error(message),
+            Err(RunError::Refused(message)) => post_error(message),
+            // Burn keeps the failed device for the worker's lifetime: only a new worker can
+            // train again, so the page is told to start one.
+            Err(RunError::GpuFailed(message)) => post(&WorkerOutput::Error {
+                message: format!("the GPU stopped working during training ({message})"),
+                fatal: true,
+            }),
         }
     });
 }
@@ -461,13 +499,24 @@ impl TrainObserver for WorkerObserver {
     }
 
     async fn on_epoch(&mut self, summary: &EpochSummary) -> Control {
-        post(&WorkerOutput::Epoch(summary.clone()));
+        post(&WorkerOutput::Epoch {
+            summary: summary.clone(),
+            memory_bytes: wasm_memory_bytes(),
+        });
         if self.stop.get() {
             Control::Stop
         } else {
             Control::Continue
         }
     }
+}
+
+fn wasm_memory_bytes() -> f64 {
+    let memory: js_sys::WebAssembly::Memory = wasm_bindgen::memory().unchecked_into();
+    memory
+        .buffer()
+        .unchecked_into::<js_sys::ArrayBuffer>()
+        .byte_length() as f64
 }
 
 /// Lets the worker handle queued messages (a Stop) before the next batch.
@@ -478,28 +527,41 @@ async fn yield_to_event_loop() {
     let _ = JsFuture::from(promise).await;
 }
 
+/// Why a run ended without a model.
+enum RunError {
+    /// The settings, the data or the training itself (a divergence): said to the user.
+    Refused(String),
+    /// The WebGPU device failed (lost, reset, out of memory) while in use.
+    GpuFailed(String),
+}
+
 async fn run_training(
     dataset: &Dataset,
     config: &TrainConfig,
     choice: BackendChoice,
     stop: Rc<Cell<bool>>,
-) -> Result<RunReport, String> {
-    let data = TrainingData::split(&dataset.train, config).map_err(|e| e.to_string())?;
-    let (device, backend, reason) = choose_device(choice).await?;
+) -> Result<RunReport, RunError> {
+    let data = TrainingData::split(&dataset.train, config)
+        .map_err(|e| RunError::Refused(e.to_string()))?;
+    let (device, backend, reason) = choose_device(choice).await.map_err(RunError::Refused)?;
     post(&WorkerOutput::Backend {
         backend: backend.into(),
         reason,
     });
+    let failed = |err: TrainError| match err {
+        TrainError::Backend(message) if backend == "webgpu" => RunError::GpuFailed(message),
+        other => RunError::Refused(other.to_string()),
+    };
     let trained = train(&data, config, &device, &mut WorkerObserver { stop })
         .await
-        .map_err(|e| e.to_string())?;
+        .map_err(failed)?;
     let test_set = dataset.evaluation_set();
     let note = (!std::ptr::eq(test_set, &dataset.test))
         .then(|| "too few images to hold out a test part: figures are on training images".into());
     let (evaluation, test_pairs, test_distances) =
         evaluate(&trained, &data, test_set, config.seed, &device)
             .await
-            .map_err(|e| e.to_string())?;
+            .map_err(failed)?;
     let gallery = gallery(
         test_set,
         &test_pairs,
@@ -538,6 +600,12 @@ async fn run_training(
         evaluation,
         gallery,
         stopped: trained.stopped,
+        interrupted: trained.interrupted.map(|failure| {
+            format!(
+                "{failure}; the model after epoch {} is kept",
+                trained.history.len()
+            )
+        }),
         note,
     })
 }

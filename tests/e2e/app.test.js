@@ -6,7 +6,7 @@ import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { serveStatic } from './server.js';
-import { launchChromium, waitForRun } from './browser.js';
+import { launchChromium, openPage, waitForRun } from './browser.js';
 import { greyPng, writeShapeFolders } from './images.js';
 
 let server;
@@ -30,19 +30,10 @@ after(async () => {
   server?.close();
 });
 
-async function openPage(query = '') {
-  const page = await browser.newPage();
-  const problems = [];
-  page.on('pageerror', (error) => problems.push(error.message));
-  page.on('console', (message) => {
-    if (/Content.Security.Policy/i.test(message.text())) problems.push(message.text());
-  });
-  await page.goto(`${base}index.html${query}`);
-  return { page, problems };
-}
+const openApp = (query = '') => openPage(browser, `${base}index.html${query}`);
 
 test('the page loads and offers the MNIST digits', async () => {
-  const { page, problems } = await openPage();
+  const { page, problems } = await openApp();
   await page.waitForFunction(() => document.body.dataset.state === 'idle');
   await page.click('#use-mnist');
   await page.waitForSelector('.class-card');
@@ -54,7 +45,7 @@ test('the page loads and offers the MNIST digits', async () => {
 });
 
 test('MNIST trains on the CPU backend for one epoch, far above chance, and the page stays responsive', async () => {
-  const { page, problems } = await openPage('?dataset=mnist&epochs=1&autostart=1&backend=cpu');
+  const { page, problems } = await openApp('?dataset=mnist&epochs=1&autostart=1&backend=cpu');
   await page.waitForFunction(() => document.body.dataset.state === 'training', null, { timeout: 60_000 });
   // While the worker trains, the page's own timers must fire on time.
   const lateness = await page.evaluate(() => new Promise((resolve) => {
@@ -86,7 +77,7 @@ test('MNIST trains on the CPU backend for one epoch, far above chance, and the p
 });
 
 test('MNIST trains on WebGPU (a short run: the software GPU here is slow)', async () => {
-  const { page, problems } = await openPage('?dataset=mnist&train_images=640&test_images=500&epochs=1&autostart=1&backend=webgpu');
+  const { page, problems } = await openApp('?dataset=mnist&train_images=640&test_images=500&epochs=1&autostart=1&backend=webgpu');
   const run = await waitForRun(page, 480_000);
   assert.equal(run.state, 'done', run.messages);
   const result = JSON.parse(run.result);
@@ -106,7 +97,7 @@ test('a folder of the user\'s images trains without a request beyond the app\'s 
   const requests = [];
   const onRequest = (request) => requests.push(request.url());
   browser.on('request', onRequest);
-  const { page, problems } = await openPage('?epochs=4&backend=cpu');
+  const { page, problems } = await openApp('?epochs=4&backend=cpu');
   await page.waitForFunction(() => document.body.dataset.state === 'idle');
   await page.selectOption('#image-size', '3,64,64');
   await page.setInputFiles('#pick-folder', root);
@@ -154,7 +145,7 @@ test('a model is used, kept, downloaded, restored after a reload, and bad model 
     return page.locator('#compare-result figcaption').innerText();
   };
 
-  const { page, problems } = await openPage('?dataset=mnist&train_images=1500&test_images=500&epochs=1&autostart=1&backend=cpu');
+  const { page, problems } = await openApp('?dataset=mnist&train_images=1500&test_images=500&epochs=1&autostart=1&backend=cpu');
   const run = await waitForRun(page, 300_000);
   assert.equal(run.state, 'done', run.messages);
 

@@ -4,8 +4,10 @@ import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { chromium } from 'playwright-core';
+import puppeteer from 'puppeteer-core';
 
 export const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
+export const FIREFOX = process.env.FIREFOX_PATH ?? '/usr/bin/firefox-esr';
 
 /** `webgpu: false` starts it without the flag that gives WebGPU an adapter, as in a browser
  * without WebGPU. */
@@ -20,6 +22,30 @@ export async function launchChromium({ webgpu = true } = {}) {
       '--disable-component-update', '--disable-sync', '--no-first-run', '--disable-quic',
     ],
   });
+}
+
+/** Debian's Firefox ESR headless, driven over WebDriver BiDi (Playwright drives only its own
+ * patched Firefox builds). It has no WebGPU here: it tries the CPU path. */
+export function launchFirefox() {
+  return puppeteer.launch({
+    browser: 'firefox',
+    executablePath: FIREFOX,
+    headless: true,
+    userDataDir: mkdtempSync(join(tmpdir(), 'siamese-web-firefox-')),
+  });
+}
+
+/** Opens `url` in a new tab; `problems` collects the page's uncaught errors and any
+ * Content-Security-Policy violation it logs. */
+export async function openPage(browser, url) {
+  const page = await browser.newPage();
+  const problems = [];
+  page.on('pageerror', (error) => problems.push(error.message));
+  page.on('console', (message) => {
+    if (/Content.Security.Policy/i.test(message.text())) problems.push(message.text());
+  });
+  await page.goto(url);
+  return { page, problems };
 }
 
 /** Waits until <body data-state> is done or error, and returns the state and result. */
