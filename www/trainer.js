@@ -18,13 +18,15 @@ export class TrainerWorker {
   /** @param {(message: object) => void} onMessage */
   constructor(onMessage) {
     this.onMessage = onMessage;
+    // Counts file loads over the trainer's whole life, restarts included, so a load begun for
+    // a worker that was replaced can never pass for a newer one.
+    this.fileLoads = 0;
     this.start();
   }
 
   start() {
     this.ready = false;
     this.queue = [];
-    this.fileLoads = 0;
     this.waiting = null;
     try {
       this.worker = new Worker(workerUrl(), { type: 'module' });
