@@ -1,6 +1,7 @@
 //! The speed job of PERFORMANCE.md, natively: prints one JSON line per backend asked for.
 //!
-//! cargo run --release --example bench_steps -- [--backend flex|wgpu] [--batch 64] [--warmup 3] [--steps 30]
+//! cargo run --release --example bench_steps -- [--backend flex|wgpu] [--batch 64] [--warmup 3]
+//!     [--steps 30] [--layer-repeats 10]
 
 use siamese_web::backend::{Backend, training_device};
 use siamese_web::benchmark::{BenchmarkJob, run_benchmark};
@@ -20,6 +21,7 @@ async fn run() -> Result<String, String> {
             "--batch" => job.batch = value.parse().map_err(|e| bad(&e))?,
             "--warmup" => job.warmup = value.parse().map_err(|e| bad(&e))?,
             "--steps" => job.steps = value.parse().map_err(|e| bad(&e))?,
+            "--layer-repeats" => job.layer_repeats = value.parse().map_err(|e| bad(&e))?,
             other => return Err(format!("unknown option {other}")),
         }
     }

@@ -1,7 +1,8 @@
 // The speed benchmark of PERFORMANCE.md: the fixed job in headless Chromium on each backend (the
 // release build in dist/, as users get it), then natively; one JSON line per run on stdout.
 //
-//   node scripts/bench.mjs [--steps 30] [--webgpu-steps 8] [--batch 64] [--no-native]
+//   node scripts/bench.mjs [--steps 30] [--webgpu-steps 8] [--batch 64] [--layer-repeats 10]
+//                          [--webgpu-layer-repeats 2] [--no-native]
 //
 // Needs dist/ (trunk build --release, or scripts/test.sh) and the browser that the tests use.
 import { execFileSync } from 'node:child_process';
@@ -18,6 +19,9 @@ const option = (name, fallback) => {
 const batch = Number(option('batch', 64));
 const steps = Number(option('steps', 30));
 const webgpuSteps = Number(option('webgpu-steps', 8));
+// Each stage of the tower alone, forward and backward (layers_ms); 0 leaves them out.
+const layerRepeats = Number(option('layer-repeats', 10));
+const webgpuLayerRepeats = Number(option('webgpu-layer-repeats', 2));
 const dist = new URL('../dist', import.meta.url).pathname;
 
 const wasm = readFileSync(`${dist}/siamese-web_bg.wasm`);
@@ -26,9 +30,9 @@ const size = { wasm_bytes: wasm.length, wasm_gzip_bytes: gzipSync(wasm, { level:
 const server = await serveStatic(dist);
 const browser = await launchChromium();
 try {
-  for (const [backend, count] of [['cpu', steps], ['webgpu', webgpuSteps]]) {
+  for (const [backend, count, repeats] of [['cpu', steps, layerRepeats], ['webgpu', webgpuSteps, webgpuLayerRepeats]]) {
     const page = await browser.newPage();
-    const query = new URLSearchParams({ backends: backend, batch, warmup: 3, steps: count });
+    const query = new URLSearchParams({ backends: backend, batch, warmup: 3, steps: count, layer_repeats: repeats });
     await page.goto(`http://127.0.0.1:${server.address().port}/www/bench.html?${query}`);
     await page.waitForFunction(() => document.body.dataset.state === 'done', null, { timeout: 0, polling: 1000 });
     for (const line of (await page.locator('#results').innerText()).trim().split('\n')) {
@@ -43,6 +47,7 @@ try {
 
 if (!args.includes('--no-native')) {
   const line = execFileSync('cargo', ['run', '--release', '--quiet', '--example', 'bench_steps', '--',
-    '--backend', 'flex', '--batch', String(batch), '--steps', String(steps)], { encoding: 'utf8' }).trim();
+    '--backend', 'flex', '--batch', String(batch), '--steps', String(steps),
+    '--layer-repeats', String(layerRepeats)], { encoding: 'utf8' }).trim();
   console.log(JSON.stringify({ ...JSON.parse(line), wasm_bytes: null, wasm_gzip_bytes: null }));
 }

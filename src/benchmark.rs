@@ -2,15 +2,23 @@
 //! `batch` pairs, timed step by step through the training loop itself. Every step's loss is read
 //! back (the loop does it), so asynchronous backends cannot look faster than they are; the
 //! first `warmup` steps (shader compilation, allocation) are reported apart and left out.
+//! Then each stage of the tower is timed alone, forward and backward, to show where a step's
+//! time goes.
 
+use std::collections::BTreeMap;
+
+use burn::tensor::activation::relu;
+use burn::tensor::{Device, Distribution, Tensor};
 use serde::{Deserialize, Serialize};
+use web_time::Instant;
 
 use crate::data::ImageSet;
+use crate::loss::ContrastiveLoss;
+use crate::model::{SiameseNet, SiameseNetConfig, euclidean_distance, first_convolution};
 use crate::training::{
     BatchProgress, Control, EpochSummary, TrainConfig, TrainError, TrainObserver, TrainingData,
     train,
 };
-use burn::tensor::Device;
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct BenchmarkJob {
@@ -18,6 +26,9 @@ pub struct BenchmarkJob {
     pub batch: usize,
     pub warmup: usize,
     pub steps: usize,
+    /// Timed repetitions of each stage of the tower (after one untimed); 0 leaves them out.
+    #[serde(default)]
+    pub layer_repeats: usize,
 }
 
 impl Default for BenchmarkJob {
@@ -26,6 +37,7 @@ impl Default for BenchmarkJob {
             batch: 64,
             warmup: 3,
             steps: 30,
+            layer_repeats: 10,
         }
     }
 }
@@ -40,6 +52,8 @@ pub struct BenchmarkResult {
     pub ms_per_step_min: f64,
     pub ms_per_step_max: f64,
     pub first_step_ms: f64,
+    /// Median ms of forward and backward through each stage alone, on one step's batch.
+    pub layers_ms: BTreeMap<String, f64>,
 }
 
 /// Notes when each step ends and stops the run after the last one.
@@ -88,7 +102,98 @@ pub async fn run_benchmark(
         ends_s: Vec::with_capacity(total),
     };
     train(&data, &config, device, &mut clock).await?;
-    Ok(summarise(&clock.ends_s, job, backend))
+    let mut result = summarise(&clock.ends_s, job, backend);
+    if job.layer_repeats > 0 {
+        result.layers_ms = layer_times(set, job, device).await?;
+    }
+    Ok(result)
+}
+
+/// Median ms of forward and backward through each stage of the tower, with inputs of the shapes
+/// one step of `job.batch` pairs gives it. Each repetition ends by reading a value of the
+/// gradient it computed, so asynchronous backends are timed to the end of their work.
+async fn layer_times(
+    set: &ImageSet,
+    job: &BenchmarkJob,
+    device: &Device,
+) -> Result<BTreeMap<String, f64>, TrainError> {
+    let config = SiameseNetConfig::for_shape(set.shape);
+    let net: SiameseNet = config.init(device).map_err(TrainError::Settings)?;
+    let [filters1, ..] = net.conv1.weight.dims();
+    let [filters2, ..] = net.conv2.weight.dims();
+    let images = 2 * job.batch;
+    // Valid 3x3 convolutions take 2 off each side's length, the poolings halve it.
+    let (conv1_h, conv1_w) = (config.height - 2, config.width - 2);
+    let (conv2_h, conv2_w) = (conv1_h / 2 - 2, conv1_w / 2 - 2);
+    let input = |dims: [usize; 4]| Tensor::<4>::random(dims, Distribution::Default, device);
+    let first = input([images, config.channels, config.height, config.width]);
+    let after_conv1 = input([images, filters1, conv1_h, conv1_w]);
+    let after_pool1 = input([images, filters1, conv1_h / 2, conv1_w / 2]);
+    let after_conv2 = input([images, filters2, conv2_h, conv2_w]);
+    let flat_size = filters2 * (conv2_h / 2) * (conv2_w / 2);
+    let flat = Tensor::<2>::random([images, flat_size], Distribution::Default, device);
+    let embedding_dims = [images, config.embedding_size];
+    let embeddings = Tensor::<2>::random(embedding_dims, Distribution::Default, device);
+    let dissimilar = Tensor::<1>::random([job.batch], Distribution::Bernoulli(0.5), device);
+    let loss_fn = ContrastiveLoss::new();
+
+    let mut times = BTreeMap::new();
+    let mut time = async |name: &str, stage: &dyn Fn() -> Tensor<1>| {
+        let mut ms = Vec::with_capacity(job.layer_repeats);
+        for repetition in 0..=job.layer_repeats {
+            let start = Instant::now();
+            stage()
+                .into_scalar_async::<f32>()
+                .await
+                .map_err(|err| TrainError::Backend(format!("{err:?}")))?;
+            if repetition > 0 {
+                ms.push(start.elapsed().as_secs_f64() * 1000.0);
+            }
+        }
+        ms.sort_by(f64::total_cmp);
+        times.insert(name.to_string(), median(&ms));
+        Ok::<(), TrainError>(())
+    };
+    time("1 conv1", &|| {
+        let grads = first_convolution(&net.conv1, first.clone())
+            .sum()
+            .backward();
+        net.conv1.weight.grad(&grads).unwrap().sum()
+    })
+    .await?;
+    time("2 relu+pool1", &|| {
+        let x = after_conv1.clone().require_grad();
+        let grads = net.pool.forward(relu(x.clone())).sum().backward();
+        x.grad(&grads).unwrap().sum()
+    })
+    .await?;
+    time("3 conv2", &|| {
+        let x = after_pool1.clone().require_grad();
+        let grads = net.conv2.forward(x.clone()).sum().backward();
+        x.grad(&grads).unwrap().sum() + net.conv2.weight.grad(&grads).unwrap().sum()
+    })
+    .await?;
+    time("4 relu+pool2", &|| {
+        let x = after_conv2.clone().require_grad();
+        let grads = net.pool.forward(relu(x.clone())).sum().backward();
+        x.grad(&grads).unwrap().sum()
+    })
+    .await?;
+    time("5 dense", &|| {
+        let x = flat.clone().require_grad();
+        let grads = relu(net.dense.forward(x.clone())).sum().backward();
+        x.grad(&grads).unwrap().sum()
+    })
+    .await?;
+    time("6 distance+loss", &|| {
+        let x = embeddings.clone().require_grad();
+        let left = x.clone().narrow(0, 0, job.batch);
+        let right = x.clone().narrow(0, job.batch, job.batch);
+        let loss = loss_fn.forward(euclidean_distance(left, right), dissimilar.clone());
+        x.grad(&loss.backward()).unwrap().sum()
+    })
+    .await?;
+    Ok(times)
 }
 
 fn summarise(ends_s: &[f64], job: &BenchmarkJob, backend: &str) -> BenchmarkResult {
@@ -99,26 +204,67 @@ fn summarise(ends_s: &[f64], job: &BenchmarkJob, backend: &str) -> BenchmarkResu
         .collect();
     let timed_s: f64 = step_ms.iter().sum::<f64>() / 1000.0;
     step_ms.sort_by(f64::total_cmp);
-    let median = match step_ms.len() {
-        0 => f64::NAN,
-        n if n % 2 == 1 => step_ms[n / 2],
-        n => (step_ms[n / 2 - 1] + step_ms[n / 2]) / 2.0,
-    };
     BenchmarkResult {
         backend: backend.into(),
         batch: job.batch,
         steps: step_ms.len(),
         pairs_per_s: (step_ms.len() * job.batch) as f64 / timed_s,
-        ms_per_step_median: median,
+        ms_per_step_median: median(&step_ms),
         ms_per_step_min: step_ms.first().copied().unwrap_or(f64::NAN),
         ms_per_step_max: step_ms.last().copied().unwrap_or(f64::NAN),
         first_step_ms: ends_s.first().map_or(f64::NAN, |s| s * 1000.0),
+        layers_ms: BTreeMap::new(),
+    }
+}
+
+fn median(sorted: &[f64]) -> f64 {
+    match sorted.len() {
+        0 => f64::NAN,
+        n if n % 2 == 1 => sorted[n / 2],
+        n => (sorted[n / 2 - 1] + sorted[n / 2]) / 2.0,
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::data::ImageShape;
+
+    #[test]
+    fn every_stage_of_the_tower_is_timed_for_grey_and_rgb_images_of_any_size() {
+        let device = Device::flex().autodiff();
+        for shape in [ImageShape::new(1, 28, 28), ImageShape::new(3, 33, 24)] {
+            let mut set = ImageSet::new(shape, vec!["a".into(), "b".into()]);
+            for i in 0..8 {
+                set.push(&vec![i as f32 / 8.0; shape.pixels()], i % 2);
+            }
+            let job = BenchmarkJob {
+                batch: 4,
+                warmup: 1,
+                steps: 1,
+                layer_repeats: 1,
+            };
+            let result = pollster::block_on(run_benchmark(&set, &job, "flex", &device)).unwrap();
+            let stages: Vec<&str> = result.layers_ms.keys().map(String::as_str).collect();
+            assert_eq!(
+                stages,
+                [
+                    "1 conv1",
+                    "2 relu+pool1",
+                    "3 conv2",
+                    "4 relu+pool2",
+                    "5 dense",
+                    "6 distance+loss"
+                ]
+            );
+            assert!(
+                result
+                    .layers_ms
+                    .values()
+                    .all(|&ms| ms > 0.0 && ms.is_finite())
+            );
+        }
+    }
 
     #[test]
     fn step_times_leave_the_warm_up_out() {
@@ -128,6 +274,7 @@ mod tests {
             batch: 10,
             warmup: 2,
             steps: 3,
+            layer_repeats: 0,
         };
         let result = summarise(&[2.0, 2.1, 2.3, 2.4, 2.5], &job, "flex");
         assert_eq!(result.steps, 3);

@@ -5,7 +5,10 @@ import { TrainerWorker, MNIST_URL } from './trainer.js';
 const params = new URLSearchParams(location.search);
 const backends = (params.get('backends') ?? 'cpu,webgpu').split(',');
 const number = (name, fallback) => Number(params.get(name) ?? fallback);
-const job = { batch: number('batch', 64), warmup: number('warmup', 3), steps: number('steps', 30) };
+const job = {
+  batch: number('batch', 64), warmup: number('warmup', 3), steps: number('steps', 30),
+  layer_repeats: number('layer_repeats', 10),
+};
 const results = document.getElementById('results');
 const pending = [...backends];
 let current = null;
