@@ -17,7 +17,7 @@ use crate::loss::ContrastiveLoss;
 use crate::model::{SiameseNet, SiameseNetConfig, euclidean_distance, first_convolution};
 use crate::training::{
     BatchProgress, Control, EpochSummary, TrainConfig, TrainError, TrainObserver, TrainingData,
-    train,
+    backend_error, train,
 };
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -145,7 +145,7 @@ async fn layer_times(
             stage()
                 .into_scalar_async::<f32>()
                 .await
-                .map_err(|err| TrainError::Backend(format!("{err:?}")))?;
+                .map_err(backend_error)?;
             if repetition > 0 {
                 ms.push(start.elapsed().as_secs_f64() * 1000.0);
             }
@@ -217,6 +217,7 @@ fn summarise(ends_s: &[f64], job: &BenchmarkJob, backend: &str) -> BenchmarkResu
     }
 }
 
+/// The median of values sorted in ascending order; NaN for none.
 fn median(sorted: &[f64]) -> f64 {
     match sorted.len() {
         0 => f64::NAN,

@@ -117,7 +117,7 @@ impl From<PairError> for TrainError {
     }
 }
 
-fn backend_error(err: impl std::fmt::Debug) -> TrainError {
+pub(crate) fn backend_error(err: impl std::fmt::Debug) -> TrainError {
     TrainError::Backend(format!("{err:?}"))
 }
 
