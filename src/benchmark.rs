@@ -161,24 +161,19 @@ async fn layer_times(
         net.conv1.weight.grad(&grads).unwrap().sum()
     })
     .await?;
-    time("2 relu+pool1", &|| {
-        let x = after_conv1.clone().require_grad();
+    let relu_pool = |input: &Tensor<4>| {
+        let x = input.clone().require_grad();
         let grads = net.pool.forward(relu(x.clone())).sum().backward();
         x.grad(&grads).unwrap().sum()
-    })
-    .await?;
+    };
+    time("2 relu+pool1", &|| relu_pool(&after_conv1)).await?;
     time("3 conv2", &|| {
         let x = after_pool1.clone().require_grad();
         let grads = net.conv2.forward(x.clone()).sum().backward();
         x.grad(&grads).unwrap().sum() + net.conv2.weight.grad(&grads).unwrap().sum()
     })
     .await?;
-    time("4 relu+pool2", &|| {
-        let x = after_conv2.clone().require_grad();
-        let grads = net.pool.forward(relu(x.clone())).sum().backward();
-        x.grad(&grads).unwrap().sum()
-    })
-    .await?;
+    time("4 relu+pool2", &|| relu_pool(&after_conv2)).await?;
     time("5 dense", &|| {
         let x = flat.clone().require_grad();
         let grads = relu(net.dense.forward(x.clone())).sum().backward();

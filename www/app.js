@@ -445,10 +445,16 @@ async function showSavedModels() {
   return models;
 }
 
-/** A reload loses nothing: the newest kept model becomes the current one again. */
+/**
+ * A reload loses nothing: the newest kept model becomes the current one again, unless the data
+ * loaded or loading (a deep link to the digits, say) has another image size, which it cannot
+ * serve; it stays under the kept models then.
+ */
 async function restoreLastModel() {
   const [newest] = await showSavedModels();
-  if (newest && !state.model && !state.training) {
+  const loading = state.source ? imageShape() : null;
+  const fits = (shape) => !loading || ['channels', 'height', 'width'].every((key) => shape[key] === loading[key]);
+  if (newest && fits(newest.info.shape) && !state.model && !state.training) {
     trainer.send({ type: 'load_model', file_name: newest.file_name, bytes: newest.bytes });
   }
 }
