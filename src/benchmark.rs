@@ -119,21 +119,22 @@ async fn layer_times(
 ) -> Result<BTreeMap<String, f64>, TrainError> {
     let config = SiameseNetConfig::for_shape(set.shape);
     let net: SiameseNet = config.init(device).map_err(TrainError::Settings)?;
-    let [filters1, ..] = net.conv1.weight.dims();
-    let [filters2, ..] = net.conv2.weight.dims();
     let images = 2 * job.batch;
-    // Valid 3x3 convolutions take 2 off each side's length, the poolings halve it.
-    let (conv1_h, conv1_w) = (config.height - 2, config.width - 2);
-    let (conv2_h, conv2_w) = (conv1_h / 2 - 2, conv1_w / 2 - 2);
-    let input = |dims: [usize; 4]| Tensor::<4>::random(dims, Distribution::Default, device);
-    let first = input([images, config.channels, config.height, config.width]);
-    let after_conv1 = input([images, filters1, conv1_h, conv1_w]);
-    let after_pool1 = input([images, filters1, conv1_h / 2, conv1_w / 2]);
-    let after_conv2 = input([images, filters2, conv2_h, conv2_w]);
-    let flat_size = filters2 * (conv2_h / 2) * (conv2_w / 2);
-    let flat = Tensor::<2>::random([images, flat_size], Distribution::Default, device);
-    let embedding_dims = [images, config.embedding_size];
-    let embeddings = Tensor::<2>::random(embedding_dims, Distribution::Default, device);
+    // Each stage's input is the previous stage's output, from one pass without gradients.
+    let first = Tensor::<4>::random(
+        [images, config.channels, config.height, config.width],
+        Distribution::Default,
+        device,
+    );
+    let after_conv1 = first_convolution(&net.conv1, first.clone()).detach();
+    let after_pool1 = net.pool.forward(relu(after_conv1.clone())).detach();
+    let after_conv2 = net.conv2.forward(after_pool1.clone()).detach();
+    let flat = net
+        .pool
+        .forward(relu(after_conv2.clone()))
+        .flatten::<2>(1, 3)
+        .detach();
+    let embeddings = relu(net.dense.forward(flat.clone())).detach();
     let dissimilar = Tensor::<1>::random([job.batch], Distribution::Bernoulli(0.5), device);
     let loss_fn = ContrastiveLoss::new();
 
