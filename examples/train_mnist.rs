@@ -1,42 +1,75 @@
-//! The whole job natively on the built-in MNIST digits; prints progress to stderr and one JSON
-//! line with the results last on stdout.
+//! The page's job natively, on the built-in MNIST digits, through the same session as the page:
+//! the same split, test pairs and figures for the same seed. Prints progress to stderr and one
+//! JSON line with the results last on stdout.
 //!
-//! cargo run --release --example train_mnist -- --epochs 3 [--backend flex|wgpu] [--seed 42]
+//! cargo run --release [--features wgpu] --example train_mnist -- --epochs 3 [--backend flex|wgpu] [--seed 42]
 //!     [--batch 64] [--lr 0.001] [--margin 1] [--save digits.siamese]
 //!
 //! `--save` writes the model as a file the page and the widget load ("Load a model file"):
 //! train large natively, on a GPU, and use the model in the browser.
 
-use siamese_web::backend::{Backend, training_device};
-use siamese_web::data::mnist::{mnist_train_test, parse_mnist};
-use siamese_web::model_file::{ModelInfo, save_model};
-use siamese_web::training::{
-    BatchProgress, Control, EpochSummary, TrainConfig, TrainObserver, TrainingData, analyse,
-    evaluate, train,
-};
+use siamese_web::backend::Backend;
+use siamese_web::session::messages::{BackendChoice, Command, Reply, WebGpuSupport};
+use siamese_web::session::{Host, Session};
+use siamese_web::training::TrainConfig;
 
-const MNIST: &[u8] = include_bytes!("../assets/mnist-10k.bin.gz");
-const TEST_IMAGES: usize = 2000;
+const MNIST_PATH: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/assets/mnist-10k.bin.gz");
 
-struct PrintProgress;
+/// Prints progress, keeps the answers.
+#[derive(Default)]
+struct Terminal {
+    result: Option<serde_json::Value>,
+    analysis: Option<serde_json::Value>,
+    model_file: Option<Vec<u8>>,
+    error: Option<String>,
+}
 
-impl TrainObserver for PrintProgress {
-    async fn on_batch(&mut self, p: &BatchProgress) -> Control {
-        if p.step.is_multiple_of(50) || p.step == p.steps_per_epoch {
-            eprintln!(
-                "epoch {}/{} step {}/{} loss {:.4} ({:.0} pairs/s)",
-                p.epoch, p.epochs, p.step, p.steps_per_epoch, p.loss, p.pairs_per_s
-            );
+impl Host for Terminal {
+    fn send(&mut self, reply: Reply) {
+        match reply {
+            Reply::DatasetLoaded(summary) => eprintln!(
+                "{}: {} training and {} test images ({} test pairs)",
+                summary.name, summary.train_images, summary.test_images, summary.test_pairs
+            ),
+            Reply::Backend { backend, reason } => eprintln!("training on {backend}: {reason}"),
+            Reply::Progress(p) if p.step.is_multiple_of(50) || p.step == p.steps_per_epoch => {
+                eprintln!(
+                    "epoch {}/{} step {}/{} loss {:.4} ({:.0} pairs/s)",
+                    p.epoch, p.epochs, p.step, p.steps_per_epoch, p.loss, p.pairs_per_s
+                )
+            }
+            Reply::Epoch { summary: s, .. } => eprintln!(
+                "epoch {} done: train loss {:.4}, validation loss {:.4?}, validation acc {:.4?}",
+                s.epoch, s.train_loss, s.validation_loss, s.validation_acc
+            ),
+            Reply::Done(report) => self.result = serde_json::to_value(&report.result).ok(),
+            Reply::Analysis(report) => {
+                self.analysis = Some(serde_json::json!({
+                    "knn_acc": report.knn_acc,
+                    "one_shot_acc": report.one_shot_acc,
+                    "reference_images": report.reference_images,
+                }))
+            }
+            Reply::ModelFile { bytes, .. } => self.model_file = Some(bytes),
+            Reply::Error { message, .. } => self.error = Some(message),
+            _ => {}
         }
-        Control::Continue
     }
 
-    async fn on_epoch(&mut self, s: &EpochSummary) -> Control {
-        eprintln!(
-            "epoch {} done: train loss {:.4}, validation loss {:.4?}, validation acc {:.4?}",
-            s.epoch, s.train_loss, s.validation_loss, s.validation_acc
-        );
-        Control::Continue
+    async fn fetch(&mut self, path: &str) -> Result<Vec<u8>, String> {
+        std::fs::read(path).map_err(|err| err.to_string())
+    }
+
+    async fn webgpu(&mut self) -> WebGpuSupport {
+        WebGpuSupport::Hardware {
+            adapter: "wgpu (Vulkan or Metal)".into(),
+        }
+    }
+
+    async fn yield_now(&mut self) {}
+
+    fn memory_bytes(&self) -> f64 {
+        0.0
     }
 }
 
@@ -78,64 +111,42 @@ async fn run() -> Result<String, String> {
         backend,
         save,
     } = parse_args()?;
-    let device = training_device(backend).await?;
-    let digits = parse_mnist(MNIST)?;
-    let (train_set, test_set) = mnist_train_test(&digits, TEST_IMAGES, config.seed);
-    let data = TrainingData::split(&train_set, &config).map_err(|e| e.to_string())?;
-    eprintln!(
-        "{} training, {} validation, {} test images on {}",
-        data.train.len(),
-        data.validation.len(),
-        test_set.len(),
-        backend.name()
-    );
-    let trained = train(&data, &config, &device, &mut PrintProgress)
-        .await
-        .map_err(|e| e.to_string())?;
-    let (evaluation, _, _) = evaluate(&trained, &data, &test_set, config.seed, &device)
-        .await
-        .map_err(|e| e.to_string())?;
-    let threshold = evaluation.best_threshold;
-    let analysis = analyse(
-        &trained.model,
-        threshold,
-        &data.train,
-        &test_set,
-        config.seed,
-        &device,
-    )
-    .await
-    .map_err(|e| e.to_string())?;
+    let session = Session::new();
+    let mut terminal = Terminal::default();
+    let commands = [
+        Command::UseMnist {
+            url: MNIST_PATH.into(),
+            train_images: None,
+            test_images: None,
+        },
+        Command::Train {
+            config,
+            backend: match backend {
+                Backend::Flex => BackendChoice::Cpu,
+                Backend::Wgpu => BackendChoice::Webgpu,
+            },
+        },
+    ];
+    for command in commands {
+        session.handle(command, &mut terminal).await;
+        if let Some(error) = terminal.error.take() {
+            return Err(error);
+        }
+    }
     if let Some(path) = &save {
-        let info = ModelInfo {
-            shape: train_set.shape,
-            embedding_size: trained.model_config.embedding_size,
-            class_names: train_set.class_names.clone(),
-            threshold,
-            config: config.clone(),
-            dataset: "MNIST digits".into(),
-            epochs_trained: trained.history.len(),
-            test_acc: evaluation.test_acc_best,
-        };
-        let file = save_model(&trained.model, &info)
-            .await
-            .map_err(|e| e.to_string())?;
+        session.handle(Command::SaveModel, &mut terminal).await;
+        let file = terminal
+            .model_file
+            .take()
+            .ok_or("the model was not saved")?;
         std::fs::write(path, file).map_err(|e| format!("cannot write {path}: {e}"))?;
         eprintln!("model saved to {path}");
     }
-    Ok(serde_json::json!({
-        "knn_acc": analysis.knn_acc,
-        "one_shot_acc": analysis.one_shot_acc,
-        "epochs": trained.history.len(),
-        "backend": backend.name(),
-        "test_acc": evaluation.test_acc,
-        "best_threshold": evaluation.best_threshold,
-        "test_acc_best": evaluation.test_acc_best,
-        "auc": evaluation.auc,
-        "pairs_per_s": trained.pairs_per_s,
-        "train_s": trained.train_s,
-    })
-    .to_string())
+    let mut line = terminal.result.ok_or("the run reported no result")?;
+    if let (Some(line), Some(analysis)) = (line.as_object_mut(), terminal.analysis) {
+        line.extend(analysis.as_object().cloned().unwrap_or_default());
+    }
+    Ok(line.to_string())
 }
 
 fn main() {

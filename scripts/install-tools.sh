@@ -30,8 +30,8 @@ if [ "$(trunk --version 2>/dev/null | awk '{print $2}')" != "$TRUNK_VERSION" ]; 
   cargo install trunk --version "$TRUNK_VERSION" --locked --force
 fi
 
-if [ ! -x node_modules/.bin/wasm-opt ] || [ ! -d node_modules/playwright-core ] || [ ! -d node_modules/puppeteer-core ]; then
-  log "installing npm packages (binaryen's wasm-opt, chart.js, playwright-core, puppeteer-core)"
+if [ ! -x node_modules/.bin/wasm-opt ] || [ ! -d node_modules/playwright-core ] || [ ! -d node_modules/puppeteer-core ] || [ ! -x node_modules/.bin/tsc ]; then
+  log "installing npm packages (binaryen's wasm-opt, chart.js, playwright-core, puppeteer-core, typescript)"
   npm ci --no-audit --no-fund
 fi
 

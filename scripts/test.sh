@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
-# Runs every test: formatting, the native Rust tests (core, loss, pairs, images, a real training
-# run), the release build of the app, the end-to-end tests of the page in headless Chromium, and
-# the core's tests in headless Chrome (WebGPU) and Firefox (CPU) through wasm-pack.
+# Runs every test: formatting, the native Rust tests (core, loss, pairs, images, the session's
+# commands, a real training run; the CPU backend only), the type check of the front end against
+# the declarations generated from the Rust messages, the release build of the app, the
+# end-to-end tests of the page in headless Chromium, and the core's tests in headless Chrome
+# (WebGPU) and Firefox (CPU) through wasm-pack.
 # Installs what is missing first (scripts/install-tools.sh); a warm machine skips all of it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -16,6 +18,11 @@ cargo fmt --all -- --check
 step "native tests (cargo test --release)"
 cargo test --release
 
+# www/messages.d.ts is checked against the Rust types by the native tests above; this checks
+# the front end's JavaScript against it.
+step "type check of the front end (tsc --checkJs against the generated www/messages.d.ts)"
+tsc -p .
+
 step "release build of the app (trunk build --release -> dist/)"
 trunk build --release
 
@@ -27,6 +34,6 @@ node --test --test-concurrency=1 tests/e2e/
 # wasm-pack finds wasm-bindgen, chromedriver and geckodriver on PATH and downloads nothing.
 export WASM_BINDGEN_TEST_TIMEOUT=900
 step "wasm-pack test --headless --chrome (WebGPU)"
-wasm-pack test --headless --chrome --release -- --test in_browser
+wasm-pack test --headless --chrome --release -- --test in_browser --features webgpu-tests
 step "wasm-pack test --headless --firefox (CPU backend)"
 wasm-pack test --headless --firefox --release -- --test in_browser

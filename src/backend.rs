@@ -1,5 +1,6 @@
 //! Which Burn device the job runs on: WebGPU/Vulkan/Metal through wgpu, or the flex CPU backend.
 
+#[cfg(any(target_arch = "wasm32", feature = "wgpu"))]
 use std::sync::OnceLock;
 
 use burn::tensor::Device;
@@ -37,24 +38,35 @@ impl std::str::FromStr for Backend {
     }
 }
 
-/// The wgpu runtime can be initialised once per process (or page); later runs reuse it.
-static WGPU_DEVICE: OnceLock<Device> = OnceLock::new();
-
 /// The device to train on, with autodiff. wgpu is set up asynchronously, as browsers require,
 /// and the error says why when no adapter is available.
 pub async fn training_device(backend: Backend) -> Result<Device, String> {
     let device = match backend {
         Backend::Flex => Device::flex(),
-        Backend::Wgpu => match WGPU_DEVICE.get() {
-            Some(device) => device.clone(),
-            None => {
-                let device = Device::wgpu_options()
-                    .init_async()
-                    .await
-                    .map_err(|err| format!("no usable GPU through wgpu: {err}"))?;
-                WGPU_DEVICE.get_or_init(|| device).clone()
-            }
-        },
+        Backend::Wgpu => wgpu_device().await?,
     };
     Ok(device.autodiff())
+}
+
+/// The wgpu runtime can be initialised once per process (or page); later runs reuse it.
+#[cfg(any(target_arch = "wasm32", feature = "wgpu"))]
+static WGPU_DEVICE: OnceLock<Device> = OnceLock::new();
+
+#[cfg(any(target_arch = "wasm32", feature = "wgpu"))]
+async fn wgpu_device() -> Result<Device, String> {
+    if let Some(device) = WGPU_DEVICE.get() {
+        return Ok(device.clone());
+    }
+    let device = Device::wgpu_options()
+        .init_async()
+        .await
+        .map_err(|err| format!("no usable GPU through wgpu: {err}"))?;
+    Ok(WGPU_DEVICE.get_or_init(|| device).clone())
+}
+
+/// Native builds have wgpu only with the `wgpu` feature: it is most of their build time, and the
+/// native tests run on the CPU.
+#[cfg(not(any(target_arch = "wasm32", feature = "wgpu")))]
+async fn wgpu_device() -> Result<Device, String> {
+    Err("this build has no GPU backend: build it with `--features wgpu`".into())
 }

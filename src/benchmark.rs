@@ -12,14 +12,18 @@ use burn::tensor::{Device, Distribution, Tensor};
 use serde::{Deserialize, Serialize};
 use web_time::Instant;
 
+use crate::batch::PairBatch;
 use crate::data::ImageSet;
+use crate::inference::pair_distances;
 use crate::loss::ContrastiveLoss;
 use crate::model::{SiameseNet, SiameseNetConfig, euclidean_distance, first_convolution};
+use crate::pairs::Pair;
 use crate::training::{
     BatchProgress, Control, EpochSummary, TrainConfig, TrainError, TrainObserver, TrainingData,
     backend_error, train,
 };
 
+#[cfg_attr(test, derive(ts_rs::TS))]
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct BenchmarkJob {
     /// Pairs per step.
@@ -42,6 +46,7 @@ impl Default for BenchmarkJob {
     }
 }
 
+#[cfg_attr(test, derive(ts_rs::TS))]
 #[derive(Clone, Debug, Serialize)]
 pub struct BenchmarkResult {
     pub backend: String,
@@ -214,6 +219,37 @@ fn summarise(ends_s: &[f64], job: &BenchmarkJob, backend: &str) -> BenchmarkResu
 }
 
 /// The median of values sorted in ascending order; NaN for none.
+/// Milliseconds to measure the distances of `pairs` of `set` without gradients, the two ways:
+/// both images of every pair through the tower (as a training step does), and each image
+/// embedded once with the distances taken from the embeddings (as validation and evaluation do).
+pub async fn evaluation_times(
+    set: &ImageSet,
+    pairs: &[Pair],
+    device: &Device,
+) -> Result<BTreeMap<String, f64>, TrainError> {
+    let device = device.clone().without_autodiff();
+    let model = SiameseNetConfig::for_shape(set.shape)
+        .init(&device)
+        .map_err(TrainError::Settings)?;
+    let started = Instant::now();
+    for chunk in pairs.chunks(128) {
+        let batch = PairBatch::new(set, chunk, &device);
+        model
+            .pair_distances(batch.images)
+            .into_data_async()
+            .await
+            .map_err(backend_error)?;
+    }
+    let through_tower = started.elapsed().as_secs_f64() * 1e3;
+    let started = Instant::now();
+    pair_distances(&model, set, pairs, &device).await?;
+    let embedded_once = started.elapsed().as_secs_f64() * 1e3;
+    Ok(BTreeMap::from([
+        ("pairs_through_tower".to_string(), through_tower),
+        ("images_embedded_once".to_string(), embedded_once),
+    ]))
+}
+
 fn median(sorted: &[f64]) -> f64 {
     match sorted.len() {
         0 => f64::NAN,

@@ -35,6 +35,13 @@ impl Embeddings {
         &self.values[index * self.dim..(index + 1) * self.dim]
     }
 
+    /// The rows at `indices`, in that order.
+    pub fn subset(&self, indices: &[usize]) -> Embeddings {
+        let values = indices.iter().flat_map(|&i| self.row(i)).copied().collect();
+        let labels = indices.iter().map(|&i| self.labels[i]).collect();
+        Embeddings::new(self.dim, values, labels)
+    }
+
     /// The distance D of each pair of rows, as the model defines it (`euclidean_distance`):
     /// every image embedded once instead of once per pair it is in.
     pub fn pair_distances(&self, pairs: &[Pair]) -> Vec<f32> {

@@ -112,6 +112,7 @@ pub fn roc_curve(distances: &[f32], dissimilar: &[bool], max_points: usize) -> V
 }
 
 /// What a finished run reports on its test pairs.
+#[cfg_attr(test, derive(ts_rs::TS))]
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Evaluation {
     /// Accuracy with the article's rule, D > 0.5 means dissimilar.

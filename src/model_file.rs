@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::data::ImageShape;
 use crate::model::{SiameseNet, SiameseNetConfig};
-use crate::training::TrainConfig;
+use crate::training::{ThresholdSource, TrainConfig};
 
 /// The first bytes of every model file; the last byte is the format version.
 const MAGIC: &[u8; 8] = b"SIAMWEB\x01";
@@ -21,19 +21,24 @@ const HEADER_SIZE: usize = MAGIC.len() + 4 + 8;
 pub const MODEL_FILE_EXTENSION: &str = "siamese";
 
 /// Everything about a model except its weights.
+#[cfg_attr(test, derive(ts_rs::TS))]
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct ModelInfo {
     pub shape: ImageShape,
     pub embedding_size: usize,
     pub class_names: Vec<String>,
-    /// The distance above which a pair is called dissimilar (chosen on validation pairs).
+    /// The distance above which a pair is called dissimilar.
     pub threshold: f32,
+    /// Where `threshold` was chosen (files of the first version do not say).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub threshold_source: Option<ThresholdSource>,
     pub config: TrainConfig,
     /// What it was trained on, for people: "MNIST digits", "your images (120 files)".
     pub dataset: String,
     pub epochs_trained: usize,
-    /// Test pair accuracy at `threshold` when it was saved.
-    pub test_acc: f64,
+    /// Test pair accuracy at `threshold` when it was trained; None when its data had no test
+    /// pairs.
+    pub test_acc: Option<f64>,
 }
 
 #[derive(Debug, PartialEq)]
@@ -182,10 +187,11 @@ mod tests {
             embedding_size: 128,
             class_names: vec!["cat".into(), "dog".into()],
             threshold: 0.6,
+            threshold_source: Some(ThresholdSource::Validation),
             config: TrainConfig::new(),
             dataset: "test".into(),
             epochs_trained: 1,
-            test_acc: 0.9,
+            test_acc: Some(0.9),
         }
     }
 

@@ -5,20 +5,21 @@
 use std::future::Future;
 
 use burn::config::Config;
-use burn::module::Module;
 use burn::optim::{AdamConfig, GradientsParams};
 use burn::tensor::{Device, Tensor, TensorData};
 use serde::{Deserialize, Serialize};
 use web_time::Instant;
 
+use crate::batch::PairBatch;
 use crate::data::ImageSet;
-use crate::embeddings::{Embeddings, knn_accuracy, one_shot_accuracy};
-use crate::evaluation::{ARTICLE_THRESHOLD, Evaluation, accuracy_at};
+use crate::evaluation::{ARTICLE_THRESHOLD, accuracy_at};
+use crate::inference::{dissimilar_flags, pair_distances};
 use crate::loss::ContrastiveLoss;
-use crate::model::{DISTANCE_EPSILON, SiameseNet, SiameseNetConfig};
+use crate::model::{SiameseNet, SiameseNetConfig};
 use crate::pairs::{Pair, PairError, PairSampler};
 
 /// Every knob of a run, with the article's defaults.
+#[cfg_attr(test, derive(ts_rs::TS))]
 #[derive(Config, Debug)]
 pub struct TrainConfig {
     #[config(default = 10)]
@@ -122,6 +123,7 @@ pub(crate) fn backend_error(err: impl std::fmt::Debug) -> TrainError {
 }
 
 /// Reported after every batch.
+#[cfg_attr(test, derive(ts_rs::TS))]
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct BatchProgress {
     /// 1-based.
@@ -137,6 +139,7 @@ pub struct BatchProgress {
 }
 
 /// Reported after every epoch.
+#[cfg_attr(test, derive(ts_rs::TS))]
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct EpochSummary {
     pub epoch: usize,
@@ -184,6 +187,30 @@ impl TrainingData {
             validation_pairs,
         })
     }
+
+    /// The pairs to choose a model's threshold on: the validation pairs, or the training pairs
+    /// (of epoch 0, which no epoch trained on) when there are none.
+    pub fn threshold_pairs(&self) -> (&ImageSet, Vec<Pair>, ThresholdSource) {
+        match &self.validation_pairs {
+            Some(pairs) => (&self.validation, pairs.clone(), ThresholdSource::Validation),
+            None => (
+                &self.train,
+                self.train_pairs.epoch_pairs(0),
+                ThresholdSource::Training,
+            ),
+        }
+    }
+}
+
+/// Where a model's threshold was chosen: never on the test pairs it is judged on.
+#[cfg_attr(test, derive(ts_rs::TS))]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ThresholdSource {
+    /// The held-out validation pairs.
+    Validation,
+    /// The training pairs, when the validation part is empty or too small to pair.
+    Training,
 }
 
 /// A finished (or stopped) run.
@@ -198,92 +225,6 @@ pub struct TrainedModel {
     pub interrupted: Option<TrainError>,
     pub pairs_per_s: f64,
     pub train_s: f64,
-}
-
-/// Stacks `pairs` into one batch of `2n` images (left images, then right ones) and their labels.
-fn pair_batch(set: &ImageSet, pairs: &[Pair], device: &Device) -> (Tensor<4>, Tensor<1>) {
-    let shape = set.shape;
-    let mut pixels = Vec::with_capacity(2 * pairs.len() * shape.pixels());
-    for pair in pairs {
-        pixels.extend_from_slice(set.image(pair.left));
-    }
-    for pair in pairs {
-        pixels.extend_from_slice(set.image(pair.right));
-    }
-    let images = Tensor::from_data(
-        TensorData::new(
-            pixels,
-            [2 * pairs.len(), shape.channels, shape.height, shape.width],
-        ),
-        device,
-    );
-    let dissimilar: Vec<f32> = pairs
-        .iter()
-        .map(|p| f32::from(u8::from(p.dissimilar)))
-        .collect();
-    (
-        images,
-        Tensor::from_data(TensorData::new(dissimilar, [pairs.len()]), device),
-    )
-}
-
-/// Pairs per forward pass when no gradient is kept: larger than training batches, still small
-/// enough for 224x224x3 images.
-const INFERENCE_BATCH: usize = 128;
-
-/// Distances of `pairs` under `model`, without autodiff.
-pub async fn pair_distances(
-    model: &SiameseNet,
-    set: &ImageSet,
-    pairs: &[Pair],
-    device: &Device,
-) -> Result<Vec<f32>, TrainError> {
-    let model = model.valid();
-    let device = device.clone().without_autodiff();
-    let mut distances = Vec::with_capacity(pairs.len());
-    for chunk in pairs.chunks(INFERENCE_BATCH) {
-        let (images, _) = pair_batch(set, chunk, &device);
-        let data = model
-            .pair_distances(images)
-            .into_data_async()
-            .await
-            .map_err(backend_error)?;
-        distances.extend(data.iter::<f32>());
-    }
-    Ok(distances)
-}
-
-/// The embedding of every image of `set`, without autodiff.
-pub async fn embed_images(
-    model: &SiameseNet,
-    set: &ImageSet,
-    device: &Device,
-) -> Result<Embeddings, TrainError> {
-    let model = model.valid();
-    let device = device.clone().without_autodiff();
-    let shape = set.shape;
-    let mut values = Vec::new();
-    let mut dim = 0;
-    let indices: Vec<usize> = (0..set.len()).collect();
-    for chunk in indices.chunks(2 * INFERENCE_BATCH) {
-        let pixels: Vec<f32> = chunk.iter().flat_map(|&i| set.image(i)).copied().collect();
-        let images = Tensor::from_data(
-            TensorData::new(
-                pixels,
-                [chunk.len(), shape.channels, shape.height, shape.width],
-            ),
-            &device,
-        );
-        let embedded = model.embed(images);
-        dim = embedded.dims()[1];
-        let data = embedded.into_data_async().await.map_err(backend_error)?;
-        values.extend(data.iter::<f32>());
-    }
-    Ok(Embeddings::new(dim, values, set.labels().to_vec()))
-}
-
-fn dissimilar_flags(pairs: &[Pair]) -> Vec<bool> {
-    pairs.iter().map(|p| p.dissimilar).collect()
 }
 
 /// Mean contrastive loss of known distances, through the same `ContrastiveLoss` as training.
@@ -316,6 +257,8 @@ fn exploded_loss(margin: f32) -> f32 {
 /// is sqrt(DISTANCE_EPSILON) ~ 3e-4, while a model that learned anything puts dissimilar pairs
 /// near the margin.
 const COLLAPSED_DISTANCE: f32 = 1e-3;
+/// Training pairs the collapse check looks at when there are no validation pairs.
+const COLLAPSE_CHECK_PAIRS: usize = 512;
 
 /// Trains a new model on `data` with Adam; `device` must have autodiff enabled.
 pub async fn train(
@@ -343,8 +286,11 @@ pub async fn train(
         let steps_per_epoch = pairs.len().div_ceil(config.batch_size);
         let mut loss_sum = 0.0f64;
         for (step, batch) in pairs.chunks(config.batch_size).enumerate() {
-            let (images, dissimilar) = pair_batch(&data.train, batch, device);
-            let loss = loss_fn.forward(model.pair_distances(images), dissimilar);
+            let batch_tensors = PairBatch::new(&data.train, batch, device);
+            let loss = loss_fn.forward(
+                model.pair_distances(batch_tensors.images),
+                batch_tensors.dissimilar,
+            );
             let loss_value: f32 = loss
                 .clone()
                 .into_scalar_async()
@@ -384,13 +330,18 @@ pub async fn train(
             validation_loss: None,
             validation_acc: None,
         };
-        if let Some(pairs) = &data.validation_pairs {
-            let distances = pair_distances(&model, &data.validation, pairs, device).await?;
-            if distances.iter().all(|&d| d < COLLAPSED_DISTANCE) {
-                interrupted = Some(TrainError::Collapsed { epoch });
-                break 'epochs;
-            }
-            let flags = dissimilar_flags(pairs);
+        // Without validation pairs, the collapse is looked for on training pairs instead.
+        let (check_set, check_pairs) = match &data.validation_pairs {
+            Some(pairs) => (&data.validation, &pairs[..]),
+            None => (&data.train, &pairs[..pairs.len().min(COLLAPSE_CHECK_PAIRS)]),
+        };
+        let distances = pair_distances(&model, check_set, check_pairs, device).await?;
+        if distances.iter().all(|&d| d < COLLAPSED_DISTANCE) {
+            interrupted = Some(TrainError::Collapsed { epoch });
+            break 'epochs;
+        }
+        if data.validation_pairs.is_some() {
+            let flags = dissimilar_flags(check_pairs);
             summary.validation_loss = Some(mean_loss(&loss_fn, &distances, &flags, device).await?);
             summary.validation_acc = Some(accuracy_at(&distances, &flags, ARTICLE_THRESHOLD));
         }
@@ -419,82 +370,5 @@ pub async fn train(
         interrupted,
         pairs_per_s: pairs_seen as f64 / train_s.max(1e-9),
         train_s,
-    })
-}
-
-/// Evaluates on `test` pairs (seeded, balanced), choosing the threshold on the validation
-/// pairs, or on the training pairs when the validation part is too small to pair. Returns the
-/// test pairs and their distances too.
-pub async fn evaluate(
-    trained: &TrainedModel,
-    data: &TrainingData,
-    test: &ImageSet,
-    seed: u64,
-    device: &Device,
-) -> Result<(Evaluation, Vec<Pair>, Vec<f32>), TrainError> {
-    let test_pairs = PairSampler::with_seed(test.labels(), &test.class_names, seed)?.epoch_pairs(0);
-    let test_distances = pair_distances(&trained.model, test, &test_pairs, device).await?;
-    let (threshold_set, threshold_pairs) = match &data.validation_pairs {
-        Some(pairs) => (&data.validation, pairs.clone()),
-        None => (&data.train, data.train_pairs.epoch_pairs(0)),
-    };
-    let threshold_distances =
-        pair_distances(&trained.model, threshold_set, &threshold_pairs, device).await?;
-    let evaluation = Evaluation::new(
-        (&threshold_distances, &dissimilar_flags(&threshold_pairs)),
-        &test_distances,
-        &dissimilar_flags(&test_pairs),
-    );
-    Ok((evaluation, test_pairs, test_distances))
-}
-
-/// Neighbours that vote in k-NN classification.
-pub const KNN_K: usize = 5;
-
-/// How well the embeddings serve the downstream task, classifying images, and the embeddings
-/// themselves (for the map and for neighbour searches).
-pub struct Analysis {
-    pub reference: Embeddings,
-    pub test: Embeddings,
-    /// Test pair accuracy at the model's threshold, from the same seeded pairs as `evaluate`.
-    pub pair_acc: f64,
-    /// Test images whose `KNN_K` nearest reference images mostly share their class.
-    pub knn_acc: f64,
-    pub one_shot_acc: f64,
-    pub one_shot_ways: usize,
-}
-
-/// Embeds `reference` (labelled examples) and `test`, and classifies the test images with them.
-pub async fn analyse(
-    model: &SiameseNet,
-    threshold: f32,
-    reference: &ImageSet,
-    test: &ImageSet,
-    seed: u64,
-    device: &Device,
-) -> Result<Analysis, TrainError> {
-    let reference_embeddings = embed_images(model, reference, device).await?;
-    let test_embeddings = embed_images(model, test, device).await?;
-    let test_pairs = PairSampler::with_seed(test.labels(), &test.class_names, seed)?.epoch_pairs(0);
-    let distances: Vec<f32> = test_pairs
-        .iter()
-        .map(|pair| {
-            let (a, b) = (
-                test_embeddings.row(pair.left),
-                test_embeddings.row(pair.right),
-            );
-            let squared: f32 = a.iter().zip(b).map(|(x, y)| (x - y) * (x - y)).sum();
-            (squared + DISTANCE_EPSILON).sqrt()
-        })
-        .collect();
-    let (one_shot_acc, one_shot_ways) =
-        one_shot_accuracy(&reference_embeddings, &test_embeddings, seed);
-    Ok(Analysis {
-        pair_acc: accuracy_at(&distances, &dissimilar_flags(&test_pairs), threshold),
-        knn_acc: knn_accuracy(&reference_embeddings, &test_embeddings, KNN_K),
-        one_shot_acc,
-        one_shot_ways,
-        reference: reference_embeddings,
-        test: test_embeddings,
     })
 }

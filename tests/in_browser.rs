@@ -1,8 +1,10 @@
 //! The core where it really runs: in a browser's dedicated worker, as the app trains.
 //!
-//! `wasm-pack test --headless --chrome --release -- --test in_browser` (WebGPU through
-//! `--enable-unsafe-webgpu`, given by webdriver.json) and `--firefox` (no WebGPU: the CPU path).
-//! Every read is `*_async`: a blocking read panics in wasm.
+//! `wasm-pack test --headless --chrome --release -- --test in_browser --features webgpu-tests`
+//! (WebGPU through `--enable-unsafe-webgpu`, given by webdriver.json) and `--firefox` without the
+//! feature (Firefox ESR here has no WebGPU: its run tests the CPU path, and leaves the WebGPU
+//! tests out rather than reporting them passed). Every read is `*_async`: a blocking read panics
+//! in wasm.
 #![cfg(target_arch = "wasm32")]
 
 use burn::module::Module;
@@ -11,10 +13,13 @@ use siamese_web::backend::{Backend, training_device};
 use siamese_web::data::ImageShape;
 use siamese_web::data::images::decode_image;
 use siamese_web::data::mnist::parse_mnist;
+use siamese_web::evaluation::{ARTICLE_THRESHOLD, accuracy_at};
+use siamese_web::inference::{dissimilar_flags, pair_distances};
 use siamese_web::loss::ContrastiveLoss;
 use siamese_web::model::SiameseNetConfig;
+use siamese_web::pairs::PairSampler;
 use siamese_web::training::{
-    BatchProgress, Control, EpochSummary, TrainConfig, TrainObserver, TrainingData, evaluate, train,
+    BatchProgress, Control, EpochSummary, TrainConfig, TrainObserver, TrainingData, train,
 };
 use wasm_bindgen_test::*;
 
@@ -22,32 +27,20 @@ wasm_bindgen_test_configure!(run_in_dedicated_worker);
 
 const MNIST: &[u8] = include_bytes!("../assets/mnist-10k.bin.gz");
 
-fn is_firefox() -> bool {
-    let navigator = js_sys::Reflect::get(&js_sys::global(), &"navigator".into()).unwrap();
-    let agent = js_sys::Reflect::get(&navigator, &"userAgent".into()).unwrap();
-    agent.as_string().unwrap_or_default().contains("Firefox")
+/// WebGPU, which the Chrome run must offer.
+#[cfg(feature = "webgpu-tests")]
+async fn webgpu() -> Device {
+    training_device(Backend::Wgpu)
+        .await
+        .expect("Chrome must offer WebGPU (is webdriver.json's flag missing?)")
 }
 
-/// WebGPU where this browser should have it (Chrome with --enable-unsafe-webgpu), else None.
-async fn webgpu() -> Option<Device> {
-    let device = training_device(Backend::Wgpu).await;
-    if is_firefox() {
-        assert!(
-            device.is_err(),
-            "Firefox ESR here was expected to have no WebGPU"
-        );
-        None
-    } else {
-        Some(device.expect("Chrome must offer WebGPU (is webdriver.json's flag missing?)"))
-    }
-}
-
-/// The devices this browser trains on: the CPU always, WebGPU in Chrome.
+/// The devices this browser trains on: the CPU always, WebGPU in the Chrome run.
 async fn devices() -> Vec<(&'static str, Device)> {
+    #[allow(unused_mut)]
     let mut devices = vec![("cpu", training_device(Backend::Flex).await.unwrap())];
-    if let Some(gpu) = webgpu().await {
-        devices.push(("webgpu", gpu));
-    }
+    #[cfg(feature = "webgpu-tests")]
+    devices.push(("webgpu", webgpu().await));
     devices
 }
 
@@ -74,11 +67,10 @@ async fn the_loss_by_hand_on_every_backend() {
     }
 }
 
+#[cfg(feature = "webgpu-tests")]
 #[wasm_bindgen_test]
 async fn webgpu_distances_and_loss_equal_the_cpus() {
-    let Some(gpu) = webgpu().await else {
-        return; // Firefox: the CPU path is what runs, checked by the other tests.
-    };
+    let gpu = webgpu().await;
     let cpu = Device::flex();
     cpu.seed(5);
     let model = SiameseNetConfig::new().init(&cpu).unwrap();
@@ -168,10 +160,17 @@ async fn mnist_accuracy(device: &Device, images: usize, steps: usize) -> f64 {
         observer.done, steps,
         "cancelled between batches, right after the limit"
     );
-    let (evaluation, _, _) = evaluate(&trained, &data, &test_set, 1, device)
+    let test_pairs = PairSampler::with_seed(test_set.labels(), &test_set.class_names, 1)
+        .unwrap()
+        .epoch_pairs(0);
+    let distances = pair_distances(&trained.model, &test_set, &test_pairs, device)
         .await
         .unwrap();
-    evaluation.test_acc
+    accuracy_at(
+        &distances,
+        &dissimilar_flags(&test_pairs),
+        ARTICLE_THRESHOLD,
+    )
 }
 
 #[wasm_bindgen_test]
@@ -184,16 +183,15 @@ async fn training_on_real_digits_beats_chance_on_the_cpu_twice_in_a_row() {
     assert!(second > 0.75, "second run: {second}");
 }
 
+#[cfg(feature = "webgpu-tests")]
 #[wasm_bindgen_test]
 async fn training_on_real_digits_beats_chance_on_webgpu() {
-    if let Some(gpu) = webgpu().await {
-        // The software GPU of a machine without one is slow: a short run.
-        let accuracy = mnist_accuracy(&gpu, 1000, 25).await;
-        assert!(
-            accuracy > 0.7,
-            "test pair accuracy after 25 steps: {accuracy}"
-        );
-    }
+    // The software GPU of a machine without one is slow: a short run.
+    let accuracy = mnist_accuracy(&webgpu().await, 1000, 25).await;
+    assert!(
+        accuracy > 0.7,
+        "test pair accuracy after 25 steps: {accuracy}"
+    );
 }
 
 #[wasm_bindgen_test]

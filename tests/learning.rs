@@ -2,14 +2,19 @@
 //! fails here. Native only; the browser suites train in the browser.
 #![cfg(not(target_arch = "wasm32"))]
 
+use burn::module::Module;
 use siamese_web::backend::{Backend, training_device};
+use siamese_web::batch::PairBatch;
 use siamese_web::data::mnist::parse_mnist;
 use siamese_web::data::{ImageSet, ImageShape};
+use siamese_web::evaluation::Evaluation;
+use siamese_web::inference::{
+    classify, dissimilar_flags, embed_images, pair_accuracy, pair_distances,
+};
 use siamese_web::model_file::{ModelInfo, load_model, save_model};
 use siamese_web::pairs::{Pair, PairSampler};
 use siamese_web::training::{
-    BatchProgress, Control, EpochSummary, TrainConfig, TrainObserver, TrainingData, analyse,
-    evaluate, pair_distances, train,
+    BatchProgress, Control, EpochSummary, TrainConfig, TrainObserver, TrainingData, train,
 };
 
 const MNIST: &[u8] = include_bytes!("../assets/mnist-10k.bin.gz");
@@ -51,8 +56,25 @@ fn a_short_run_on_mnist_learns_to_tell_digits_apart() {
     let device = pollster::block_on(training_device(Backend::Flex)).unwrap();
     let mut record = Record::default();
     let trained = pollster::block_on(train(&data, &config, &device, &mut record)).unwrap();
-    let (evaluation, test_pairs, test_distances) =
-        pollster::block_on(evaluate(&trained, &data, &test_set, 7, &device)).unwrap();
+    let test_pairs = PairSampler::with_seed(test_set.labels(), &test_set.class_names, 7)
+        .unwrap()
+        .epoch_pairs(0);
+    let (threshold_set, threshold_pairs, _) = data.threshold_pairs();
+    let threshold_distances = pollster::block_on(pair_distances(
+        &trained.model,
+        threshold_set,
+        &threshold_pairs,
+        &device,
+    ))
+    .unwrap();
+    let test_embeddings =
+        pollster::block_on(embed_images(&trained.model, &test_set, &device)).unwrap();
+    let test_distances = test_embeddings.pair_distances(&test_pairs);
+    let evaluation = Evaluation::new(
+        (&threshold_distances, &dissimilar_flags(&threshold_pairs)),
+        &test_distances,
+        &dissimilar_flags(&test_pairs),
+    );
 
     assert_eq!(test_pairs.len(), 2 * test_set.len());
     assert_eq!(record.epochs.len(), 2);
@@ -88,18 +110,11 @@ fn a_short_run_on_mnist_learns_to_tell_digits_apart() {
     // The embeddings classify digits (chance is 0.1): by their 5 nearest training digits, and
     // 10-way one-shot, with one training digit per class as the only examples. Measured on this
     // run: k-NN 0.948, one-shot 0.866.
-    let analysis = pollster::block_on(analyse(
-        &trained.model,
-        evaluation.best_threshold,
-        &data.train,
-        &test_set,
-        7,
-        &device,
-    ))
-    .unwrap();
+    let reference = pollster::block_on(embed_images(&trained.model, &data.train, &device)).unwrap();
+    let analysis = classify(&reference, &test_embeddings, 7);
     eprintln!(
-        "k-NN acc {}, one-shot acc {} ({}-way), pair acc {}",
-        analysis.knn_acc, analysis.one_shot_acc, analysis.one_shot_ways, analysis.pair_acc
+        "k-NN acc {}, one-shot acc {} ({}-way)",
+        analysis.knn_acc, analysis.one_shot_acc, analysis.one_shot_ways
     );
     assert_eq!(analysis.one_shot_ways, 10);
     assert!(
@@ -112,19 +127,40 @@ fn a_short_run_on_mnist_learns_to_tell_digits_apart() {
         "one-shot accuracy {}",
         analysis.one_shot_acc
     );
-    // The same test pairs at the same threshold.
-    assert_eq!(analysis.pair_acc, evaluation.test_acc_best);
+    assert_eq!(
+        pair_accuracy(&test_embeddings, &test_pairs, evaluation.best_threshold),
+        evaluation.test_acc_best
+    );
+
+    // The evaluation's distances, from each image embedded once, are the distances the
+    // training step computes: both images of each pair through the tower in one batch.
+    let batch = PairBatch::new(
+        &test_set,
+        &test_pairs[..64],
+        &device.clone().without_autodiff(),
+    );
+    let model_distances: Vec<f32> = trained
+        .model
+        .valid()
+        .pair_distances(batch.images)
+        .into_data()
+        .try_to_vec()
+        .unwrap();
+    for (a, b) in model_distances.iter().zip(&test_distances) {
+        assert!((a - b).abs() < 1e-4, "tower {a} vs embeddings {b}");
+    }
 
     // Saved and loaded, the model gives the same distances.
     let info = ModelInfo {
         shape: train_set.shape,
-        embedding_size: analysis.test.dim,
+        embedding_size: test_embeddings.dim,
         class_names: train_set.class_names.clone(),
         threshold: evaluation.best_threshold,
+        threshold_source: None,
         config: config.clone(),
         dataset: "MNIST sample".into(),
         epochs_trained: 2,
-        test_acc: evaluation.test_acc_best,
+        test_acc: Some(evaluation.test_acc_best),
     };
     let file = pollster::block_on(save_model(&trained.model, &info)).unwrap();
     let (loaded, _) = load_model(&file, &device).unwrap();
@@ -138,10 +174,6 @@ fn a_short_run_on_mnist_learns_to_tell_digits_apart() {
     let again =
         pollster::block_on(pair_distances(&loaded, &test_set, &test_pairs, &device)).unwrap();
     assert_eq!(again, before);
-    // The model's own distances and those from embeddings computed once per image agree.
-    for (a, b) in before.iter().zip(&test_distances) {
-        assert!((a - b).abs() < 1e-4, "{a} vs {b}");
-    }
 }
 
 #[test]
@@ -263,18 +295,24 @@ fn a_run_whose_embeddings_collapse_stops_with_a_clear_error() {
     // At a learning rate of 0.1, Adam silences every ReLU within an epoch: all images then map
     // to one embedding and the loss stays moderate, so only the distances show it. (At 10 the
     // loss explodes first.)
+    // Without a validation part the check looks at training pairs instead.
     let (train_set, _) = small_mnist();
-    let config = TrainConfig::new().with_epochs(2).with_learning_rate(0.1);
-    let data = TrainingData::split(&train_set, &config).unwrap();
     let device = pollster::block_on(training_device(Backend::Flex)).unwrap();
-    let err = pollster::block_on(train(&data, &config, &device, &mut Record::default()))
-        .err()
-        .expect("a collapsed model must not pass for a trained one");
-    assert!(
-        err.to_string()
-            .contains("every image maps to the same embedding"),
-        "{err}"
-    );
+    for validation_split in [0.2, 0.0] {
+        let config = TrainConfig::new()
+            .with_epochs(2)
+            .with_learning_rate(0.1)
+            .with_validation_split(validation_split);
+        let data = TrainingData::split(&train_set, &config).unwrap();
+        let err = pollster::block_on(train(&data, &config, &device, &mut Record::default()))
+            .err()
+            .expect("a collapsed model must not pass for a trained one");
+        assert!(
+            err.to_string()
+                .contains("every image maps to the same embedding"),
+            "validation split {validation_split}: {err}"
+        );
+    }
 }
 
 #[test]

@@ -1,37 +1,51 @@
 // The full page: data, settings, training with live progress, results, comparison.
-// All computation happens in the worker (src/web/worker.rs); this file only shows it.
+// All computation happens in the worker's session (src/session/); the controller (controller.js,
+// shared with the widget) runs the worker; this file only shows what they report.
 import {
-  TrainerWorker, MNIST_URL, droppedFiles, thumbnailCanvas, describeWebGpu,
-  formatSeconds, percent, runProgress,
+  droppedFiles, thumbnailCanvas, describeWebGpu, formatSeconds, percent, runProgress,
 } from './trainer.js';
+import { TrainingController } from './controller.js';
 import { LossChart, histogramChart, rocChart, embeddingMap } from './charts.js';
-import { listModels, keepModel, forgetModel } from './model-store.js';
+import { listModels, keepModel as storeModel, forgetModel } from './model-store.js';
 
+/** @typedef {import('./messages').Message} Message */
+/** @typedef {import('./messages').ModelInfo} ModelInfo */
+
+/** The page's elements by id; each is used as what it is (an input, a canvas...). @type {(id: string) => any} */
 const $ = (id) => document.getElementById(id);
 const params = new URLSearchParams(location.search);
 
 const state = {
-  dataset: null, training: false, trained: false, runStarted: 0, histogram: null, roc: null, map: null,
-  // The current model: `kept` once it is in IndexedDB; `download` when the user asked for its file.
-  model: null, analysed: false, download: false,
+  dataset: null, trained: false, histogram: null, roc: null, map: null,
+  // The current model, once trained or loaded.
+  model: null, analysed: false, settingsFilled: false,
 };
 const lossChart = new LossChart($('loss-chart'));
-const trainer = new TrainerWorker(onWorkerMessage);
-
-function setState(name) {
-  document.body.dataset.state = name;
-}
+const controller = new TrainingController({
+  state: (name) => {
+    document.body.dataset.state = name;
+    refreshButtons();
+  },
+  reply: onWorkerMessage,
+  restarted: onRestarted,
+  unavailable: (message) => {
+    showMessage(message);
+    document.body.dataset.error = message;
+    $('backend-status').textContent = 'The trainer could not start.';
+  },
+});
 
 function refreshButtons() {
+  const training = controller.training;
   const usable = state.dataset && !state.dataset.problem;
-  $('train').disabled = state.training || !usable;
-  $('stop').disabled = !state.training;
-  $('use-mnist').disabled = state.training;
-  $('compare').disabled = state.training || !state.model;
-  $('compare-random').disabled = state.training || !state.model || !state.dataset;
+  $('train').disabled = training || !usable;
+  $('stop').disabled = !training;
+  $('use-mnist').disabled = training;
+  $('compare').disabled = training || !state.model;
+  $('compare-random').disabled = training || !state.model || !state.dataset;
   $('neighbour-random').disabled = !state.analysed;
   $('download-model').disabled = !state.model;
-  $('load-model').disabled = state.training;
+  $('load-model').disabled = training;
 }
 
 function showMessage(text, kind = 'error') {
@@ -43,11 +57,12 @@ function showMessage(text, kind = 'error') {
 
 // ---- worker messages -------------------------------------------------------------------
 
+/** @param {Message} message */
 function onWorkerMessage(message) {
   switch (message.type) {
     case 'ready':
+      fillSettings(message.defaults);
       $('backend-status').textContent = describeWebGpu(message.webgpu);
-      if (document.body.dataset.state === 'loading') setState('idle');
       refreshButtons();
       restoreLastModel();
       break;
@@ -58,7 +73,6 @@ function onWorkerMessage(message) {
       showDataset(message);
       break;
     case 'backend':
-      state.runBackend = message.backend;
       $('backend-status').textContent = `Training on ${message.backend === 'webgpu' ? 'WebGPU' : 'the CPU'}: ${message.reason}.`;
       break;
     case 'progress':
@@ -80,9 +94,6 @@ function onWorkerMessage(message) {
     case 'neighbours':
       showNeighbours(message);
       break;
-    case 'model_file':
-      onModelFile(message);
-      break;
     case 'model_loaded':
       onModelLoaded(message);
       break;
@@ -92,40 +103,27 @@ function onWorkerMessage(message) {
   }
 }
 
-function onError({ message, fatal }) {
+/** @param {Extract<Message, { type: 'error' }>} error */
+function onError({ message }) {
   showMessage(message);
-  const wasTraining = state.training;
-  if (state.training || fatal) {
-    state.training = false;
-    document.body.dataset.error = message;
-    setState('error');
-  }
-  if (fatal && !trainer.ready) {
-    // It never started (the wasm could not load): starting it again would fail the same way.
-    $('backend-status').textContent = 'The trainer could not start.';
-  } else if (fatal) {
-    restartWorker(wasTraining && state.runBackend === 'webgpu');
-  }
+  if (controller.state === 'error') document.body.dataset.error = message;
   refreshButtons();
 }
 
-/** After a panic the worker's wasm cannot go on: a fresh worker gets the same data again and the
- * newest kept model (on `ready`). A failure while training on WebGPU (the device lost, say) moves
- * training to the CPU backend. */
-function restartWorker(webgpuFailed) {
+/** A fresh worker replaced one that failed: the controller loads the same data again, and the
+ * newest kept model comes back on `ready`. */
+function onRestarted({ webgpuFailed }) {
   state.dataset = null;
   state.trained = false;
   state.model = null;
   state.analysed = false;
-  trainer.restart();
   if (webgpuFailed) {
     $('settings').elements.backend.value = 'cpu';
     showMessage('WebGPU failed during training, so the trainer restarted on the CPU backend: ' +
       'your data is loaded again and the last kept model restored; press Train to train on the CPU.', 'warning');
   }
-  if (state.source?.mnist) useMnist();
-  else if (state.source?.files) useFiles(state.source.files);
-  else $('dataset-summary').textContent = 'The worker restarted: choose the data again.';
+  if (!controller.source) $('dataset-summary').textContent = 'The worker restarted: choose the data again.';
+  refreshButtons();
 }
 
 // ---- data ------------------------------------------------------------------------------
@@ -136,16 +134,15 @@ function imageShape() {
 }
 
 function useMnist() {
-  state.source = { mnist: true };
   $('image-size').value = '1,28,28';
   $('dataset-summary').textContent = 'Loading the MNIST digits…';
   const sample = (name) => Number(params.get(name)) || null;
-  trainer.send({ type: 'use_mnist', url: MNIST_URL, train_images: sample('train_images'), test_images: sample('test_images') });
+  controller.useMnist({ train_images: sample('train_images'), test_images: sample('test_images') });
 }
 
 async function useFiles(entries) {
   const images = entries.filter(({ file }) => !file.name.startsWith('.'));
-  if (state.training) {
+  if (controller.training) {
     showMessage('Training is running: stop it before loading other data.');
     return;
   }
@@ -154,12 +151,12 @@ async function useFiles(entries) {
     return;
   }
   $('dataset-summary').textContent = `Reading ${images.length} files…`;
-  state.source = { files: images };
-  if (!(await trainer.sendFiles(images, imageShape()))) {
+  if (!(await controller.useFiles(images, imageShape()))) {
     $('dataset-summary').textContent = 'Loading the files stopped before the end: drop them again.';
   }
 }
 
+/** @param {import('./messages').DatasetSummary} summary */
 function showDataset(summary) {
   state.dataset = summary;
   state.trained = false;
@@ -186,7 +183,6 @@ function showDataset(summary) {
   for (const error of summary.file_errors) showMessage(`Skipped ${error}`, 'warning');
   for (const note of summary.file_notes) showMessage(note, 'warning');
   if (summary.problem) showMessage(`This data cannot train yet: ${summary.problem}.`);
-  if (document.body.dataset.state !== 'training') setState('idle');
   refreshButtons();
   if (params.get('autostart') === '1' && !summary.problem && !state.autostarted) {
     state.autostarted = true;
@@ -208,27 +204,24 @@ function readSettings() {
       validation_split: number('validation_split'),
       seed: number('seed'),
     },
-    backend: form.get('backend'),
+    backend: /** @type {import('./messages').BackendChoice} */ (form.get('backend')),
   };
 }
 
 function startTraining() {
   const { config, backend } = readSettings();
-  state.training = true;
   state.trained = false;
-  state.runStarted = performance.now();
   delete document.body.dataset.error;
-  setState('training');
   $('result-details').hidden = true;
   $('progress').value = 0;
   $('progress-text').textContent = 'Starting…';
   $('epoch-status').textContent = '';
   delete $('epoch-status').dataset.memory;
   lossChart.reset(config.epochs);
-  trainer.send({ type: 'train', config, backend });
-  refreshButtons();
+  controller.train(config, backend);
 }
 
+/** @param {import('./messages').BatchProgress} p */
 function showProgress(p) {
   const { done, remaining_s } = runProgress(p);
   $('progress').value = done;
@@ -247,13 +240,21 @@ function showEpoch({ epoch, train_loss, validation_loss, validation_acc, memory_
   status.dataset.memory = JSON.stringify([...JSON.parse(status.dataset.memory ?? '[]'), memory_bytes]);
 }
 
+/** A figure, or a dash where it could not be measured (the run's note says why). */
+const figure = (value, format = percent) => (value == null ? '—' : format(value));
+
+const THRESHOLD_SOURCE = {
+  validation: 'chosen on the validation pairs',
+  training: 'chosen on training pairs: there are no validation pairs',
+};
+
+/** @param {import('./messages').RunReport} report */
 function showResults({ result, evaluation, gallery, stopped, interrupted, note }) {
-  state.training = false;
   state.trained = true;
-  state.model = { kept: false };
+  state.model = {};
   state.analysed = false;
   $('analysis').textContent = 'Classifying the test images with the new embeddings…';
-  trainer.send({ type: 'save_model' }); // kept in this browser as soon as it arrives
+  keepModel(); // in this browser, as soon as its file arrives
   if (interrupted) showMessage(interrupted, 'warning');
   $('progress').value = stopped || interrupted ? $('progress').value : 1;
   $('progress-text').textContent = `${stopped || interrupted ? 'Stopped' : 'Finished'} after ${result.epochs} epoch(s) in ` +
@@ -261,19 +262,20 @@ function showResults({ result, evaluation, gallery, stopped, interrupted, note }
     `(${result.pairs_per_s.toFixed(0)} pairs/s).`;
   $('metrics').innerHTML = `
     <table>
-      <tr><th>Test pair accuracy, dissimilar if D &gt; 0.5 (the article's rule)</th><td>${percent(result.test_acc)}</td></tr>
-      <tr><th>Best threshold (chosen on validation pairs)</th><td>${result.best_threshold.toFixed(3)}</td></tr>
-      <tr><th>Test pair accuracy at the best threshold</th><td>${percent(result.test_acc_best)}</td></tr>
-      <tr><th>ROC AUC</th><td>${result.auc.toFixed(4)}</td></tr>
-    </table>`;
+      <tr><th>Test pair accuracy, dissimilar if D &gt; 0.5 (the article's rule)</th><td>${figure(result.test_acc)}</td></tr>
+      <tr><th>Best threshold (${THRESHOLD_SOURCE[result.threshold_source]})</th><td>${result.best_threshold.toFixed(3)}</td></tr>
+      <tr><th>Test pair accuracy at the best threshold</th><td>${figure(result.test_acc_best)}</td></tr>
+      <tr><th>ROC AUC</th><td>${figure(result.auc, (auc) => auc.toFixed(4))}</td></tr>
+    </table>
+    <p class="hint">On ${result.test_pairs} test pairs of images held out of training.</p>`;
   if (note) showMessage(note, 'warning');
-  state.histogram = histogramChart($('histogram-chart'), evaluation, result.best_threshold, state.histogram);
-  state.roc = rocChart($('roc-chart'), evaluation.roc, result.auc, state.roc);
+  if (evaluation) {
+    state.histogram = histogramChart($('histogram-chart'), evaluation, result.best_threshold, state.histogram);
+    state.roc = rocChart($('roc-chart'), evaluation.roc, result.auc, state.roc);
+  }
   showGallery(gallery);
   $('result-json').textContent = JSON.stringify(result);
   $('result-details').hidden = false;
-  setState('done');
-  refreshButtons();
 }
 
 function pairCard(left, right, caption, right_or_wrong) {
@@ -287,6 +289,7 @@ function pairCard(left, right, caption, right_or_wrong) {
   return card;
 }
 
+/** @param {import('./messages').GalleryPair[]} gallery */
 function showGallery(gallery) {
   $('gallery').replaceChildren(...gallery.map((p) => pairCard(
     p.left, p.right,
@@ -305,15 +308,16 @@ async function compareFiles() {
     return;
   }
   const ref = async (file) => ({ kind: 'file', file_name: file.name, bytes: new Uint8Array(await file.arrayBuffer()) });
-  trainer.send({ type: 'compare', left: await ref(left), right: await ref(right) });
+  controller.send({ type: 'compare', left: await ref(left), right: await ref(right) });
 }
 
 const randomTestImage = () => ({ kind: 'test', index: Math.floor(Math.random() * state.dataset.test_images) });
 
 function compareRandom() {
-  trainer.send({ type: 'compare', left: randomTestImage(), right: randomTestImage() });
+  controller.send({ type: 'compare', left: randomTestImage(), right: randomTestImage() });
 }
 
+/** @param {Extract<Message, { type: 'compared' }>} comparison */
 function showComparison({ distance, threshold, dissimilar, left, right }) {
   $('compare-result').replaceChildren(pairCard(left, right,
     `D = ${distance.toFixed(3)}: ${dissimilar ? 'dissimilar' : 'similar'} (threshold ${threshold.toFixed(3)})`, true));
@@ -321,14 +325,15 @@ function showComparison({ distance, threshold, dissimilar, left, right }) {
 
 // ---- use the model: classification, the embedding map, neighbours ---------------------
 
+/** @param {import('./messages').AnalysisReport} report */
 function showAnalysis(report) {
   state.analysed = true;
   const table = document.createElement('table');
   const rows = [
-    [`Test pair accuracy at the model's threshold ${report.threshold.toFixed(3)}`, percent(report.pair_acc)],
-    [`k-NN classification (k = ${report.knn_k}, over ${report.reference_images} labelled training images)`, percent(report.knn_acc)],
-    [`${report.one_shot_ways}-way one-shot classification (one random example per class)`, percent(report.one_shot_acc)],
-    ['Chance for one-shot', percent(1 / Math.max(1, report.one_shot_ways))],
+    [`Test pair accuracy at the model's threshold ${report.threshold.toFixed(3)} (${report.test_pairs} test pairs)`, figure(report.pair_acc)],
+    [`k-NN classification (k = ${report.knn_k}, over ${report.reference_images} labelled training images)`, figure(report.knn_acc)],
+    [`${report.one_shot_ways}-way one-shot classification (one random example per class)`, figure(report.one_shot_acc)],
+    ['Chance for one-shot', figure(report.one_shot_ways ? 1 / report.one_shot_ways : null)],
   ];
   for (const [label, value] of rows) {
     const row = table.insertRow();
@@ -338,7 +343,7 @@ function showAnalysis(report) {
     row.insertCell().textContent = value;
   }
   const caption = document.createElement('p');
-  caption.textContent = `On ${report.test_images} test images.`;
+  caption.textContent = report.note ?? `On ${report.test_images} test images.`;
   $('analysis').replaceChildren(table, caption);
   $('analysis').dataset.result = JSON.stringify({
     pair_acc: report.pair_acc, knn_acc: report.knn_acc, one_shot_acc: report.one_shot_acc, one_shot_ways: report.one_shot_ways,
@@ -356,9 +361,10 @@ function showMapPoint(point, className) {
 async function findNeighbours(file) {
   if (!file) return;
   const bytes = new Uint8Array(await file.arrayBuffer());
-  trainer.send({ type: 'neighbours', query: { kind: 'file', file_name: file.name, bytes }, k: 8 }, [bytes.buffer]);
+  controller.send({ type: 'neighbours', query: { kind: 'file', file_name: file.name, bytes }, k: 8 }, [bytes.buffer]);
 }
 
+/** @param {Extract<Message, { type: 'neighbours' }>} found */
 function showNeighbours({ query, predicted_class: predicted, neighbours }) {
   const queryCard = document.createElement('figure');
   queryCard.className = 'pair query';
@@ -377,34 +383,39 @@ function showNeighbours({ query, predicted_class: predicted, neighbours }) {
 
 // ---- keep the model --------------------------------------------------------------------
 
+/** @param {ModelInfo} info */
 function describeModel(info) {
   return `trained on ${info.dataset} for ${info.epochs_trained} epoch(s), ${info.shape.width}×${info.shape.height} ` +
-    `${info.shape.channels === 1 ? 'grey' : 'RGB'}, ${info.class_names.length} classes, test pair accuracy ${percent(info.test_acc)}`;
+    `${info.shape.channels === 1 ? 'grey' : 'RGB'}, ${info.class_names.length} classes, test pair accuracy ${figure(info.test_acc)}`;
 }
 
-async function onModelFile({ file_name, bytes, info }) {
-  if (state.download) {
-    state.download = false;
-    const link = document.createElement('a');
-    link.href = URL.createObjectURL(new Blob([bytes], { type: 'application/octet-stream' }));
-    link.download = file_name;
-    link.click();
-    setTimeout(() => URL.revokeObjectURL(link.href), 10_000);
+/** Keeps the model just trained in this browser (IndexedDB). */
+async function keepModel() {
+  const reply = await controller.request({ type: 'save_model' });
+  if (reply.type !== 'model_file') return; // the error is shown by onWorkerMessage
+  const { file_name, info, bytes } = reply;
+  try {
+    await storeModel({ file_name, info, bytes });
+  } catch (error) {
+    showMessage(`The model could not be kept in this browser (${error.message}); download it to keep it.`, 'warning');
   }
-  if (state.model && !state.model.kept) {
-    state.model.kept = true;
-    try {
-      await keepModel({ file_name, info, bytes });
-    } catch (error) {
-      showMessage(`The model could not be kept in this browser (${error.message}); download it to keep it.`, 'warning');
-    }
-    showSavedModels();
-  }
+  showSavedModels();
   $('model-status').textContent = `Current model: ${describeModel(info)}.`;
 }
 
+async function downloadModel() {
+  const reply = await controller.request({ type: 'save_model' });
+  if (reply.type !== 'model_file') return;
+  const link = document.createElement('a');
+  link.href = URL.createObjectURL(new Blob([/** @type {BlobPart} */ (reply.bytes)], { type: 'application/octet-stream' }));
+  link.download = reply.file_name;
+  link.click();
+  setTimeout(() => URL.revokeObjectURL(link.href), 10_000);
+}
+
+/** @param {Extract<Message, { type: 'model_loaded' }>} loaded */
 function onModelLoaded({ file_name, info }) {
-  state.model = { kept: true };
+  state.model = {};
   state.analysed = false;
   $('model-status').textContent = `Loaded ${file_name}: ${describeModel(info)}.`;
   $('model-status').dataset.loaded = file_name;
@@ -417,7 +428,7 @@ function onModelLoaded({ file_name, info }) {
 async function loadModelFile(file) {
   if (!file) return;
   const bytes = new Uint8Array(await file.arrayBuffer());
-  trainer.send({ type: 'load_model', file_name: file.name, bytes }, [bytes.buffer]);
+  controller.send({ type: 'load_model', file_name: file.name, bytes }, [bytes.buffer]);
 }
 
 async function showSavedModels() {
@@ -433,7 +444,7 @@ async function showSavedModels() {
     const text = document.createElement('span');
     text.textContent = `${model.file_name} · ${new Date(model.saved_at).toLocaleString()} · ${describeModel(model.info)} `;
     const load = Object.assign(document.createElement('button'), { type: 'button', textContent: 'Load', className: 'small' });
-    load.addEventListener('click', () => trainer.send({ type: 'load_model', file_name: model.file_name, bytes: model.bytes }));
+    load.addEventListener('click', () => controller.send({ type: 'load_model', file_name: model.file_name, bytes: model.bytes }));
     const forget = Object.assign(document.createElement('button'), { type: 'button', textContent: 'Forget', className: 'small secondary' });
     forget.addEventListener('click', async () => {
       await forgetModel(model.id);
@@ -452,20 +463,27 @@ async function showSavedModels() {
  */
 async function restoreLastModel() {
   const [newest] = await showSavedModels();
-  const loading = state.source ? imageShape() : null;
+  const loading = controller.source ? imageShape() : null;
   const fits = (shape) => !loading || ['channels', 'height', 'width'].every((key) => shape[key] === loading[key]);
-  if (newest && fits(newest.info.shape) && !state.model && !state.training) {
-    trainer.send({ type: 'load_model', file_name: newest.file_name, bytes: newest.bytes });
+  if (newest && fits(newest.info.shape) && !state.model && !controller.training) {
+    controller.send({ type: 'load_model', file_name: newest.file_name, bytes: newest.bytes });
   }
 }
 
 // ---- wiring ----------------------------------------------------------------------------
 
-function applyDeepLink() {
-  for (const name of ['epochs', 'seed', 'batch_size', 'learning_rate', 'margin', 'validation_split']) {
-    const value = params.get(name === 'batch_size' ? 'batch' : name) ?? params.get(name);
-    if (value !== null) $('settings').elements[name].value = value;
+/** The settings form starts from the session's defaults (the article's), and a deep link's. */
+/** @param {import('./messages').TrainConfig} defaults */
+function fillSettings(defaults) {
+  if (state.settingsFilled) return; // a restarted worker must not undo the user's edits
+  state.settingsFilled = true;
+  for (const [name, value] of Object.entries(defaults)) {
+    const field = $('settings').elements[name];
+    if (field) field.value = params.get(name === 'batch_size' ? 'batch' : name) ?? params.get(name) ?? value;
   }
+}
+
+function applyDeepLink() {
   const backend = params.get('backend');
   if (backend) $('settings').elements.backend.value = backend;
   if (params.get('dataset') === 'mnist') useMnist();
@@ -473,10 +491,10 @@ function applyDeepLink() {
 
 $('use-mnist').addEventListener('click', useMnist);
 $('train').addEventListener('click', startTraining);
-$('stop').addEventListener('click', () => trainer.send({ type: 'stop' }));
+$('stop').addEventListener('click', () => controller.stop());
 $('compare').addEventListener('click', compareFiles);
 $('compare-random').addEventListener('click', compareRandom);
-$('neighbour-random').addEventListener('click', () => trainer.send({ type: 'neighbours', query: randomTestImage(), k: 8 }));
+$('neighbour-random').addEventListener('click', () => controller.send({ type: 'neighbours', query: randomTestImage(), k: 8 }));
 $('neighbour-file').addEventListener('change', (e) => findNeighbours(e.target.files[0]));
 const neighbourZone = $('neighbour-zone');
 neighbourZone.addEventListener('dragover', (e) => { e.preventDefault(); neighbourZone.classList.add('over'); });
@@ -486,16 +504,15 @@ neighbourZone.addEventListener('drop', (e) => {
   neighbourZone.classList.remove('over');
   findNeighbours(e.dataTransfer.files[0]);
 });
-$('download-model').addEventListener('click', () => {
-  state.download = true;
-  trainer.send({ type: 'save_model' });
-});
+$('download-model').addEventListener('click', downloadModel);
 $('load-model').addEventListener('change', (e) => {
   loadModelFile(e.target.files[0]);
   e.target.value = '';
 });
 // Each input is emptied once read, so picking the same files again (after a refusal) is seen.
-for (const [id, pathOf] of [['pick-folder', (file) => file.webkitRelativePath], ['pick-files', () => '']]) {
+/** @type {[string, (file: File) => string][]} */
+const PICKERS = [['pick-folder', (file) => file.webkitRelativePath], ['pick-files', () => '']];
+for (const [id, pathOf] of PICKERS) {
   $(id).addEventListener('change', (e) => {
     const entries = [...e.target.files].map((file) => ({ file, path: pathOf(file) }));
     e.target.value = '';

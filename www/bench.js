@@ -3,7 +3,7 @@
 import { TrainerWorker, MNIST_URL } from './trainer.js';
 
 const params = new URLSearchParams(location.search);
-const backends = (params.get('backends') ?? 'cpu,webgpu').split(',');
+const backends = /** @type {import('./messages').BackendChoice[]} */ ((params.get('backends') ?? 'cpu,webgpu').split(','));
 const number = (name, fallback) => Number(params.get(name) ?? fallback);
 const job = {
   batch: number('batch', 64), warmup: number('warmup', 3), steps: number('steps', 30),
@@ -38,7 +38,7 @@ const trainer = new TrainerWorker((message) => {
       next();
       break;
     case 'benchmark': {
-      const { type, ...result } = message;
+      const { type, id, ...result } = message;
       report(result);
       next();
       break;

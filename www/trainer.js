@@ -1,11 +1,8 @@
 // The page's side of the training worker: starts it, queues messages until it is ready, and
 // hands every message from it to `onMessage`. The message types are defined in
-// src/web/messages.rs. Shared by the full page (app.js) and the widget (widget.js).
-
-/** The article's training defaults, as the worker's `TrainConfig` expects them (every field). */
-export const DEFAULT_CONFIG = {
-  epochs: 10, batch_size: 64, learning_rate: 0.001, margin: 1, validation_split: 0.2, seed: 42,
-};
+// src/session/messages.rs: every request gets an id that each of its replies echoes, and
+// `request()` answers with the reply that ends it. Shared by the full page (app.js) and the
+// widget (widget.js).
 
 /** The built-in digits, beside the app's files wherever they are hosted. */
 export const MNIST_URL = new URL('../assets/mnist-10k.bin.gz', import.meta.url).href;
@@ -14,25 +11,29 @@ export const MNIST_URL = new URL('../assets/mnist-10k.bin.gz', import.meta.url).
 const FILES_PER_BATCH = 256;
 const BYTES_PER_BATCH = 32 * 2 ** 20;
 
+/** Replies on the way to a request's answer (Reply::is_event in Rust); any other reply ends it. */
+const EVENTS = new Set(['backend', 'progress', 'epoch']);
+
 export class TrainerWorker {
-  /** @param {(message: object) => void} onMessage */
+  /** @param {(message: import('./messages').Message) => void} onMessage */
   constructor(onMessage) {
     this.onMessage = onMessage;
-    // Counts file loads over the trainer's whole life, restarts included, so a load begun for
-    // a worker that was replaced can never pass for a newer one.
+    // Request ids and file loads are counted over the trainer's whole life, restarts included,
+    // so an answer or a load meant for a worker that was replaced never passes for a newer one.
+    this.lastId = 0;
     this.fileLoads = 0;
+    this.pending = new Map();
     this.start();
   }
 
   start() {
     this.ready = false;
     this.queue = [];
-    this.waiting = null;
     try {
       this.worker = new Worker(workerUrl(), { type: 'module' });
     } catch (error) {
       // A Content-Security-Policy without worker-src, for one; reported like any start failure.
-      queueMicrotask(() => this.onMessage({ type: 'error', fatal: true, message: `the training worker cannot start: ${error.message}` }));
+      queueMicrotask(() => this.onMessage({ type: 'error', id: 0, fatal: true, message: `the training worker cannot start: ${error.message}` }));
       return;
     }
     this.worker.onmessage = (event) => {
@@ -42,19 +43,24 @@ export class TrainerWorker {
         for (const [queued, transfer] of this.queue) this.worker.postMessage(queued, transfer);
         this.queue = [];
       }
-      if (['files_read', 'error'].includes(message.type)) this.waiting?.(message);
+      const answered = this.pending.get(message.id);
+      if (answered && !EVENTS.has(message.type)) {
+        this.pending.delete(message.id);
+        answered(message);
+      }
       this.onMessage(message);
     };
     this.worker.onerror = (event) => {
       event.preventDefault();
-      this.onMessage({ type: 'error', fatal: true, message: `the training worker failed: ${event.message || 'it could not start'}` });
+      this.onMessage({ type: 'error', id: 0, fatal: true, message: `the training worker failed: ${event.message || 'it could not start'}` });
     };
   }
 
   /** Ends the worker (a fatal error leaves its wasm unusable) and starts a fresh one. */
   restart() {
     this.worker?.terminate();
-    this.waiting?.({ type: 'error' });
+    for (const [id, answered] of this.pending) answered({ type: 'error', id, fatal: true, message: 'the worker restarted' });
+    this.pending.clear();
     this.start();
   }
 
@@ -66,7 +72,8 @@ export class TrainerWorker {
    */
   async sendFiles(entries, shape) {
     const load = ++this.fileLoads;
-    this.send({ type: 'begin_files', total: entries.length, ...shape });
+    const begun = await this.request({ type: 'begin_files', total: entries.length, ...shape });
+    if (begun.type !== 'files_read' || load !== this.fileLoads) return false;
     for (let start = 0; start < entries.length;) {
       const batch = [];
       for (let bytes = 0; start < entries.length && batch.length < FILES_PER_BATCH && bytes < BYTES_PER_BATCH; start++) {
@@ -75,18 +82,32 @@ export class TrainerWorker {
       }
       const files = await readLabelledFiles(batch);
       if (load !== this.fileLoads) return false;
-      const answer = new Promise((resolve) => { this.waiting = resolve; });
-      this.send({ type: 'add_files', files }, files.map((f) => f.bytes.buffer));
-      if ((await answer).type !== 'files_read' || load !== this.fileLoads) return false;
+      const answer = await this.request({ type: 'add_files', files }, files.map((f) => f.bytes.buffer));
+      if (answer.type !== 'files_read' || load !== this.fileLoads) return false;
     }
     this.send({ type: 'end_files' });
     return true;
   }
 
-  /** @param {object} message @param {Transferable[]} [transfer] */
+  /**
+   * Sends a request; its replies reach `onMessage` with its id.
+   * @param {import('./messages').Command} message @param {Transferable[]} [transfer]
+   * @returns {number} the id
+   */
   send(message, transfer = []) {
-    if (this.ready) this.worker.postMessage(message, transfer);
-    else this.queue.push([message, transfer]);
+    const request = { ...message, id: ++this.lastId };
+    if (this.ready) this.worker.postMessage(request, transfer);
+    else this.queue.push([request, transfer]);
+    return request.id;
+  }
+
+  /**
+   * Sends a request and answers with the reply that ends it: its result or an `error`.
+   * @param {import('./messages').Command} message @param {Transferable[]} [transfer]
+   * @returns {Promise<import('./messages').Message>}
+   */
+  request(message, transfer = []) {
+    return new Promise((resolve) => this.pending.set(this.send(message, transfer), resolve));
   }
 }
 

@@ -11,29 +11,21 @@
 // The element's `data-state` (loading, idle, training, done, error) and its `result` property
 // (the figures of the last run) are there for pages and tests; a `siamese-result` event fires
 // when a run ends.
-import {
-  TrainerWorker, DEFAULT_CONFIG, MNIST_URL, thumbnailCanvas, describeWebGpu,
-  formatSeconds, percent, runProgress,
-} from './trainer.js';
+import { thumbnailCanvas, describeWebGpu, formatSeconds, percent, runProgress } from './trainer.js';
+import { TrainingController } from './controller.js';
 
 const STYLESHEET = new URL('./widget.css', import.meta.url).href;
 const FULL_APP = new URL('../index.html', import.meta.url).href;
 
-/** Attribute -> TrainConfig field, each checked before a run starts. */
+/** Attribute -> TrainConfig field; the session checks the values (TrainConfig::validate). */
 const SETTINGS = [
-  ['epochs', 'epochs', 'whole'],
-  ['batch', 'batch_size', 'whole'],
-  ['learning-rate', 'learning_rate', 'positive'],
-  ['margin', 'margin', 'positive'],
-  ['validation-split', 'validation_split', 'fraction'],
-  ['seed', 'seed', 'natural'],
+  ['epochs', 'epochs'],
+  ['batch', 'batch_size'],
+  ['learning-rate', 'learning_rate'],
+  ['margin', 'margin'],
+  ['validation-split', 'validation_split'],
+  ['seed', 'seed'],
 ];
-const CHECKS = {
-  whole: [(x) => Number.isInteger(x) && x >= 1, 'a whole number of at least 1'],
-  natural: [(x) => Number.isInteger(x) && x >= 0, 'a whole number of at least 0'],
-  positive: [(x) => x > 0, 'a number above 0'],
-  fraction: [(x) => x >= 0 && x < 1, 'a number from 0 to below 1'],
-};
 
 const TEMPLATE = `
   <link rel="stylesheet" href="${STYLESHEET}">
@@ -63,35 +55,42 @@ const TEMPLATE = `
     <a class="full-app" data-ref="fullApp" target="_blank" rel="noopener">Open in the full app ↗</a>
   </div>`;
 
+/** @typedef {import('./messages').Message} Message */
+
 class SiameseTrainer extends HTMLElement {
   connectedCallback() {
-    if (this.trainer) return; // moved within the page: it keeps its state and its worker
+    if (this.controller) return; // moved within the page: it keeps its state and its worker
     if (!this.shadowRoot) this.build();
-    this.trainer = new TrainerWorker((message) => this.onMessage(message));
+    this.controller = new TrainingController({
+      state: (name) => this.showState(name),
+      reply: (message) => this.onMessage(message),
+      restarted: ({ webgpuFailed }) => this.onRestarted(webgpuFailed),
+      unavailable: (message) => this.fail(message),
+    });
+    this.loadData();
   }
 
   disconnectedCallback() {
     // Removed for good (not just moved): end the worker and the run with it.
     queueMicrotask(() => {
-      if (this.isConnected || !this.trainer) return;
-      this.trainer.worker?.terminate();
-      this.trainer = null;
-      this.training = false;
-      this.setState('loading');
+      if (this.isConnected || !this.controller) return;
+      this.controller.close();
+      this.controller = null;
     });
   }
 
   build() {
     const root = this.attachShadow({ mode: 'open' });
     root.innerHTML = TEMPLATE;
-    this.ui = Object.fromEntries([...root.querySelectorAll('[data-ref]')].map((el) => [el.dataset.ref, el]));
+    /** @type {Record<string, any>} */
+    this.ui = Object.fromEntries([...root.querySelectorAll('[data-ref]')].map((el) => [/** @type {HTMLElement} */ (el).dataset.ref, el]));
     this.compact = this.hasAttribute('compact');
     this.ui.upload.hidden = this.datasetName() !== 'upload';
     this.ui.fullApp.href = `${FULL_APP}?${new URLSearchParams(this.datasetName() === 'mnist' ? { dataset: 'mnist' } : {})}`;
     this.ui.train.addEventListener('click', () => this.train());
-    this.ui.stop.addEventListener('click', () => this.trainer?.send({ type: 'stop' }));
+    this.ui.stop.addEventListener('click', () => this.controller?.stop());
     this.ui.folder.addEventListener('change', (event) => this.useFolder([...event.target.files]));
-    this.setState('loading');
+    this.showState('loading');
     this.charts = import('./charts.js').then((charts) => {
       this.lossChart = new charts.LossChart(this.ui.loss);
       return charts;
@@ -103,7 +102,9 @@ class SiameseTrainer extends HTMLElement {
     return (this.getAttribute('dataset') ?? 'mnist').toLowerCase();
   }
 
-  setState(state) {
+  /** The controller's state, or `error` for good once the widget cannot work here. */
+  showState(name) {
+    const state = this.failed ? 'error' : name;
     this.dataset.state = state;
     const usable = this.loaded && !this.loaded.problem && !this.failed;
     this.ui.train.disabled = state === 'training' || state === 'loading' || !usable;
@@ -123,14 +124,15 @@ class SiameseTrainer extends HTMLElement {
     this.failed = true;
     this.showError(`This demo cannot run here: ${reason}.`);
     this.ui.status.textContent = 'Not available.';
-    this.setState('error');
+    this.showState('error');
   }
 
+  /** @param {Message} message */
   onMessage(message) {
     switch (message.type) {
       case 'ready':
+        this.defaults = message.defaults;
         this.ui.status.textContent = describeWebGpu(message.webgpu);
-        this.loadData();
         break;
       case 'files_read':
         this.ui.summary.textContent = `Reading files: ${message.done} of ${message.total}…`;
@@ -139,7 +141,6 @@ class SiameseTrainer extends HTMLElement {
         this.onDataset(message);
         break;
       case 'backend':
-        this.runBackend = message.backend;
         this.ui.status.textContent = `Training on ${message.backend === 'webgpu' ? 'WebGPU' : 'the CPU'}: ${message.reason}.`;
         break;
       case 'progress':
@@ -152,7 +153,8 @@ class SiameseTrainer extends HTMLElement {
         this.onDone(message);
         break;
       case 'analysis':
-        this.ui.uses.textContent = `Classifying digits by their embeddings: ${percent(message.knn_acc)} with the ` +
+        this.ui.uses.textContent = message.knn_acc == null ? message.note :
+          `Classifying test images by their embeddings: ${percent(message.knn_acc)} with the ` +
           `${message.knn_k} nearest training images, ${percent(message.one_shot_acc)} ${message.one_shot_ways}-way one-shot ` +
           `(one example per class).`;
         this.analysis = message;
@@ -160,7 +162,7 @@ class SiameseTrainer extends HTMLElement {
         break;
       case 'model_loaded':
         this.ui.metrics.textContent = `Pretrained model (${message.info.dataset}, ${message.info.epochs_trained} epoch(s)): ` +
-          `test pair accuracy ${percent(message.info.test_acc)}. Train to start over.`;
+          `test pair accuracy ${message.info.test_acc == null ? '—' : percent(message.info.test_acc)}. Train to start over.`;
         break;
       case 'error':
         this.onError(message);
@@ -168,6 +170,7 @@ class SiameseTrainer extends HTMLElement {
     }
   }
 
+  /** The `model` and the digits, sent at once (the worker takes them when it is ready). */
   loadData() {
     this.loaded = null;
     if (this.hasAttribute('model')) this.loadModel(this.getAttribute('model'));
@@ -175,10 +178,9 @@ class SiameseTrainer extends HTMLElement {
     if (dataset === 'mnist') {
       const sample = (name) => (this.hasAttribute(name) ? Number(this.getAttribute(name)) : null);
       this.ui.summary.textContent = 'Loading the MNIST digits…';
-      this.trainer.send({ type: 'use_mnist', url: MNIST_URL, train_images: sample('train-images'), test_images: sample('test-images') });
+      this.controller.useMnist({ train_images: sample('train-images'), test_images: sample('test-images') });
     } else if (dataset === 'upload') {
       this.ui.summary.textContent = 'Choose a folder to train on.';
-      this.setState('idle');
     } else {
       this.fail(`dataset="${dataset}" is unknown (use "mnist" or "upload")`);
     }
@@ -191,7 +193,7 @@ class SiameseTrainer extends HTMLElement {
       const response = await fetch(url);
       if (!response.ok) throw new Error(`HTTP ${response.status}`);
       const bytes = new Uint8Array(await response.arrayBuffer());
-      this.trainer.send({ type: 'load_model', file_name: url.pathname.split('/').pop(), bytes }, [bytes.buffer]);
+      this.controller.send({ type: 'load_model', file_name: url.pathname.split('/').pop(), bytes }, [bytes.buffer]);
     } catch (error) {
       this.showError(`The pretrained model ${path} could not be loaded (${error.message}); train one instead.`);
     }
@@ -203,20 +205,21 @@ class SiameseTrainer extends HTMLElement {
     const shape = this.imageShape();
     if (!shape) return;
     this.ui.summary.textContent = `Reading ${images.length} files…`;
-    await this.trainer.sendFiles(images.map((file) => ({ file, path: file.webkitRelativePath })), shape);
+    await this.controller.useFiles(images.map((file) => ({ file, path: file.webkitRelativePath })), shape);
   }
 
   /** `image-size`, e.g. "28x28 grey" (the default), "64x64 rgb", "224x224 rgb". */
   imageShape() {
     const text = (this.getAttribute('image-size') ?? '28x28 grey').toLowerCase();
     const match = text.match(/^\s*(\d+)\s*x\s*(\d+)\s*(grey|gray|rgb)?\s*$/);
-    if (!match || Number(match[1]) < 8 || Number(match[2]) < 8) {
-      this.showError(`image-size="${text}" is not a size like "28x28 grey" or "64x64 rgb" (8 pixels or more).`);
+    if (!match) {
+      this.showError(`image-size="${text}" is not a size like "28x28 grey" or "64x64 rgb".`);
       return null;
     }
     return { width: Number(match[1]), height: Number(match[2]), channels: match[3] === 'rgb' ? 3 : 1 };
   }
 
+  /** @param {import('./messages').DatasetSummary} summary */
   onDataset(summary) {
     this.loaded = summary;
     if (this.errorSource === 'data') this.ui.error.hidden = true;
@@ -225,50 +228,51 @@ class SiameseTrainer extends HTMLElement {
       this.showError(`Skipped ${summary.file_errors.length} file(s): ${summary.file_errors.slice(0, 3).join('; ')}`, 'data');
     }
     if (summary.problem) this.showError(`This data cannot train yet: ${summary.problem}.`, 'data');
-    this.setState('idle');
+    this.showState(this.controller.state);
     if (this.hasAttribute('autostart') && !summary.problem && !this.autostarted) {
       this.autostarted = true;
       this.train();
     }
   }
 
-  /** The run's settings from the attributes, or null after saying which one is wrong. */
+  /** The run's settings: the session's defaults and the attributes, or null after saying which
+   * attribute is not a number (the session says what else is wrong with a value). */
   settings() {
-    const config = { ...DEFAULT_CONFIG };
-    for (const [attribute, field, kind] of SETTINGS) {
+    const config = { ...this.defaults };
+    for (const [attribute, field] of SETTINGS) {
       if (!this.hasAttribute(attribute)) continue;
       const text = this.getAttribute(attribute);
       const value = Number(text);
-      const [valid, expected] = CHECKS[kind];
-      if (text.trim() === '' || !valid(value)) {
-        this.showError(`${attribute}="${text}" must be ${expected}.`);
+      // Counts are unsigned integers in the message (TrainConfig); every other rule is the session's.
+      const count = ['epochs', 'batch_size', 'seed'].includes(field);
+      if (text.trim() === '' || !Number.isFinite(value) || (count && !(Number.isInteger(value) && value >= 0))) {
+        this.showError(`${attribute}="${text}" must be a ${count ? 'whole number, 0 or more' : 'number'}.`);
         return null;
       }
       config[field] = value;
     }
-    const backend = this.cpuOnly ? 'cpu' : (this.getAttribute('backend') ?? 'auto').toLowerCase();
+    const backend = (this.getAttribute('backend') ?? 'auto').toLowerCase();
     if (!['auto', 'webgpu', 'cpu'].includes(backend)) {
       this.showError(`backend="${backend}" must be auto, webgpu or cpu.`);
       return null;
     }
-    return { config, backend };
+    return { config, backend: /** @type {import('./messages').BackendChoice} */ (backend) };
   }
 
   train() {
     const settings = this.settings();
-    if (!settings || !this.trainer) return;
+    if (!settings || !this.controller) return;
     this.ui.error.hidden = true;
-    this.training = true;
-    this.setState('training');
     this.ui.progress.value = 0;
     this.ui.progressText.textContent = 'Starting…';
     this.ui.metrics.textContent = '';
     this.ui.uses.textContent = '';
     this.ui.pairs.replaceChildren();
     this.lossChart?.reset(settings.config.epochs);
-    this.trainer.send({ type: 'train', ...settings });
+    this.controller.train(settings.config, settings.backend);
   }
 
+  /** @param {import('./messages').BatchProgress} p */
   onProgress(p) {
     const { done, remaining_s } = runProgress(p);
     this.ui.progress.value = done;
@@ -277,49 +281,41 @@ class SiameseTrainer extends HTMLElement {
     this.lossChart?.addBatch(p);
   }
 
-  async onDone({ result, evaluation, gallery, stopped, interrupted }) {
-    this.training = false;
+  /** @param {import('./messages').RunReport} report */
+  async onDone({ result, evaluation, gallery, stopped, interrupted, note }) {
     this.result = result;
     if (interrupted) this.showError(interrupted);
     this.ui.progress.value = stopped || interrupted ? this.ui.progress.value : 1;
     this.ui.progressText.textContent = `${stopped || interrupted ? 'Stopped' : 'Done'}: ${result.epochs} epoch(s) in ` +
       `${result.train_s.toFixed(0)} s on ${result.backend === 'webgpu' ? 'WebGPU' : 'the CPU'}.`;
-    this.ui.metrics.textContent = `Test pair accuracy ${percent(result.test_acc)} (dissimilar if D > 0.5), ` +
+    this.ui.metrics.textContent = result.test_acc == null ? note :
+      `Test pair accuracy ${percent(result.test_acc)} (dissimilar if D > 0.5), ` +
       `${percent(result.test_acc_best)} at the best threshold ${result.best_threshold.toFixed(2)} · ` +
       `ROC AUC ${result.auc.toFixed(3)}`;
     this.ui.pairs.replaceChildren(...gallery.slice(0, this.compact ? 4 : 8).map((pair) => pairCard(pair)));
-    this.setState('done');
     this.dispatchEvent(new CustomEvent('siamese-result', { detail: result, bubbles: true, composed: true }));
-    if (!this.compact) {
+    if (!this.compact && evaluation) {
       const charts = await this.charts;
       this.ui.histogramBox.hidden = false;
       this.histogram = charts.histogramChart(this.ui.histogram, evaluation, result.best_threshold, this.histogram);
     }
   }
 
-  onError({ message, fatal }) {
-    if (fatal && !this.trainer.ready) {
-      this.fail(message);
-      return;
-    }
+  onError({ message }) {
     this.showError(message);
-    const webgpuFailed = fatal && this.training && this.runBackend === 'webgpu';
-    if (this.training || fatal) {
-      this.training = false;
-      this.setState(this.loaded ? 'error' : 'loading');
-    }
-    if (fatal) {
-      // A panic leaves the worker's wasm unusable: a fresh worker loads the data again.
-      this.ui.summary.textContent = 'Restarting…';
-      this.trainer.restart();
-    }
+  }
+
+  /** A fresh worker replaced one that failed; the controller loads the data again. */
+  onRestarted(webgpuFailed) {
+    this.ui.summary.textContent = 'Restarting…';
+    if (this.hasAttribute('model')) this.loadModel(this.getAttribute('model'));
     if (webgpuFailed) {
-      this.cpuOnly = true;
-      this.showError(`WebGPU failed during training (${message}): the demo restarted on the CPU; press Train.`);
+      this.showError(`WebGPU failed during training (${this.ui.error.textContent}): the demo restarted on the CPU; press Train.`);
     }
   }
 }
 
+/** @param {import('./messages').GalleryPair} pair */
 function pairCard({ left, right, distance, dissimilar, predicted_dissimilar: predicted }) {
   const card = document.createElement('figure');
   card.className = `pair ${predicted === dissimilar ? 'right' : 'wrong'}`;

@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 use crate::rng::SeededRng;
 
 /// Channels x height x width of every image in a set (and of the model's input).
+#[cfg_attr(test, derive(ts_rs::TS))]
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ImageShape {
     pub channels: usize,

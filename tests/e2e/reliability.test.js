@@ -173,7 +173,13 @@ test('Stop mid-epoch then train again; new data is refused while training; a sto
     const start = performance.now();
     while (performance.now() - start < 5_000);
   });
-  await page.waitForTimeout(300);
+  // The progress the worker posted meanwhile is applied as soon as the page runs again. A
+  // bounded wait for it, not a sleep: within 1 s of the page running again a worker that had
+  // stopped with it could train ~8 steps (~125 ms each), not the 10 asked.
+  await page.waitForFunction((start) => {
+    const [, epoch, step, steps] = document.getElementById('progress-text').innerText.match(/^Epoch (\d+)\/\d+ · step (\d+)\/(\d+)/) ?? [];
+    return epoch && (epoch - 1) * steps + Number(step) - start >= 10;
+  }, before, { timeout: 1_000, polling: 50 });
   const after = await stepsDone();
   assert.ok(after - before >= 10, `the worker trained ${after - before} steps while the page was stopped for 5 s`);
   run = await waitForRun(page, 120_000);

@@ -8,6 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { serveStatic } from './server.js';
 import { launchChromium } from './browser.js';
+import { writeShapeFolders } from './images.js';
 
 const FOLDER = 'blog/2026/siamese-demo';
 let browser;
@@ -187,4 +188,32 @@ test('widget files on another origin (a CDN) work in a browser without WebGPU', 
   } finally {
     await plain.close();
   }
+});
+
+test('a widget for the reader\'s own images trains on a folder at its image size, and refuses a size the network cannot take as the files load', async () => {
+  const folder = mkdtempSync(join(tmpdir(), 'siamese-web-widget-upload-'));
+  writeShapeFolders(folder, 12);
+  const page = await browser.newPage();
+  const problems = [];
+  page.on('pageerror', (error) => problems.push(error.message));
+  const widgetUrl = `http://127.0.0.1:${server.address().port}/${FOLDER}/www/widget.js`;
+  writeFileSync(join(root, 'upload-post.html'), `<!doctype html><title>post</title>
+    <script type="module" src="${widgetUrl}"></script>
+    <siamese-trainer id="rgb" dataset="upload" image-size="32x32 rgb" epochs="3" backend="cpu" autostart>No demo.</siamese-trainer>
+    <siamese-trainer id="tiny" dataset="upload" image-size="8x8 grey" backend="cpu">No demo.</siamese-trainer>`);
+  await page.goto(`http://127.0.0.1:${server.address().port}/upload-post.html`);
+  await page.waitForFunction(() => [...document.querySelectorAll('siamese-trainer')].every((w) => w.dataset.state === 'idle'));
+
+  await page.locator('#rgb input[type=file]').setInputFiles(folder);
+  await page.waitForFunction(() => ['done', 'error'].includes(document.querySelector('#rgb').dataset.state), null, { timeout: 300_000, polling: 500 });
+  const { state, result, error } = await page.$eval('#rgb', (w) => ({ state: w.dataset.state, result: w.result, error: w.shadowRoot.querySelector('.error').textContent }));
+  assert.equal(state, 'done', error);
+  assert.ok(result.test_pairs > 0 && result.test_acc_best > 0.7, JSON.stringify(result));
+
+  // 8x8 is below what two 3x3 convolutions and two poolings take: said when the files load.
+  await page.locator('#tiny input[type=file]').setInputFiles(folder);
+  await page.waitForFunction(() => /too small for the network: use at least 10x10/.test(document.querySelector('#tiny').shadowRoot.querySelector('.error').textContent));
+  assert.equal(await page.locator('#tiny button', { hasText: 'Train' }).isDisabled(), true);
+  assert.deepEqual(problems, []);
+  await page.close();
 });

@@ -1,0 +1,98 @@
+//! The trained tower in use, apart from the training loop: embeddings of image sets, pair
+//! distances from them (each image through the tower once, however many pairs it is in), pair
+//! accuracy, and what the embeddings are good for (k-NN and one-shot classification).
+
+use burn::module::Module;
+use burn::tensor::Device;
+
+use crate::batch::image_batch;
+use crate::data::ImageSet;
+use crate::embeddings::{Embeddings, knn_accuracy, one_shot_accuracy};
+use crate::evaluation::accuracy_at;
+use crate::model::SiameseNet;
+use crate::pairs::Pair;
+use crate::training::{TrainError, backend_error};
+
+/// Images per forward pass when no gradient is kept: larger than training batches, still small
+/// enough for 224x224x3 images.
+const INFERENCE_BATCH: usize = 256;
+
+/// The embedding of every image of `set`, without autodiff.
+pub async fn embed_images(
+    model: &SiameseNet,
+    set: &ImageSet,
+    device: &Device,
+) -> Result<Embeddings, TrainError> {
+    let model = model.valid();
+    let device = device.clone().without_autodiff();
+    let mut values = Vec::new();
+    let mut dim = model.dense.weight.dims()[1];
+    let indices: Vec<usize> = (0..set.len()).collect();
+    for chunk in indices.chunks(INFERENCE_BATCH) {
+        let embedded = model.embed(image_batch(set, chunk, &device));
+        dim = embedded.dims()[1];
+        let data = embedded.into_data_async().await.map_err(backend_error)?;
+        values.extend(data.iter::<f32>());
+    }
+    Ok(Embeddings::new(dim, values, set.labels().to_vec()))
+}
+
+/// Distances of `pairs` of `set`: every image the pairs use is embedded once, and each pair's D
+/// comes from the two embeddings (in balanced pairs an image is in about four, so this is ~4x
+/// fewer passes than running both images of every pair through the tower).
+pub async fn pair_distances(
+    model: &SiameseNet,
+    set: &ImageSet,
+    pairs: &[Pair],
+    device: &Device,
+) -> Result<Vec<f32>, TrainError> {
+    let mut used: Vec<usize> = pairs.iter().flat_map(|p| [p.left, p.right]).collect();
+    used.sort_unstable();
+    used.dedup();
+    let embeddings = embed_images(model, &set.subset(&used), device).await?;
+    let row = |index: usize| used.binary_search(&index).expect("an image of the pairs");
+    let pairs: Vec<Pair> = pairs
+        .iter()
+        .map(|pair| Pair {
+            left: row(pair.left),
+            right: row(pair.right),
+            dissimilar: pair.dissimilar,
+        })
+        .collect();
+    Ok(embeddings.pair_distances(&pairs))
+}
+
+pub fn dissimilar_flags(pairs: &[Pair]) -> Vec<bool> {
+    pairs.iter().map(|p| p.dissimilar).collect()
+}
+
+/// Neighbours that vote in k-NN classification.
+pub const KNN_K: usize = 5;
+
+/// How well the embeddings serve the downstream task: classifying test images.
+pub struct Classification {
+    /// Test images whose `KNN_K` nearest reference images mostly share their class.
+    pub knn_acc: f64,
+    pub one_shot_acc: f64,
+    pub one_shot_ways: usize,
+}
+
+/// Classifies the `queries` (test embeddings) by the labelled `reference` embeddings: k-NN, and
+/// N-way one-shot with one random reference image per class.
+pub fn classify(reference: &Embeddings, queries: &Embeddings, seed: u64) -> Classification {
+    let (one_shot_acc, one_shot_ways) = one_shot_accuracy(reference, queries, seed);
+    Classification {
+        knn_acc: knn_accuracy(reference, queries, KNN_K),
+        one_shot_acc,
+        one_shot_ways,
+    }
+}
+
+/// Pair accuracy of known embeddings at `threshold`.
+pub fn pair_accuracy(embeddings: &Embeddings, pairs: &[Pair], threshold: f32) -> f64 {
+    accuracy_at(
+        &embeddings.pair_distances(pairs),
+        &dissimilar_flags(pairs),
+        threshold,
+    )
+}

@@ -1,0 +1,745 @@
+//! One session: the data, the current model and its reference embeddings, and every command a
+//! front end can send, with the policies in one place (which images each figure is measured on,
+//! the shape checks, when a model is analysed, what a run reports). The browser worker
+//! (`crate::web`), the command line and the native tests all drive this same type, so the same
+//! seed and data give the same split, the same pairs and the same figures everywhere.
+//!
+//! A command's replies go to its [`Host`], which also gives what only the place the session
+//! runs in has: fetching a URL, the WebGPU probe, yielding between batches, memory figures.
+
+pub mod dataset;
+pub mod messages;
+mod thumbnails;
+
+use std::cell::{Cell, RefCell};
+use std::future::Future;
+use std::rc::Rc;
+
+use burn::tensor::Device;
+
+pub use dataset::{Dataset, SPLIT_SEED};
+use dataset::{sample_indices, stratified_sample};
+use messages::*;
+use thumbnails::{small_thumbnail, thumbnail};
+
+use crate::backend::{Backend, training_device};
+use crate::benchmark::{BenchmarkJob, run_benchmark};
+use crate::data::images::{LabelledFile, LabelledImages, decode_image};
+use crate::data::mnist::parse_mnist;
+use crate::data::{ImageSet, ImageShape};
+use crate::embeddings::{Embeddings, pca_2d};
+use crate::evaluation::{Evaluation, best_threshold};
+use crate::inference::{
+    KNN_K, classify, dissimilar_flags, embed_images, pair_accuracy, pair_distances,
+};
+use crate::model::{SiameseNet, SiameseNetConfig};
+use crate::model_file::{MODEL_FILE_EXTENSION, ModelInfo, load_model, save_model};
+use crate::pairs::Pair;
+use crate::training::{
+    BatchProgress, Control, EpochSummary, TrainConfig, TrainError, TrainObserver, TrainingData,
+    train,
+};
+
+const GALLERY_PAIRS: usize = 12;
+/// About this many training images (a stratified sample, each class rounded) serve as the
+/// labelled examples of k-NN, one-shot and neighbour searches, and at most this many test images
+/// are classified: enough for a stable figure, few enough to embed in seconds on the CPU.
+pub const ANALYSIS_IMAGES: usize = 2000;
+/// Points on the embedding map, and the largest side of their thumbnails.
+const MAP_POINTS: usize = 500;
+const MAP_THUMBNAIL_SIDE: usize = 32;
+
+/// What a session needs from the place it runs in: a browser worker, a terminal, a test.
+pub trait Host {
+    /// Delivers a reply to the command being handled.
+    fn send(&mut self, reply: Reply);
+    /// The bytes at `url` (the built-in digits beside the app's files).
+    fn fetch(&mut self, url: &str) -> impl Future<Output = Result<Vec<u8>, String>>;
+    /// What WebGPU this host offers.
+    fn webgpu(&mut self) -> impl Future<Output = WebGpuSupport>;
+    /// Called after every batch and between long pieces of work: a browser worker yields to its
+    /// event loop here, so that a Stop (or any other message) arrives.
+    fn yield_now(&mut self) -> impl Future<Output = ()>;
+    /// The memory the host's process holds, reported after each epoch (it must stay flat).
+    fn memory_bytes(&self) -> f64;
+}
+
+/// The device a run trains on, its name as the front ends show it, and why it was chosen.
+pub struct ChosenDevice {
+    pub device: Device,
+    pub backend: &'static str,
+    pub reason: String,
+}
+
+/// Picks the device: the GPU when asked, or for `auto` when the adapter is a real GPU; else the
+/// CPU, saying why. A software adapter (SwiftShader) trains ~20x slower than the CPU backend, so
+/// `auto` skips it.
+pub async fn choose_device(
+    choice: BackendChoice,
+    support: &WebGpuSupport,
+) -> Result<ChosenDevice, String> {
+    let cpu = |reason: String| ChosenDevice {
+        device: Device::flex().autodiff(),
+        backend: "cpu",
+        reason,
+    };
+    if choice == BackendChoice::Cpu {
+        return Ok(cpu("the CPU backend was chosen".into()));
+    }
+    let unusable = match (support, choice) {
+        (WebGpuSupport::Missing { reason }, _) => Some(reason.clone()),
+        (WebGpuSupport::Software { adapter }, BackendChoice::Auto) => Some(format!(
+            "the only WebGPU adapter is a software renderer ({adapter}), slower than the CPU \
+             backend (choose WebGPU to use it anyway)"
+        )),
+        _ => None,
+    };
+    let gpu = match unusable {
+        Some(reason) => Err(reason),
+        None => training_device(Backend::Wgpu).await,
+    };
+    match (gpu, choice) {
+        (Ok(device), _) => Ok(ChosenDevice {
+            device,
+            backend: "webgpu",
+            reason: match support {
+                WebGpuSupport::Software { adapter } => {
+                    format!("WebGPU was chosen; its adapter is a software renderer ({adapter})")
+                }
+                WebGpuSupport::Hardware { adapter }
+                | WebGpuSupport::Missing { reason: adapter } => {
+                    format!("a WebGPU adapter is available ({adapter})")
+                }
+            },
+        }),
+        (Err(reason), BackendChoice::Webgpu) => Err(format!("WebGPU was chosen but {reason}")),
+        (Err(reason), _) => Ok(cpu(reason)),
+    }
+}
+
+/// The current model, trained here or loaded from a file.
+struct CurrentModel {
+    model: SiameseNet,
+    device: Device,
+    /// Its input shape and threshold among the rest.
+    info: ModelInfo,
+}
+
+/// Labelled training images and their embeddings under the current model, searched by
+/// neighbour queries.
+struct Reference {
+    set: ImageSet,
+    embeddings: Embeddings,
+}
+
+/// The user's files arriving in batches.
+struct FileLoad {
+    images: LabelledImages,
+    total: usize,
+}
+
+#[derive(Default)]
+struct State {
+    dataset: Option<Rc<Dataset>>,
+    file_load: Option<FileLoad>,
+    model: Option<Rc<CurrentModel>>,
+    reference: Option<Rc<Reference>>,
+    /// A run or a benchmark holds the data and the device.
+    busy: bool,
+    /// Counts changes of the model or the data: an analysis begun before one is stale.
+    generation: u64,
+}
+
+#[derive(Default)]
+pub struct Session {
+    state: RefCell<State>,
+    stop: Cell<bool>,
+}
+
+/// How a command fails: the reply that says so.
+type Outcome = Result<(), Reply>;
+
+impl From<String> for Reply {
+    fn from(message: String) -> Self {
+        Reply::error(message)
+    }
+}
+
+impl From<&str> for Reply {
+    fn from(message: &str) -> Self {
+        Reply::error(message)
+    }
+}
+
+/// Clears `busy` however the run ends.
+struct BusyGuard<'a>(&'a Session);
+
+impl Drop for BusyGuard<'_> {
+    fn drop(&mut self) {
+        self.0.state.borrow_mut().busy = false;
+    }
+}
+
+impl Session {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Handles one command; its replies, the error included, go to `host`. Commands may overlap
+    /// (a Stop or a comparison arrives while a run trains): no state is borrowed across an await.
+    pub async fn handle(&self, command: Command, host: &mut impl Host) {
+        if let Err(reply) = self.dispatch(command, host).await {
+            host.send(reply);
+        }
+    }
+
+    async fn dispatch(&self, command: Command, host: &mut impl Host) -> Outcome {
+        let changes_data_or_model = !matches!(
+            command,
+            Command::Stop
+                | Command::Compare { .. }
+                | Command::Neighbours { .. }
+                | Command::SaveModel
+        );
+        if changes_data_or_model {
+            self.refuse_while_busy()?;
+        }
+        match command {
+            Command::Stop => {
+                self.stop.set(true);
+                Ok(())
+            }
+            Command::UseMnist {
+                url,
+                train_images,
+                test_images,
+            } => {
+                let bytes = host.fetch(&url).await.map_err(|err| {
+                    Reply::error(format!("cannot load the MNIST digits from {url}: {err}"))
+                })?;
+                let digits = parse_mnist(&bytes)?;
+                let dataset = Dataset::mnist(&digits, train_images, test_images);
+                self.use_dataset(dataset, Vec::new(), Vec::new(), host)
+                    .await
+            }
+            Command::BeginFiles {
+                total,
+                channels,
+                height,
+                width,
+            } => self.begin_files(total, ImageShape::new(channels, height, width), host),
+            Command::AddFiles { files } => self.add_files(files, host),
+            Command::EndFiles => self.end_files(host).await,
+            Command::Train { config, backend } => self.train(config, backend, host).await,
+            Command::Compare { left, right } => self.compare(left, right, host).await,
+            Command::Neighbours { query, k } => self.neighbours(query, k, host).await,
+            Command::SaveModel => self.save_model(host).await,
+            Command::LoadModel { file_name, bytes } => {
+                self.load_model(&file_name, &bytes, host).await
+            }
+            Command::Benchmark { backend, job } => self.benchmark(backend, &job, host).await,
+        }
+    }
+
+    fn dataset(&self) -> Result<Rc<Dataset>, Reply> {
+        self.state
+            .borrow()
+            .dataset
+            .clone()
+            .ok_or_else(|| "choose data first: the MNIST digits or your own images".into())
+    }
+
+    fn current_model(&self) -> Option<Rc<CurrentModel>> {
+        self.state.borrow().model.clone()
+    }
+
+    fn generation(&self) -> u64 {
+        self.state.borrow().generation
+    }
+
+    fn refuse_while_busy(&self) -> Outcome {
+        if self.state.borrow().busy {
+            return Err("training is running: stop it first".into());
+        }
+        Ok(())
+    }
+
+    fn begin_busy(&self) -> BusyGuard<'_> {
+        self.state.borrow_mut().busy = true;
+        self.stop.set(false);
+        BusyGuard(self)
+    }
+
+    /// Makes `dataset` the data; a model already here of its image size is put to work on it.
+    async fn use_dataset(
+        &self,
+        dataset: Dataset,
+        file_errors: Vec<String>,
+        file_notes: Vec<String>,
+        host: &mut impl Host,
+    ) -> Outcome {
+        // Checked again here: a run may have started while the data was fetched or read.
+        self.refuse_while_busy()?;
+        host.send(Reply::DatasetLoaded(
+            dataset.summary(file_errors, file_notes),
+        ));
+        {
+            let mut state = self.state.borrow_mut();
+            state.dataset = Some(Rc::new(dataset));
+            state.reference = None;
+            state.generation += 1;
+        }
+        self.analyse(None, host).await
+    }
+
+    fn begin_files(&self, total: usize, shape: ImageShape, host: &mut impl Host) -> Outcome {
+        if !matches!(shape.channels, 1 | 3) {
+            return Err(format!(
+                "images must have 1 (grey) or 3 (RGB) channels, not {}",
+                shape.channels
+            )
+            .into());
+        }
+        SiameseNetConfig::for_shape(shape).feature_map_size()?;
+        self.state.borrow_mut().file_load = Some(FileLoad {
+            images: LabelledImages::new(shape),
+            total,
+        });
+        host.send(Reply::FilesRead { done: 0, total });
+        Ok(())
+    }
+
+    fn add_files(&self, files: Vec<UploadedFile>, host: &mut impl Host) -> Outcome {
+        let mut state = self.state.borrow_mut();
+        let load = state
+            .file_load
+            .as_mut()
+            .ok_or("files arrived without a load begun: drop them again")?;
+        for file in &files {
+            load.images.add(LabelledFile {
+                class_name: &file.class_name,
+                file_name: &file.file_name,
+                bytes: &file.bytes,
+            });
+        }
+        let (done, total) = (load.images.files_read(), load.total);
+        drop(state);
+        host.send(Reply::FilesRead { done, total });
+        Ok(())
+    }
+
+    async fn end_files(&self, host: &mut impl Host) -> Outcome {
+        let load = self
+            .state
+            .borrow_mut()
+            .file_load
+            .take()
+            .ok_or("files arrived without a load begun: drop them again")?;
+        let files = load.images.files_read();
+        let (set, errors, notes) = load.images.finish();
+        let errors = errors.iter().map(ToString::to_string).collect();
+        self.use_dataset(Dataset::uploaded(set, files), errors, notes, host)
+            .await
+    }
+
+    async fn train(
+        &self,
+        config: TrainConfig,
+        choice: BackendChoice,
+        host: &mut impl Host,
+    ) -> Outcome {
+        let dataset = self.dataset()?;
+        let data = TrainingData::split(&dataset.train, &config).map_err(|e| e.to_string())?;
+        let busy = self.begin_busy();
+        let chosen = choose_device(choice, &host.webgpu().await).await?;
+        host.send(Reply::Backend {
+            backend: chosen.backend.into(),
+            reason: chosen.reason.clone(),
+        });
+        let device = chosen.device;
+        // Burn keeps a failed GPU device for the process's lifetime: only a new worker can
+        // train again, so the error is fatal there and the front end starts one.
+        let failed = |err: TrainError| match err {
+            TrainError::Backend(message) if chosen.backend == "webgpu" => Reply::Error {
+                message: format!("the GPU stopped working during training ({message})"),
+                fatal: true,
+            },
+            other => Reply::error(other.to_string()),
+        };
+        let mut observer = SessionObserver {
+            host: &mut *host,
+            stop: &self.stop,
+        };
+        let trained = train(&data, &config, &device, &mut observer)
+            .await
+            .map_err(failed)?;
+
+        let (threshold_set, threshold_pairs, threshold_source) = data.threshold_pairs();
+        let threshold_distances =
+            pair_distances(&trained.model, threshold_set, &threshold_pairs, &device)
+                .await
+                .map_err(failed)?;
+        let threshold_flags = dissimilar_flags(&threshold_pairs);
+        let test_embeddings = embed_images(&trained.model, &dataset.test, &device)
+            .await
+            .map_err(failed)?;
+        let (evaluation, gallery) = match &dataset.test_pairs {
+            Ok(pairs) => {
+                let distances = test_embeddings.pair_distances(pairs);
+                let evaluation = Evaluation::new(
+                    (&threshold_distances, &threshold_flags),
+                    &distances,
+                    &dissimilar_flags(pairs),
+                );
+                let gallery = gallery(&dataset.test, pairs, &distances, evaluation.best_threshold);
+                (Some(evaluation), gallery)
+            }
+            Err(_) => (None, Vec::new()),
+        };
+        let threshold = evaluation.as_ref().map_or_else(
+            || best_threshold(&threshold_distances, &threshold_flags).0,
+            |e| e.best_threshold,
+        );
+        let info = ModelInfo {
+            shape: dataset.train.shape,
+            embedding_size: trained.model_config.embedding_size,
+            class_names: dataset.train.class_names.clone(),
+            threshold,
+            threshold_source: Some(threshold_source),
+            config: config.clone(),
+            dataset: dataset.name.clone(),
+            epochs_trained: trained.history.len(),
+            test_acc: evaluation.as_ref().map(|e| e.test_acc_best),
+        };
+        let result = RunResult {
+            backend: chosen.backend.into(),
+            epochs: trained.history.len(),
+            test_pairs: dataset.test_pairs.as_ref().map_or(0, Vec::len),
+            test_acc: evaluation.as_ref().map(|e| e.test_acc),
+            best_threshold: threshold,
+            threshold_source,
+            test_acc_best: evaluation.as_ref().map(|e| e.test_acc_best),
+            auc: evaluation.as_ref().map(|e| e.auc),
+            pairs_per_s: trained.pairs_per_s,
+            train_s: trained.train_s,
+        };
+        self.set_model(CurrentModel {
+            model: trained.model,
+            device,
+            info,
+        });
+        host.send(Reply::Done(RunReport {
+            result,
+            evaluation,
+            gallery,
+            stopped: trained.stopped,
+            interrupted: trained.interrupted.map(|failure| {
+                format!(
+                    "{failure}; the model after epoch {} is kept",
+                    trained.history.len()
+                )
+            }),
+            note: dataset.no_test_pairs_reason(),
+        }));
+        drop(busy); // the analysis may be overtaken by a new run or new data
+        self.analyse(Some(test_embeddings), host).await
+    }
+
+    fn set_model(&self, model: CurrentModel) {
+        let mut state = self.state.borrow_mut();
+        state.model = Some(Rc::new(model));
+        state.reference = None;
+        state.generation += 1;
+    }
+
+    /// Embeds the data under the current model and reports classification accuracy and the
+    /// map; keeps training images' embeddings for neighbour searches. `test` are the test
+    /// images' embeddings when a run has just computed them. Does nothing without both a model
+    /// and data of its input size, and drops its result when the model or the data changed
+    /// meanwhile.
+    async fn analyse(&self, test: Option<Embeddings>, host: &mut impl Host) -> Outcome {
+        let generation = self.generation();
+        let (model, dataset) = {
+            let state = self.state.borrow();
+            (state.model.clone(), state.dataset.clone())
+        };
+        let (Some(current), Some(dataset)) = (model, dataset) else {
+            return Ok(());
+        };
+        if dataset.train.shape != current.info.shape {
+            return Ok(());
+        }
+        let failed = |err: TrainError| Reply::error(format!("could not analyse the model: {err}"));
+        let test = match test {
+            Some(test) => test,
+            None => embed_images(&current.model, &dataset.test, &current.device)
+                .await
+                .map_err(failed)?,
+        };
+        host.yield_now().await;
+        let reference_set = stratified_sample(dataset.train.clone(), Some(ANALYSIS_IMAGES));
+        let reference = embed_images(&current.model, &reference_set, &current.device)
+            .await
+            .map_err(failed)?;
+        host.yield_now().await;
+        if self.generation() != generation {
+            return Ok(()); // a newer model or data came meanwhile, with an analysis of its own
+        }
+        let threshold = current.info.threshold;
+        let queries = sample_indices(test.len(), ANALYSIS_IMAGES);
+        let query_embeddings = test.subset(&queries);
+        let classification =
+            (!queries.is_empty()).then(|| classify(&reference, &query_embeddings, SPLIT_SEED));
+        let projected = pca_2d(&query_embeddings);
+        let map = queries
+            .iter()
+            .zip(&projected)
+            .take(MAP_POINTS)
+            .map(|(&i, point)| MapPoint {
+                x: point[0],
+                y: point[1],
+                label: dataset.test.labels()[i],
+                thumbnail: small_thumbnail(&dataset.test, i, MAP_THUMBNAIL_SIDE),
+            })
+            .collect();
+        let note = match (&classification, dataset.no_test_pairs_reason()) {
+            (None, _) => Some(
+                "no images are held out for the test, so no classification figures are shown: \
+                 add more images to each class"
+                    .to_string(),
+            ),
+            (Some(_), reason) => reason,
+        };
+        host.send(Reply::Analysis(AnalysisReport {
+            pair_acc: dataset
+                .test_pairs
+                .as_ref()
+                .ok()
+                .map(|pairs| pair_accuracy(&test, pairs, threshold)),
+            test_pairs: dataset.test_pairs.as_ref().map_or(0, Vec::len),
+            threshold,
+            knn_k: KNN_K,
+            knn_acc: classification.as_ref().map(|c| c.knn_acc),
+            one_shot_ways: classification.as_ref().map_or(0, |c| c.one_shot_ways),
+            one_shot_acc: classification.as_ref().map(|c| c.one_shot_acc),
+            reference_images: reference_set.len(),
+            test_images: queries.len(),
+            class_names: dataset.test.class_names.clone(),
+            map,
+            note,
+        }));
+        self.state.borrow_mut().reference = Some(Rc::new(Reference {
+            set: reference_set,
+            embeddings: reference,
+        }));
+        Ok(())
+    }
+
+    /// Pixels of an image a front end points at: one of the test set, or a file it sends.
+    fn resolve_image(&self, image: ImageRef, shape: ImageShape) -> Result<Vec<f32>, Reply> {
+        match image {
+            ImageRef::Test { index } => {
+                let dataset = self.dataset()?;
+                if index >= dataset.test.len() || dataset.test.shape != shape {
+                    return Err(format!("there is no test image {index} for this model").into());
+                }
+                Ok(dataset.test.image(index).to_vec())
+            }
+            ImageRef::File { file_name, bytes } => {
+                decode_image(&file_name, &bytes, shape).map_err(|e| e.to_string().into())
+            }
+        }
+    }
+
+    async fn compare(&self, left: ImageRef, right: ImageRef, host: &mut impl Host) -> Outcome {
+        let current = self
+            .current_model()
+            .ok_or("train a model first, then compare images")?;
+        let shape = current.info.shape;
+        let mut pair_set = ImageSet::new(shape, vec!["compared".into()]);
+        for image in [left, right] {
+            pair_set.push(&self.resolve_image(image, shape)?, 0);
+        }
+        let pair = Pair {
+            left: 0,
+            right: 1,
+            dissimilar: false,
+        };
+        let distance = pair_distances(&current.model, &pair_set, &[pair], &current.device)
+            .await
+            .map_err(|e| e.to_string())?[0];
+        host.send(Reply::Compared {
+            distance,
+            threshold: current.info.threshold,
+            dissimilar: distance > current.info.threshold,
+            left: thumbnail(&pair_set, 0),
+            right: thumbnail(&pair_set, 1),
+        });
+        Ok(())
+    }
+
+    async fn neighbours(&self, query: ImageRef, k: usize, host: &mut impl Host) -> Outcome {
+        let current = self.current_model().ok_or("train or load a model first")?;
+        let reference = self
+            .state
+            .borrow()
+            .reference
+            .clone()
+            .ok_or("load data of the model's image size to search for neighbours")?;
+        let mut query_set = ImageSet::new(current.info.shape, vec!["query".into()]);
+        query_set.push(&self.resolve_image(query, current.info.shape)?, 0);
+        let embedded = embed_images(&current.model, &query_set, &current.device)
+            .await
+            .map_err(|e| e.to_string())?;
+        let class_name =
+            |index: usize| reference.set.class_names[reference.set.labels()[index]].clone();
+        let found = reference
+            .embeddings
+            .nearest(embedded.row(0), k.clamp(1, 100));
+        host.send(Reply::Neighbours {
+            query: thumbnail(&query_set, 0),
+            predicted_class: reference
+                .embeddings
+                .knn_class(embedded.row(0), KNN_K)
+                .map(|c| reference.set.class_names[c].clone()),
+            neighbours: found
+                .into_iter()
+                .map(|(index, distance)| Neighbour {
+                    thumbnail: thumbnail(&reference.set, index),
+                    class_name: class_name(index),
+                    distance,
+                })
+                .collect(),
+        });
+        Ok(())
+    }
+
+    async fn save_model(&self, host: &mut impl Host) -> Outcome {
+        let current = self.current_model().ok_or("train a model first")?;
+        let bytes = save_model(&current.model, &current.info)
+            .await
+            .map_err(|e| e.to_string())?;
+        let slug: String = current
+            .info
+            .dataset
+            .chars()
+            .take_while(|c| *c != '(')
+            .map(|c| {
+                if c.is_ascii_alphanumeric() {
+                    c.to_ascii_lowercase()
+                } else {
+                    '-'
+                }
+            })
+            .collect();
+        let file_name = format!(
+            "siamese-{}-{}ep.{MODEL_FILE_EXTENSION}",
+            slug.trim_matches('-'),
+            current.info.epochs_trained
+        );
+        host.send(Reply::ModelFile {
+            file_name,
+            bytes,
+            info: current.info.clone(),
+        });
+        Ok(())
+    }
+
+    /// Makes the model in `bytes` the current one, on the CPU (inference is quick there), unless
+    /// it cannot serve the loaded data; the current model stays on any refusal.
+    async fn load_model(&self, file_name: &str, bytes: &[u8], host: &mut impl Host) -> Outcome {
+        let device = Device::flex();
+        let (model, info) =
+            load_model(bytes, &device).map_err(|err| format!("{file_name}: {err}"))?;
+        if let Some(dataset) = self.state.borrow().dataset.as_ref()
+            && dataset.train.shape != info.shape
+        {
+            return Err(format!(
+                "{file_name}: this model was trained for {} images, but the loaded data is {}; \
+                 the current model is kept",
+                describe_shape(info.shape),
+                describe_shape(dataset.train.shape)
+            )
+            .into());
+        }
+        self.set_model(CurrentModel {
+            model,
+            device,
+            info: info.clone(),
+        });
+        host.send(Reply::ModelLoaded {
+            file_name: file_name.into(),
+            info,
+        });
+        self.analyse(None, host).await
+    }
+
+    async fn benchmark(
+        &self,
+        choice: BackendChoice,
+        job: &BenchmarkJob,
+        host: &mut impl Host,
+    ) -> Outcome {
+        let dataset = self.dataset()?;
+        let _busy = self.begin_busy();
+        let chosen = choose_device(choice, &host.webgpu().await).await?;
+        let result = run_benchmark(&dataset.train, job, chosen.backend, &chosen.device)
+            .await
+            .map_err(|e| e.to_string())?;
+        host.send(Reply::Benchmark(result));
+        Ok(())
+    }
+}
+
+/// Passes a run's progress to the host, yields after every batch, and stops on request.
+struct SessionObserver<'a, H: Host> {
+    host: &'a mut H,
+    stop: &'a Cell<bool>,
+}
+
+impl<H: Host> SessionObserver<'_, H> {
+    fn control(&self) -> Control {
+        if self.stop.get() {
+            Control::Stop
+        } else {
+            Control::Continue
+        }
+    }
+}
+
+impl<H: Host> TrainObserver for SessionObserver<'_, H> {
+    async fn on_batch(&mut self, progress: &BatchProgress) -> Control {
+        self.host.send(Reply::Progress(progress.clone()));
+        self.host.yield_now().await;
+        self.control()
+    }
+
+    async fn on_epoch(&mut self, summary: &EpochSummary) -> Control {
+        self.host.send(Reply::Epoch {
+            summary: summary.clone(),
+            memory_bytes: self.host.memory_bytes(),
+        });
+        self.control()
+    }
+}
+
+/// The first test pairs with their distances, as the front ends show them.
+fn gallery(set: &ImageSet, pairs: &[Pair], distances: &[f32], threshold: f32) -> Vec<GalleryPair> {
+    pairs
+        .iter()
+        .zip(distances)
+        .take(GALLERY_PAIRS)
+        .map(|(pair, &distance)| GalleryPair {
+            left: thumbnail(set, pair.left),
+            right: thumbnail(set, pair.right),
+            distance,
+            dissimilar: pair.dissimilar,
+            predicted_dissimilar: distance > threshold,
+        })
+        .collect()
+}
+
+fn describe_shape(shape: ImageShape) -> String {
+    let colour = if shape.channels == 1 { "grey" } else { "RGB" };
+    format!("{}x{} {colour}", shape.width, shape.height)
+}

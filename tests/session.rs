@@ -1,0 +1,680 @@
+//! The session as every front end drives it: each command, its errors, and the policies that
+//! decide which images a figure is measured on. Native only; the browser runs the same session
+//! behind its worker.
+#![cfg(not(target_arch = "wasm32"))]
+
+use std::io::Cursor;
+
+use siamese_web::benchmark::BenchmarkJob;
+use siamese_web::rng::SeededRng;
+use siamese_web::session::messages::{
+    BackendChoice, Command, ImageRef, Reply, Request, UploadedFile, WebGpuSupport,
+};
+use siamese_web::session::{Host, Session};
+use siamese_web::training::{ThresholdSource, TrainConfig};
+
+const MNIST_PATH: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/assets/mnist-10k.bin.gz");
+
+/// Keeps every reply; offers no GPU.
+#[derive(Default)]
+struct Recorder {
+    replies: Vec<Reply>,
+}
+
+impl Host for Recorder {
+    fn send(&mut self, reply: Reply) {
+        self.replies.push(reply);
+    }
+
+    async fn fetch(&mut self, path: &str) -> Result<Vec<u8>, String> {
+        std::fs::read(path).map_err(|err| err.to_string())
+    }
+
+    async fn webgpu(&mut self) -> WebGpuSupport {
+        WebGpuSupport::Missing {
+            reason: "the tests run without a GPU".into(),
+        }
+    }
+
+    async fn yield_now(&mut self) {}
+
+    fn memory_bytes(&self) -> f64 {
+        0.0
+    }
+}
+
+/// A recorder that, at the first yield of the command it serves, has the session handle
+/// `interruption` (as a message arriving while a run trains or an analysis embeds would be).
+struct Interrupting<'s> {
+    outer: Recorder,
+    session: &'s Session,
+    interruption: Option<Command>,
+    inner: Recorder,
+}
+
+impl Host for Interrupting<'_> {
+    fn send(&mut self, reply: Reply) {
+        self.outer.send(reply);
+    }
+
+    async fn fetch(&mut self, path: &str) -> Result<Vec<u8>, String> {
+        self.outer.fetch(path).await
+    }
+
+    async fn webgpu(&mut self) -> WebGpuSupport {
+        self.outer.webgpu().await
+    }
+
+    async fn yield_now(&mut self) {
+        if let Some(command) = self.interruption.take() {
+            self.session.handle(command, &mut self.inner).await;
+        }
+    }
+
+    fn memory_bytes(&self) -> f64 {
+        0.0
+    }
+}
+
+fn run(session: &Session, command: Command) -> Vec<Reply> {
+    let mut recorder = Recorder::default();
+    pollster::block_on(session.handle(command, &mut recorder));
+    recorder.replies
+}
+
+fn mnist(train_images: usize, test_images: usize) -> Command {
+    Command::UseMnist {
+        url: MNIST_PATH.into(),
+        train_images: Some(train_images),
+        test_images: Some(test_images),
+    }
+}
+
+fn train(config: TrainConfig) -> Command {
+    Command::Train {
+        config,
+        backend: BackendChoice::Cpu,
+    }
+}
+
+/// The message of the one error among `replies`.
+fn error_of(replies: &[Reply]) -> String {
+    let errors: Vec<&String> = replies
+        .iter()
+        .filter_map(|reply| match reply {
+            Reply::Error { message, .. } => Some(message),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(errors.len(), 1, "{replies:?}");
+    errors[0].clone()
+}
+
+fn assert_refused(session: &Session, command: Command, expected: &str) {
+    let message = error_of(&run(session, command));
+    assert!(message.contains(expected), "{message:?} lacks {expected:?}");
+}
+
+macro_rules! find {
+    ($replies:expr, $pattern:pat => $value:expr) => {
+        $replies
+            .iter()
+            .find_map(|reply| match reply {
+                $pattern => Some($value),
+                _ => None,
+            })
+            .unwrap_or_else(|| panic!("no {} in {:?}", stringify!($pattern), $replies))
+    };
+}
+
+fn png(side: u32, paint: impl Fn(u32, u32) -> u8) -> Vec<u8> {
+    let image = image::GrayImage::from_fn(side, side, |x, y| image::Luma([paint(x, y)]));
+    let mut bytes = Cursor::new(Vec::new());
+    image.write_to(&mut bytes, image::ImageFormat::Png).unwrap();
+    bytes.into_inner()
+}
+
+fn file(class_name: &str, index: usize, bytes: Vec<u8>) -> UploadedFile {
+    UploadedFile {
+        class_name: class_name.into(),
+        file_name: format!("{class_name}/{index}.png"),
+        bytes,
+    }
+}
+
+/// Loads `files` through the three file commands, as the page sends them.
+fn upload(session: &Session, side: usize, files: Vec<UploadedFile>) -> Vec<Reply> {
+    let mut replies = run(
+        session,
+        Command::BeginFiles {
+            total: files.len(),
+            channels: 1,
+            height: side,
+            width: side,
+        },
+    );
+    replies.extend(run(session, Command::AddFiles { files }));
+    replies.extend(run(session, Command::EndFiles));
+    replies
+}
+
+#[test]
+fn commands_without_what_they_need_say_what_to_do_first() {
+    let session = Session::new();
+    let config = TrainConfig::new().with_epochs(1);
+    assert_refused(&session, train(config.clone()), "choose data first");
+    assert_refused(
+        &session,
+        Command::Benchmark {
+            backend: BackendChoice::Cpu,
+            job: BenchmarkJob::default(),
+        },
+        "choose data first",
+    );
+    let test_image = |index| ImageRef::Test { index };
+    assert_refused(
+        &session,
+        Command::Compare {
+            left: test_image(0),
+            right: test_image(1),
+        },
+        "train a model first",
+    );
+    assert_refused(
+        &session,
+        Command::Neighbours {
+            query: test_image(0),
+            k: 3,
+        },
+        "train or load a model first",
+    );
+    assert_refused(&session, Command::SaveModel, "train a model first");
+    assert_refused(
+        &session,
+        Command::AddFiles { files: Vec::new() },
+        "without a load begun",
+    );
+    assert_refused(&session, Command::EndFiles, "without a load begun");
+    assert_refused(
+        &session,
+        Command::UseMnist {
+            url: "/nowhere/mnist.bin.gz".into(),
+            train_images: None,
+            test_images: None,
+        },
+        "cannot load the MNIST digits from /nowhere/mnist.bin.gz",
+    );
+    assert_refused(
+        &session,
+        Command::LoadModel {
+            file_name: "notes.siamese".into(),
+            bytes: b"not a model".to_vec(),
+        },
+        "notes.siamese: this is not a siamese-web model file",
+    );
+    // An image size the network cannot take is refused when the files start, not at Train.
+    for (channels, side, expected) in [(1, 8, "too small"), (2, 28, "1 (grey) or 3 (RGB)")] {
+        let command = Command::BeginFiles {
+            total: 1,
+            channels,
+            height: side,
+            width: side,
+        };
+        assert_refused(&session, command, expected);
+    }
+    run(&session, mnist(200, 100));
+    assert_refused(
+        &session,
+        train(config.with_epochs(0)),
+        "epochs must be at least 1",
+    );
+    // WebGPU chosen where there is none is refused; Auto trains on the CPU and says why.
+    let webgpu = Command::Train {
+        config: TrainConfig::new().with_epochs(1),
+        backend: BackendChoice::Webgpu,
+    };
+    assert_refused(
+        &session,
+        webgpu,
+        "WebGPU was chosen but the tests run without a GPU",
+    );
+}
+
+#[test]
+fn a_run_is_trained_tested_analysed_used_saved_and_loaded_on_one_set_of_test_pairs() {
+    let session = Session::new();
+    let loaded = run(&session, mnist(600, 200));
+    let summary = find!(loaded, Reply::DatasetLoaded(summary) => summary);
+    // A stratified sample: about 200 test images, each with a similar and a dissimilar pair.
+    let test_images = summary.test_images;
+    assert!((195..=205).contains(&test_images), "{test_images}");
+    assert_eq!(summary.test_pairs, 2 * test_images);
+
+    let replies = run(
+        &session,
+        Command::Train {
+            config: TrainConfig::new().with_epochs(1),
+            backend: BackendChoice::Auto,
+        },
+    );
+    let (backend, reason) = find!(replies, Reply::Backend { backend, reason } => (backend, reason));
+    assert_eq!(backend, "cpu");
+    assert!(reason.contains("without a GPU"), "{reason}");
+    let report = find!(replies, Reply::Done(report) => report);
+    let analysis = find!(replies, Reply::Analysis(analysis) => analysis);
+    let result = &report.result;
+    assert_eq!(result.test_pairs, 2 * test_images);
+    assert_eq!(result.threshold_source, ThresholdSource::Validation);
+    let test_acc_best = result.test_acc_best.unwrap();
+    assert!(test_acc_best > 0.75, "{test_acc_best}");
+    assert_eq!(report.gallery.len(), 12);
+    // One figure, one definition: the analysis's pair accuracy at the model's threshold is the
+    // run's accuracy at its best threshold, on the same test pairs.
+    assert_eq!(analysis.test_pairs, 2 * test_images);
+    assert_eq!(analysis.pair_acc, Some(test_acc_best));
+    assert_eq!(analysis.threshold, result.best_threshold);
+    assert_eq!(
+        (analysis.test_images, analysis.one_shot_ways),
+        (test_images, 10)
+    );
+    assert!(analysis.knn_acc.unwrap() > 0.6, "{:?}", analysis.knn_acc);
+
+    let compared = run(
+        &session,
+        Command::Compare {
+            left: ImageRef::Test { index: 0 },
+            right: ImageRef::Test { index: 0 },
+        },
+    );
+    let distance =
+        find!(compared, Reply::Compared { distance, dissimilar, .. } => (*distance, *dissimilar));
+    assert!(distance.0 < 1e-3 && !distance.1, "{distance:?}");
+    assert_refused(
+        &session,
+        Command::Compare {
+            left: ImageRef::Test { index: 0 },
+            right: ImageRef::Test { index: test_images },
+        },
+        &format!("there is no test image {test_images}"),
+    );
+    assert_refused(
+        &session,
+        Command::Compare {
+            left: ImageRef::Test { index: 0 },
+            right: ImageRef::File {
+                file_name: "x.png".into(),
+                bytes: b"text".to_vec(),
+            },
+        },
+        "x.png",
+    );
+    let found = run(
+        &session,
+        Command::Neighbours {
+            query: ImageRef::Test { index: 3 },
+            k: 5,
+        },
+    );
+    let neighbours = find!(found, Reply::Neighbours { neighbours, .. } => neighbours);
+    assert_eq!(neighbours.len(), 5);
+    assert!(
+        neighbours
+            .windows(2)
+            .all(|w| w[0].distance <= w[1].distance)
+    );
+
+    let saved = run(&session, Command::SaveModel);
+    let (file_name, bytes) = find!(saved, Reply::ModelFile { file_name, bytes, .. } => (file_name.clone(), bytes.clone()));
+    assert_eq!(file_name, "siamese-mnist-digits-1ep.siamese");
+    let reloaded = run(
+        &session,
+        Command::LoadModel {
+            file_name,
+            bytes: bytes.clone(),
+        },
+    );
+    let info = find!(reloaded, Reply::ModelLoaded { info, .. } => info);
+    assert_eq!(info.threshold_source, Some(ThresholdSource::Validation));
+    let again = find!(reloaded, Reply::Analysis(analysis) => analysis);
+    assert_eq!(again.pair_acc, analysis.pair_acc);
+
+    // A model cannot be loaded over data of another image size; the current one stays.
+    let other = Session::new();
+    let rgb = (0..6)
+        .map(|i| {
+            file(
+                ["a", "b"][i % 2],
+                i,
+                png(28, |x, _| (x * 9 * (i as u32 % 2 + 1)) as u8),
+            )
+        })
+        .collect();
+    let mut rgb_replies = run(
+        &other,
+        Command::BeginFiles {
+            total: 6,
+            channels: 3,
+            height: 16,
+            width: 16,
+        },
+    );
+    rgb_replies.extend(run(&other, Command::AddFiles { files: rgb }));
+    rgb_replies.extend(run(&other, Command::EndFiles));
+    find!(rgb_replies, Reply::DatasetLoaded(summary) => summary);
+    assert_refused(
+        &other,
+        Command::LoadModel {
+            file_name: "digits.siamese".into(),
+            bytes,
+        },
+        "trained for 28x28 grey images, but the loaded data is 16x16 RGB",
+    );
+
+    let benchmark = run(
+        &session,
+        Command::Benchmark {
+            backend: BackendChoice::Cpu,
+            job: BenchmarkJob {
+                batch: 8,
+                warmup: 1,
+                steps: 2,
+                layer_repeats: 0,
+            },
+        },
+    );
+    let timed = find!(benchmark, Reply::Benchmark(result) => result);
+    assert_eq!((timed.backend.as_str(), timed.steps), ("cpu", 2));
+}
+
+#[test]
+fn while_a_run_trains_stop_ends_it_and_new_data_is_refused() {
+    let session = Session::new();
+    run(&session, mnist(600, 100));
+    for (interruption, expected) in [
+        (mnist(300, 100), Some("training is running: stop it first")),
+        (Command::Stop, None),
+    ] {
+        let mut host = Interrupting {
+            outer: Recorder::default(),
+            session: &session,
+            interruption: Some(interruption),
+            inner: Recorder::default(),
+        };
+        pollster::block_on(session.handle(train(TrainConfig::new().with_epochs(2)), &mut host));
+        let report = find!(host.outer.replies, Reply::Done(report) => report);
+        match expected {
+            Some(expected) => {
+                assert!(error_of(&host.inner.replies).contains(expected));
+                assert!(!report.stopped);
+                assert_eq!(report.result.epochs, 2);
+            }
+            None => {
+                // Stopped after its first batch: no epoch finished, the model is still tested.
+                assert!(report.stopped);
+                assert_eq!(report.result.epochs, 0);
+                assert!(report.result.test_acc.is_some());
+            }
+        }
+    }
+    // The session is usable after both.
+    let replies = run(&session, mnist(300, 100));
+    find!(replies, Reply::DatasetLoaded(summary) => summary);
+}
+
+#[test]
+fn an_analysis_overtaken_by_new_data_is_dropped() {
+    let session = Session::new();
+    run(&session, mnist(300, 100));
+    run(&session, train(TrainConfig::new().with_epochs(1)));
+    let saved = run(&session, Command::SaveModel);
+    let bytes = find!(saved, Reply::ModelFile { bytes, .. } => bytes.clone());
+    // The model is loaded; while its analysis embeds the images, other digits are loaded.
+    let mut host = Interrupting {
+        outer: Recorder::default(),
+        session: &session,
+        interruption: Some(mnist(200, 50)),
+        inner: Recorder::default(),
+    };
+    let load = Command::LoadModel {
+        file_name: "digits.siamese".into(),
+        bytes,
+    };
+    pollster::block_on(session.handle(load, &mut host));
+    find!(host.outer.replies, Reply::ModelLoaded { .. } => ());
+    assert!(
+        !host
+            .outer
+            .replies
+            .iter()
+            .any(|r| matches!(r, Reply::Analysis(_))),
+        "the stale analysis was sent: {:?}",
+        host.outer.replies
+    );
+    // The new data got its own analysis, of its 50 test images.
+    let fresh = find!(host.inner.replies, Reply::Analysis(analysis) => analysis);
+    assert_eq!(fresh.test_images, 50);
+    // Neighbour searches use the new data's reference, not the stale one.
+    let found = run(
+        &session,
+        Command::Neighbours {
+            query: ImageRef::Test { index: 0 },
+            k: 200,
+        },
+    );
+    let neighbours = find!(found, Reply::Neighbours { neighbours, .. } => neighbours);
+    assert_eq!(neighbours.len(), 100); // k is capped at 100 of the new 200 reference images
+}
+
+#[test]
+fn a_tiny_upload_shows_no_test_figure_it_cannot_measure_and_says_why() {
+    // Two classes of three images: 20 % held out rounds to one test image per class, which
+    // cannot make a similar pair; the validation part rounds to nothing.
+    let session = Session::new();
+    let files = (0..6)
+        .map(|i| {
+            let class = ["bars", "rings"][i % 2];
+            file(
+                class,
+                i,
+                png(28, |x, y| {
+                    if (i % 2 == 0) == (x % 6 < 3) {
+                        230 + (y % 3) as u8
+                    } else {
+                        10
+                    }
+                }),
+            )
+        })
+        .collect();
+    let replies = upload(&session, 28, files);
+    let summary = find!(replies, Reply::DatasetLoaded(summary) => summary);
+    assert_eq!(
+        (
+            summary.train_images,
+            summary.test_images,
+            summary.test_pairs
+        ),
+        (4, 2, 0)
+    );
+    assert_eq!(summary.problem, None);
+
+    let replies = run(&session, train(TrainConfig::new().with_epochs(1)));
+    let report = find!(replies, Reply::Done(report) => report);
+    assert!(report.evaluation.is_none());
+    assert!(report.gallery.is_empty());
+    let result = &report.result;
+    assert_eq!(
+        (result.test_pairs, result.test_acc, result.auc),
+        (0, None, None)
+    );
+    // The threshold was chosen on training pairs, and the run says so.
+    assert_eq!(result.threshold_source, ThresholdSource::Training);
+    let note = report.note.as_deref().unwrap();
+    assert!(note.contains("cannot make both kinds of pair"), "{note}");
+    // k-NN and one-shot classify the two held-out images, never the training images they
+    // are compared with.
+    let analysis = find!(replies, Reply::Analysis(analysis) => analysis);
+    assert_eq!((analysis.test_images, analysis.reference_images), (2, 4));
+    assert_eq!(analysis.pair_acc, None);
+}
+
+#[test]
+fn the_same_data_gives_the_same_split_and_test_pairs_whatever_the_training_seed() {
+    let session = Session::new();
+    run(&session, mnist(400, 100));
+    let results: Vec<_> = [1, 2]
+        .into_iter()
+        .map(|seed| {
+            let replies = run(
+                &session,
+                train(TrainConfig::new().with_epochs(1).with_seed(seed)),
+            );
+            let report = find!(replies, Reply::Done(report) => report);
+            let distances: Vec<f32> = report.gallery.iter().map(|p| p.distance).collect();
+            let kinds: Vec<bool> = report.gallery.iter().map(|p| p.dissimilar).collect();
+            let thumbnails: Vec<Vec<u8>> =
+                report.gallery.iter().map(|p| p.left.rgba.clone()).collect();
+            (report.result.test_pairs, distances, kinds, thumbnails)
+        })
+        .collect();
+    // Two models, the same 200 test pairs (the gallery shows their first images).
+    assert_eq!(results[0].0, 200);
+    assert_eq!(results[0].0, results[1].0);
+    assert_eq!(results[0].2, results[1].2);
+    assert_eq!(results[0].3, results[1].3);
+    assert_ne!(
+        results[0].1, results[1].1,
+        "two seeds trained the same model"
+    );
+}
+
+/// A deterministic stream of damaged inputs: flipped, cut, repeated and random bytes.
+fn mutate(original: &[u8], rng: &mut SeededRng) -> Vec<u8> {
+    let mut bytes = original.to_vec();
+    match rng.below(4) {
+        0 => {
+            for _ in 0..=rng.below(8) {
+                let at = rng.below(bytes.len().max(1));
+                if let Some(byte) = bytes.get_mut(at) {
+                    *byte ^= 1 << rng.below(8);
+                }
+            }
+        }
+        1 => bytes.truncate(rng.below(bytes.len().max(1))),
+        2 => {
+            let at = rng.below(bytes.len().max(1));
+            let piece = bytes[at..].to_vec();
+            bytes.splice(at..at, piece.into_iter().take(64));
+        }
+        _ => bytes = (0..rng.below(256)).map(|_| rng.below(256) as u8).collect(),
+    }
+    bytes
+}
+
+#[test]
+fn malformed_model_files_images_and_messages_get_clear_errors_and_the_session_goes_on() {
+    let session = Session::new();
+    run(&session, mnist(200, 60));
+    run(&session, train(TrainConfig::new().with_epochs(1)));
+    let saved = run(&session, Command::SaveModel);
+    let model = find!(saved, Reply::ModelFile { bytes, .. } => bytes.clone());
+    let compare = || {
+        let replies = run(
+            &session,
+            Command::Compare {
+                left: ImageRef::Test { index: 0 },
+                right: ImageRef::Test { index: 1 },
+            },
+        );
+        *find!(replies, Reply::Compared { distance, .. } => distance)
+    };
+    let before = compare();
+    let mut rng = SeededRng::new(2026);
+    let mut cases = 0;
+
+    // Model files: refused with the file's name, or (a flip that lands in a weight) loaded as
+    // a model; never a panic.
+    for _ in 0..150 {
+        let bytes = mutate(&model, &mut rng);
+        let replies = run(
+            &session,
+            Command::LoadModel {
+                file_name: "damaged.siamese".into(),
+                bytes,
+            },
+        );
+        cases += 1;
+        if let Some(Reply::Error { message, fatal }) = replies.first() {
+            assert!(message.starts_with("damaged.siamese: "), "{message}");
+            assert!(!fatal);
+        }
+    }
+    // The original loads again and answers as before.
+    run(
+        &session,
+        Command::LoadModel {
+            file_name: "digits.siamese".into(),
+            bytes: model.clone(),
+        },
+    );
+    assert_eq!(compare(), before);
+
+    // Images: each damaged file is loaded or named among the skipped files.
+    let image = png(28, |x, y| ((x * y) % 256) as u8);
+    let files: Vec<UploadedFile> = (0..150)
+        .map(|i| file(["a", "b"][i % 2], i, mutate(&image, &mut rng)))
+        .collect();
+    let count = files.len();
+    cases += count;
+    let other = Session::new();
+    let replies = upload(&other, 28, files);
+    let summary = find!(replies, Reply::DatasetLoaded(summary) => summary);
+    assert_eq!(
+        summary.train_images + summary.test_images + summary.file_errors.len(),
+        count
+    );
+    assert!(
+        summary.file_errors.iter().all(|e| e.contains(".png: ")),
+        "{:?}",
+        summary.file_errors
+    );
+
+    // Messages with fields missing, of the wrong type, or cut: an error that names the problem.
+    let valid = [
+        r#"{"id":1,"type":"train","config":{"epochs":1,"batch_size":64,"learning_rate":0.001,"margin":1,"validation_split":0.2,"seed":42},"backend":"cpu"}"#,
+        r#"{"id":2,"type":"compare","left":{"kind":"test","index":0},"right":{"kind":"test","index":1}}"#,
+        r#"{"id":3,"type":"begin_files","total":3,"channels":1,"height":28,"width":28}"#,
+        r#"{"id":4,"type":"use_mnist","url":"x","train_images":null,"test_images":10}"#,
+    ];
+    for text in valid {
+        let request: Request = serde_json::from_str(text).unwrap();
+        assert!(request.id >= 1);
+        for _ in 0..100 {
+            let damaged = mutate(text.as_bytes(), &mut rng);
+            cases += 1;
+            if let Err(err) = serde_json::from_slice::<Request>(&damaged) {
+                assert!(!err.to_string().is_empty());
+            }
+        }
+    }
+    for (text, expected) in [
+        (
+            r#"{"id":5,"type":"train","backend":"cpu"}"#,
+            "missing field `config`",
+        ),
+        (r#"{"id":6,"type":"fly"}"#, "unknown variant `fly`"),
+        (r#"{"type":"stop"}"#, "missing field `id`"),
+        (
+            r#"{"id":7,"type":"neighbours","query":{"kind":"test","index":-1},"k":3}"#,
+            "invalid value",
+        ),
+    ] {
+        let err = serde_json::from_str::<Request>(text)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains(expected), "{text}: {err}");
+    }
+    eprintln!("{cases} malformed inputs, each answered without a panic");
+    // Still the same session, still usable.
+    assert_eq!(compare(), before);
+}

@@ -1,0 +1,195 @@
+// Generated from the Rust types of src/session/messages.rs by its test `typescript`:
+// UPDATE_TYPES=1 cargo test --lib typescript. Do not edit.
+
+/** What a front end sends; `trainer.js` adds the id. */
+export type Request = Command & { id: number };
+
+/** What the worker posts: a reply and the id of the request it answers (0: none). */
+export type Message = Reply & { id: number };
+
+export type Command = { "type": "use_mnist", url: string, train_images: number | null, test_images: number | null, } | { "type": "begin_files", total: number, channels: number, height: number, width: number, } | { "type": "add_files", files: Array<UploadedFile>, } | { "type": "end_files" } | { "type": "train", config: TrainConfig, backend: BackendChoice, } | { "type": "stop" } | { "type": "compare", left: ImageRef, right: ImageRef, } | { "type": "neighbours", query: ImageRef, k: number, } | { "type": "save_model" } | { "type": "benchmark", backend: BackendChoice, job: BenchmarkJob, } | { "type": "load_model", file_name: string, bytes: Uint8Array, };
+
+export type Reply = { "type": "ready", webgpu: WebGpuSupport, 
+/**
+ * The settings a run takes when the front end changes none: the article's.
+ */
+defaults: TrainConfig, } | { "type": "files_read", done: number, total: number, } | { "type": "dataset_loaded" } & DatasetSummary | { "type": "backend", backend: string, reason: string, } | { "type": "progress" } & BatchProgress | { "type": "epoch", 
+/**
+ * The worker's WebAssembly memory after the epoch: it must not grow epoch after epoch.
+ */
+memory_bytes: number, epoch: number, train_loss: number, 
+/**
+ * None when the validation part is too small to make both kinds of pair.
+ */
+validation_loss: number | null, validation_acc: number | null, } | { "type": "done" } & RunReport | { "type": "compared", distance: number, threshold: number, dissimilar: boolean, left: Thumbnail, right: Thumbnail, } | { "type": "analysis" } & AnalysisReport | { "type": "neighbours", query: Thumbnail, 
+/**
+ * The class most of the nearest `knn_k` images have.
+ */
+predicted_class: string | null, neighbours: Array<Neighbour>, } | { "type": "model_file", file_name: string, bytes: Uint8Array, info: ModelInfo, } | { "type": "model_loaded", file_name: string, info: ModelInfo, } | { "type": "benchmark" } & BenchmarkResult | { "type": "error", message: string, fatal: boolean, };
+
+export type UploadedFile = { class_name: string, file_name: string, bytes: Uint8Array, };
+
+export type BackendChoice = "auto" | "webgpu" | "cpu";
+
+export type ImageRef = { "kind": "test", index: number, } | { "kind": "file", file_name: string, bytes: Uint8Array, };
+
+export type WebGpuSupport = { "kind": "missing", reason: string, } | { "kind": "software", adapter: string, } | { "kind": "hardware", adapter: string, };
+
+export type DatasetSummary = { name: string, channels: number, height: number, width: number, train_images: number, test_images: number, 
+/**
+ * The test pairs every test figure will be measured on; 0 when the test part cannot pair.
+ */
+test_pairs: number, classes: Array<ClassSummary>, 
+/**
+ * One line per file that could not be used, naming the file.
+ */
+file_errors: Array<string>, 
+/**
+ * One line per file used in part (the first frame of an animation), naming the file.
+ */
+file_notes: Array<string>, 
+/**
+ * Set when the data cannot train yet; says what to add.
+ */
+problem: string | null, };
+
+export type ClassSummary = { name: string, count: number, thumbnails: Array<Thumbnail>, };
+
+export type Thumbnail = { width: number, height: number, rgba: Uint8Array, };
+
+export type RunReport = { result: RunResult, 
+/**
+ * None when the test part cannot make both kinds of pair (`note` says why).
+ */
+evaluation: Evaluation | null, gallery: Array<GalleryPair>, stopped: boolean, 
+/**
+ * Why the run ended before its last epoch when the loss blew up: the model of the last
+ * good epoch is the one evaluated and kept.
+ */
+interrupted: string | null, 
+/**
+ * Why figures are missing, when they are.
+ */
+note: string | null, };
+
+export type RunResult = { backend: string, epochs: number, 
+/**
+ * The test pairs every test figure is measured on (drawn once per dataset).
+ */
+test_pairs: number, test_acc: number | null, best_threshold: number, 
+/**
+ * Where `best_threshold` was chosen.
+ */
+threshold_source: ThresholdSource, test_acc_best: number | null, auc: number | null, pairs_per_s: number, train_s: number, };
+
+export type AnalysisReport = { 
+/**
+ * Test pair accuracy at `threshold`, the model's own, on the same test pairs as the run's
+ * figures; None without test pairs.
+ */
+pair_acc: number | null, test_pairs: number, threshold: number, knn_k: number, 
+/**
+ * None without test images (`note` says why).
+ */
+knn_acc: number | null, one_shot_ways: number, one_shot_acc: number | null, 
+/**
+ * Images the k-NN and one-shot classifiers drew their examples from (training images).
+ */
+reference_images: number, 
+/**
+ * Test images classified (all of them, or a stratified sample of a large test part).
+ */
+test_images: number, class_names: Array<string>, 
+/**
+ * Test images on the first two principal components of their embeddings.
+ */
+map: Array<MapPoint>, note: string | null, };
+
+export type MapPoint = { x: number, y: number, label: number, thumbnail: Thumbnail, };
+
+export type Neighbour = { thumbnail: Thumbnail, class_name: string, distance: number, };
+
+export type GalleryPair = { left: Thumbnail, right: Thumbnail, distance: number, dissimilar: boolean, predicted_dissimilar: boolean, };
+
+export type TrainConfig = { epochs: number, 
+/**
+ * Pairs per batch (each pair is two images through the tower).
+ */
+batch_size: number, learning_rate: number, margin: number, 
+/**
+ * Fraction of the training images held out to validate each epoch and pick the threshold.
+ */
+validation_split: number, seed: number, };
+
+export type BatchProgress = { 
+/**
+ * 1-based.
+ */
+epoch: number, epochs: number, 
+/**
+ * 1-based within the epoch.
+ */
+step: number, steps_per_epoch: number, loss: number, 
+/**
+ * Training pairs per second since the run started.
+ */
+pairs_per_s: number, elapsed_s: number, };
+
+export type EpochSummary = { epoch: number, train_loss: number, 
+/**
+ * None when the validation part is too small to make both kinds of pair.
+ */
+validation_loss: number | null, validation_acc: number | null, };
+
+export type ThresholdSource = "validation" | "training";
+
+export type Evaluation = { 
+/**
+ * Accuracy with the article's rule, D > 0.5 means dissimilar.
+ */
+test_acc: number, 
+/**
+ * Threshold chosen on the validation pairs.
+ */
+best_threshold: number, 
+/**
+ * Test accuracy at `best_threshold`.
+ */
+test_acc_best: number, auc: number, roc: Array<[number, number]>, similar_distances: Array<number>, dissimilar_distances: Array<number>, };
+
+export type ModelInfo = { shape: ImageShape, embedding_size: number, class_names: Array<string>, 
+/**
+ * The distance above which a pair is called dissimilar.
+ */
+threshold: number, 
+/**
+ * Where `threshold` was chosen (files of the first version do not say).
+ */
+threshold_source?: ThresholdSource | null, config: TrainConfig, 
+/**
+ * What it was trained on, for people: "MNIST digits", "your images (120 files)".
+ */
+dataset: string, epochs_trained: number, 
+/**
+ * Test pair accuracy at `threshold` when it was trained; None when its data had no test
+ * pairs.
+ */
+test_acc: number | null, };
+
+export type ImageShape = { channels: number, height: number, width: number, };
+
+export type BenchmarkJob = { 
+/**
+ * Pairs per step.
+ */
+batch: number, warmup: number, steps: number, 
+/**
+ * Timed repetitions of each stage of the tower (after one untimed); 0 leaves them out.
+ */
+layer_repeats: number, };
+
+export type BenchmarkResult = { backend: string, batch: number, steps: number, pairs_per_s: number, ms_per_step_median: number, ms_per_step_min: number, ms_per_step_max: number, first_step_ms: number, 
+/**
+ * Median ms of forward and backward through each stage alone, on one step's batch.
+ */
+layers_ms: { [key in string]: number }, };
