@@ -96,3 +96,66 @@ pub fn pair_accuracy(embeddings: &Embeddings, pairs: &[Pair], threshold: f32) ->
         threshold,
     )
 }
+
+#[cfg(test)]
+mod tests {
+    use burn::tensor::Distribution;
+
+    use super::*;
+    use crate::batch::PairBatch;
+    use crate::data::ImageShape;
+    use crate::model::{IMAGES_EMBEDDED, SiameseNetConfig};
+
+    #[test]
+    fn pair_distances_embed_each_image_of_the_pairs_once_and_equal_the_towers() {
+        let device = Device::flex();
+        device.seed(9);
+        let model = SiameseNetConfig::new().init(&device).unwrap();
+        let shape = ImageShape::MNIST;
+        let mut set = ImageSet::new(shape, vec!["a".into(), "b".into()]);
+        let noise: Vec<f32> = burn::tensor::Tensor::<1>::random(
+            [6 * shape.pixels()],
+            Distribution::Uniform(0.0, 1.0),
+            &device,
+        )
+        .into_data()
+        .try_to_vec()
+        .unwrap();
+        for (index, image) in noise.chunks(shape.pixels()).enumerate() {
+            set.push(image, index % 2);
+        }
+        let pair = |left, right| Pair {
+            left,
+            right,
+            dissimilar: left % 2 != right % 2,
+        };
+        // Six pairs over four of the six images: image 0 is in four of them, 4 and 5 in none.
+        let pairs = [
+            pair(0, 1),
+            pair(0, 2),
+            pair(1, 2),
+            pair(3, 0),
+            pair(2, 3),
+            pair(0, 3),
+        ];
+        IMAGES_EMBEDDED.set(0);
+        let distances = pollster::block_on(pair_distances(&model, &set, &pairs, &device)).unwrap();
+        assert_eq!(
+            IMAGES_EMBEDDED.get(),
+            4,
+            "both images of every pair would be 12"
+        );
+
+        // The same distances as both images of each pair through the tower, as training does.
+        let batch = PairBatch::new(&set, &pairs, &device);
+        let tower: Vec<f32> = model
+            .pair_distances(batch.images)
+            .into_data()
+            .try_to_vec()
+            .unwrap();
+        for (once, both) in distances.iter().zip(&tower) {
+            assert!((once - both).abs() < 1e-5, "{once} vs {both}");
+        }
+        assert!(tower.iter().all(|&d| d > 0.01), "{tower:?}");
+    }
+}

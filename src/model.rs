@@ -82,6 +82,8 @@ impl SiameseNetConfig {
 impl SiameseNet {
     /// Embeds a batch `[n, channels, height, width]` into `[n, embedding_size]`.
     pub fn embed(&self, images: Tensor<4>) -> Tensor<2> {
+        #[cfg(test)]
+        IMAGES_EMBEDDED.with(|count| count.set(count.get() + images.dims()[0]));
         let x = self
             .pool
             .forward(relu(first_convolution(&self.conv1, images)));
@@ -98,6 +100,13 @@ impl SiameseNet {
         let right = embeddings.narrow(0, pairs, pairs);
         euclidean_distance(left, right)
     }
+}
+
+#[cfg(test)]
+thread_local! {
+    /// Images through the tower on this thread (each test has its own), for tests that count
+    /// the work done.
+    pub(crate) static IMAGES_EMBEDDED: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
 }
 
 /// The first layer, computed the faster way for the backend; both give the same result.
