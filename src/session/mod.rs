@@ -156,20 +156,29 @@ pub struct Session {
     stop: Cell<bool>,
 }
 
-/// How a command fails: the reply that says so.
-type Outcome = Result<(), Reply>;
+/// Why a command failed, said to the front end as an `error` reply; `fatal` when the worker
+/// cannot go on (its GPU device failed).
+struct Failure {
+    message: String,
+    fatal: bool,
+}
 
-impl From<String> for Reply {
+impl From<String> for Failure {
     fn from(message: String) -> Self {
-        Reply::error(message)
+        Failure {
+            message,
+            fatal: false,
+        }
     }
 }
 
-impl From<&str> for Reply {
+impl From<&str> for Failure {
     fn from(message: &str) -> Self {
-        Reply::error(message)
+        message.to_string().into()
     }
 }
+
+type Outcome = Result<(), Failure>;
 
 /// Clears `busy` however the run ends.
 struct BusyGuard<'a>(&'a Session);
@@ -188,8 +197,8 @@ impl Session {
     /// Handles one command; its replies, the error included, go to `host`. Commands may overlap
     /// (a Stop or a comparison arrives while a run trains): no state is borrowed across an await.
     pub async fn handle(&self, command: Command, host: &mut impl Host) {
-        if let Err(reply) = self.dispatch(command, host).await {
-            host.send(reply);
+        if let Err(Failure { message, fatal }) = self.dispatch(command, host).await {
+            host.send(Reply::Error { message, fatal });
         }
     }
 
@@ -215,7 +224,7 @@ impl Session {
                 test_images,
             } => {
                 let bytes = host.fetch(&url).await.map_err(|err| {
-                    Reply::error(format!("cannot load the MNIST digits from {url}: {err}"))
+                    Failure::from(format!("cannot load the MNIST digits from {url}: {err}"))
                 })?;
                 let digits = parse_mnist(&bytes)?;
                 let dataset = Dataset::mnist(&digits, train_images, test_images);
@@ -241,7 +250,7 @@ impl Session {
         }
     }
 
-    fn dataset(&self) -> Result<Rc<Dataset>, Reply> {
+    fn dataset(&self) -> Result<Rc<Dataset>, Failure> {
         self.state
             .borrow()
             .dataset
@@ -360,11 +369,11 @@ impl Session {
         // Burn keeps a failed GPU device for the process's lifetime: only a new worker can
         // train again, so the error is fatal there and the front end starts one.
         let failed = |err: TrainError| match err {
-            TrainError::Backend(message) if chosen.backend == "webgpu" => Reply::Error {
+            TrainError::Backend(message) if chosen.backend == "webgpu" => Failure {
                 message: format!("the GPU stopped working during training ({message})"),
                 fatal: true,
             },
-            other => Reply::error(other.to_string()),
+            other => Failure::from(other.to_string()),
         };
         let mut observer = SessionObserver {
             host: &mut *host,
@@ -469,7 +478,7 @@ impl Session {
         if dataset.train.shape != current.info.shape {
             return Ok(());
         }
-        let failed = |err: TrainError| Reply::error(format!("could not analyse the model: {err}"));
+        let failed = |err: TrainError| Failure::from(format!("could not analyse the model: {err}"));
         let test = match test {
             Some(test) => test,
             None => embed_images(&current.model, &dataset.test, &current.device)
@@ -536,7 +545,7 @@ impl Session {
     }
 
     /// Pixels of an image a front end points at: one of the test set, or a file it sends.
-    fn resolve_image(&self, image: ImageRef, shape: ImageShape) -> Result<Vec<f32>, Reply> {
+    fn resolve_image(&self, image: ImageRef, shape: ImageShape) -> Result<Vec<f32>, Failure> {
         match image {
             ImageRef::Test { index } => {
                 let dataset = self.dataset()?;
