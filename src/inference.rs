@@ -26,11 +26,11 @@ pub async fn embed_images(
     let model = model.valid();
     let device = device.clone().without_autodiff();
     let mut values = Vec::new();
-    let mut dim = model.dense.weight.dims()[1];
+    // The dense layer's weight is [inputs, embedding size]: known even for an empty set.
+    let dim = model.dense.weight.dims()[1];
     let indices: Vec<usize> = (0..set.len()).collect();
     for chunk in indices.chunks(INFERENCE_BATCH) {
         let embedded = model.embed(image_batch(set, chunk, &device));
-        dim = embedded.dims()[1];
         let data = embedded.into_data_async().await.map_err(backend_error)?;
         values.extend(data.iter::<f32>());
     }
