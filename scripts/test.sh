@@ -8,7 +8,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/install-tools.sh test
-export PATH="$PWD/node_modules/.bin:$PATH"
+# scripts/bin/wasm-opt remembers -Oz outputs: an unchanged module is not optimised again.
+export PATH="$PWD/scripts/bin:$PWD/node_modules/.bin:$PATH"
 
 step() { printf '\n==> %s (%s)\n' "$*" "$(date +%T)"; }
 

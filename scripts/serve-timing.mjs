@@ -1,0 +1,59 @@
+// Times the edit loop of scripts/serve.sh as a contributor meets it; one JSON line on stdout:
+//   start_s           from starting scripts/serve.sh to the page answering
+//   ready_s           from starting it to the page's worker ready in headless Chromium
+//   edit_to_reload_s  from an edit of a Rust file (its modification time set to now: Cargo
+//                     recompiles the crate as for a real edit) to the reloaded page ready again
+//
+//   node scripts/serve-timing.mjs [--file src/loss.rs] [--port 8090] [serve.sh options after --]
+//
+// On a fresh clone start_s is the first page from nothing (serve.sh installs the tools, the
+// browser driver among the npm packages); run it again for the warm start. The server's output
+// goes to stderr.
+import { spawn } from 'node:child_process';
+import { utimesSync } from 'node:fs';
+
+const args = process.argv.slice(2);
+const option = (name, fallback) => {
+  const at = args.indexOf(`--${name}`);
+  return at >= 0 ? args[at + 1] : fallback;
+};
+const file = option('file', 'src/loss.rs');
+const port = option('port', '8090');
+const serveOptions = args.includes('--') ? args.slice(args.indexOf('--') + 1) : [];
+const url = `http://127.0.0.1:${port}/index.html`;
+const root = new URL('..', import.meta.url).pathname;
+const seconds = (since) => Math.round((performance.now() - since) / 100) / 10;
+
+const started = performance.now();
+// Its own process group, so that trunk and the cargo it runs stop with it.
+const server = spawn('scripts/serve.sh', ['--port', port, ...serveOptions], {
+  cwd: root, detached: true, stdio: ['ignore', process.stderr, process.stderr],
+});
+const stopServer = () => { try { process.kill(-server.pid, 'SIGTERM'); } catch { /* gone already */ } };
+let browser;
+try {
+  while (!(await fetch(url).then((response) => response.ok, () => false))) {
+    if (server.exitCode !== null) throw new Error(`scripts/serve.sh exited with ${server.exitCode}`);
+    await new Promise((resolve) => setTimeout(resolve, 250));
+  }
+  const start = seconds(started);
+
+  const { launchChromium } = await import('../tests/e2e/browser.js');
+  browser = await launchChromium({ webgpu: false });
+  const page = await browser.newPage();
+  const ready = () => page.waitForFunction(() => document.body.dataset.state === 'idle', null, { timeout: 600_000 });
+  await page.goto(url);
+  await ready();
+  const readyAt = seconds(started);
+
+  const edited = performance.now();
+  const reloaded = page.waitForEvent('load', { timeout: 600_000 });
+  const now = new Date();
+  utimesSync(new URL(`../${file}`, import.meta.url), now, now);
+  await reloaded;
+  await ready();
+  console.log(JSON.stringify({ start_s: start, ready_s: readyAt, edit_to_reload_s: seconds(edited), file }));
+} finally {
+  await browser?.close();
+  stopServer();
+}
