@@ -1,8 +1,8 @@
 // Times the edit loop of scripts/serve.sh as a contributor meets it; one JSON line on stdout:
 //   start_s           from starting scripts/serve.sh to the page answering
 //   ready_s           from starting it to the page's worker ready in headless Chromium
-//   edit_to_reload_s  from an edit of a Rust file (its modification time set to now: Cargo
-//                     recompiles the crate as for a real edit) to the reloaded page ready again
+//   edit_to_reload_s  from an edit of a Rust file (written again as it is: trunk sees the write,
+//                     Cargo recompiles the crate as for a real edit) to the reloaded page ready
 //
 //   node scripts/serve-timing.mjs [--file src/loss.rs] [--port 8090] [serve.sh options after --]
 //
@@ -10,7 +10,7 @@
 // browser driver among the npm packages); run it again for the warm start. The server's output
 // goes to stderr.
 import { spawn } from 'node:child_process';
-import { utimesSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 
 const args = process.argv.slice(2);
 const option = (name, fallback) => {
@@ -41,15 +41,15 @@ try {
   const { launchChromium } = await import('../tests/e2e/browser.js');
   browser = await launchChromium({ webgpu: false });
   const page = await browser.newPage();
-  const ready = () => page.waitForFunction(() => document.body.dataset.state === 'idle', null, { timeout: 600_000 });
+  const ready = () => page.waitForFunction(() => document.body.dataset.state === 'idle', null, { timeout: 300_000 });
   await page.goto(url);
   await ready();
   const readyAt = seconds(started);
 
   const edited = performance.now();
-  const reloaded = page.waitForEvent('load', { timeout: 600_000 });
-  const now = new Date();
-  utimesSync(new URL(`../${file}`, import.meta.url), now, now);
+  const reloaded = page.waitForEvent('load', { timeout: 300_000 });
+  const path = new URL(`../${file}`, import.meta.url);
+  writeFileSync(path, readFileSync(path));
   await reloaded;
   await ready();
   console.log(JSON.stringify({ start_s: start, ready_s: readyAt, edit_to_reload_s: seconds(edited), file }));

@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # Runs every test: formatting, the native Rust tests (core, loss, pairs, images, the session's
 # commands, a real training run; the CPU backend only), the type check of the front end against
-# the declarations generated from the Rust messages, the release build of the app, the
-# end-to-end tests of the page in headless Chromium, and the core's tests in headless Chrome
-# (WebGPU) and Firefox (CPU) through wasm-pack.
+# the declarations generated from the Rust messages, the release build of the app, the edit loop
+# of scripts/serve.sh, the end-to-end tests of the page in headless Chromium, and the core's
+# tests in headless Chrome (WebGPU) and Firefox (CPU) through wasm-pack.
 # Installs what is missing first (scripts/install-tools.sh); a warm machine skips all of it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -26,6 +26,10 @@ tsc -p .
 
 step "release build of the app (trunk build --release -> dist/)"
 trunk build --release
+
+# The README's other command: the page answers, and reloads rebuilt after a Rust file is edited.
+step "scripts/serve.sh: start, edit, reload (scripts/serve-timing.mjs)"
+node scripts/serve-timing.mjs
 
 step "browser tests of the page (node --test tests/e2e, headless Chromium)"
 node --test --test-concurrency=1 tests/e2e/
