@@ -26,9 +26,10 @@ cargo fetch --locked
 need_wasm_bindgen=$([ "$(wasm-bindgen --version 2>/dev/null | awk '{print $2}')" != "$WASM_BINDGEN_VERSION" ] && echo yes || true)
 need_trunk=$([ "$(trunk --version 2>/dev/null | awk '{print $2}')" != "$TRUNK_VERSION" ] && echo yes || true)
 
-# Where the tools are missing, the app's first wasm32 build (~15 minutes) runs beside their
-# builds instead of after them, in trunk: 2 cores finish two Cargo builds with serial stretches
-# sooner side by side. Trunk's own Cargo build then finds it done.
+# Where the tools are missing, the app's first wasm32 build, the longest step of a fresh machine,
+# runs beside their builds instead of after them, in trunk, so that the cores its serial
+# stretches leave idle build the tools: 23.9 minutes to the first page here, where the parts
+# timed alone add up to ~27. Trunk's own Cargo build then finds it done.
 app_build=
 if [ -n "$need_wasm_bindgen$need_trunk" ]; then
   mkdir -p target
@@ -39,6 +40,10 @@ if [ -n "$need_wasm_bindgen$need_trunk" ]; then
 fi
 finish_app_build() {
   [ -n "$app_build" ] || return 0
+  if kill -0 "$app_build" 2>/dev/null; then
+    log "the tools are ready; the app's first build goes on (target/first-app-build.log):"
+    tail -n 2 -f --pid="$app_build" target/first-app-build.log >&2 || true
+  fi
   wait "$app_build" || log "the app's build failed (target/first-app-build.log); trunk builds it again and shows why"
   app_build=
 }

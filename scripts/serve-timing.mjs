@@ -4,7 +4,7 @@
 //   edit_to_reload_s  from an edit of a Rust file (written again as it is: trunk sees the write,
 //                     Cargo recompiles the crate as for a real edit) to the reloaded page ready
 //
-//   node scripts/serve-timing.mjs [--file src/loss.rs] [--port 8090] [serve.sh options after --]
+//   node scripts/serve-timing.mjs [--file src/loss.rs] [--port 8090] [-- serve.sh options, e.g. --release]
 //
 // On a fresh clone start_s is the first page from nothing (serve.sh installs the tools, the
 // browser driver among the npm packages); run it again for the warm start. The server's output
@@ -13,20 +13,21 @@ import { spawn } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
 
 const args = process.argv.slice(2);
+const split = args.includes('--') ? args.indexOf('--') : args.length;
+const [ownOptions, serveOptions] = [args.slice(0, split), args.slice(split + 1)];
 const option = (name, fallback) => {
-  const at = args.indexOf(`--${name}`);
-  return at >= 0 ? args[at + 1] : fallback;
+  const at = ownOptions.indexOf(`--${name}`);
+  return at >= 0 ? ownOptions[at + 1] : fallback;
 };
 const file = option('file', 'src/loss.rs');
 const port = option('port', '8090');
-const serveOptions = args.includes('--') ? args.slice(args.indexOf('--') + 1) : [];
 const url = `http://127.0.0.1:${port}/index.html`;
 const root = new URL('..', import.meta.url).pathname;
 const seconds = (since) => Math.round((performance.now() - since) / 100) / 10;
 
 const started = performance.now();
 // Its own process group, so that trunk and the cargo it runs stop with it.
-const server = spawn('scripts/serve.sh', ['--port', port, ...serveOptions], {
+const server = spawn('scripts/serve.sh', [...serveOptions, '--port', port], {
   cwd: root, detached: true, stdio: ['ignore', process.stderr, process.stderr],
 });
 const stopServer = () => { try { process.kill(-server.pid, 'SIGTERM'); } catch { /* gone already */ } };
