@@ -5,14 +5,13 @@
 #       same compiled code as the deployed build, and the same target/ as the tests), without
 #       wasm-opt, served from target/serve-dist so dist/ keeps the deployed build
 #   scripts/serve.sh --release [trunk serve options]   the deployed build: wasm-opt -Oz as well
-#       (~10 minutes on 2 cores, then remembered for an unchanged module: scripts/bin/wasm-opt)
+#       (~9 minutes on 2 cores, then remembered for an unchanged module: scripts/bin/wasm-opt)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/install-tools.sh serve
 export PATH="$PWD/scripts/bin:$PWD/node_modules/.bin:$PATH" # wasm-opt, which Trunk.toml pins
-if [ "${1:-}" = --release ]; then
-  shift
-  exec trunk serve --release "$@"
-fi
+for arg in "$@"; do
+  [ "$arg" = --release ] && exec trunk serve "$@"
+done
 # Trunk skips wasm-opt when not in release mode; --cargo-profile keeps Cargo's release profile.
 exec trunk serve --release=false --cargo-profile release --dist target/serve-dist "$@"
