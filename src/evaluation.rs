@@ -117,7 +117,7 @@ pub fn roc_curve(distances: &[f32], dissimilar: &[bool], max_points: usize) -> V
 pub struct Evaluation {
     /// Accuracy with the article's rule, D > 0.5 means dissimilar.
     pub test_acc: f64,
-    /// Threshold chosen on the validation pairs.
+    /// Threshold chosen on the validation pairs (or the training pairs, when there were none).
     pub best_threshold: f32,
     /// Test accuracy at `best_threshold`.
     pub test_acc_best: f64,
@@ -135,6 +135,12 @@ impl Evaluation {
         test_dissimilar: &[bool],
     ) -> Self {
         let (best_threshold, _) = best_threshold(validation.0, validation.1);
+        Self::at_threshold(best_threshold, test_distances, test_dissimilar)
+    }
+
+    /// The test figures of a model whose threshold is already chosen (one read from a model
+    /// file, chosen when it was trained).
+    pub fn at_threshold(threshold: f32, test_distances: &[f32], test_dissimilar: &[bool]) -> Self {
         let split = |want: bool| {
             test_distances
                 .iter()
@@ -145,8 +151,8 @@ impl Evaluation {
         };
         Self {
             test_acc: accuracy_at(test_distances, test_dissimilar, ARTICLE_THRESHOLD),
-            best_threshold,
-            test_acc_best: accuracy_at(test_distances, test_dissimilar, best_threshold),
+            best_threshold: threshold,
+            test_acc_best: accuracy_at(test_distances, test_dissimilar, threshold),
             auc: roc_auc(test_distances, test_dissimilar),
             roc: roc_curve(test_distances, test_dissimilar, 200),
             similar_distances: split(false),

@@ -18,6 +18,7 @@ pub mod loss;
 pub mod model;
 pub mod model_file;
 pub mod pairs;
+pub mod projector;
 pub mod rng;
 pub mod session;
 pub mod training;

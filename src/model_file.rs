@@ -7,7 +7,7 @@
 
 use burn::module::{Module, ModuleVisitor, Param, ParamId};
 use burn::store::ModuleRecord;
-use burn::tensor::{Bytes, Device, Tensor};
+use burn::tensor::{Bytes, Device, FloatDType, Tensor};
 use serde::{Deserialize, Serialize};
 
 use crate::data::ImageShape;
@@ -89,7 +89,10 @@ impl ModuleVisitor for ParameterCollector {
         // The saved form is what `load_record` checks and maps back.
         let tensor = param.transform_for_save().val();
         let dims = tensor.dims().to_vec();
-        let flat = tensor.reshape([dims.iter().product::<usize>()]);
+        // f32 whatever precision trained it: every reader loads that (WebGPU has no bf16).
+        let flat = tensor
+            .reshape([dims.iter().product::<usize>()])
+            .cast(FloatDType::F32);
         self.parameters
             .push((self.path.join("."), param.id, dims, flat));
     }
@@ -177,7 +180,7 @@ pub fn load_model(file: &[u8], device: &Device) -> Result<(SiameseNet, ModelInfo
 
 #[cfg(test)]
 mod tests {
-    use burn::tensor::Distribution;
+    use burn::tensor::{DType, Distribution};
 
     use super::*;
 
@@ -215,6 +218,39 @@ mod tests {
         assert_eq!(loaded_info.shape, shape);
         assert_eq!(loaded_info.class_names, ["cat", "dog"]);
         assert_eq!(loaded_info.threshold, 0.6);
+    }
+
+    /// Casts every weight to half precision, as a model trained in f16 on a GPU has them.
+    struct ToHalf;
+
+    impl burn::module::ModuleMapper for ToHalf {
+        fn map_float<const D: usize>(&mut self, param: Param<Tensor<D>>) -> Param<Tensor<D>> {
+            param.map(|tensor| tensor.cast(FloatDType::F16))
+        }
+    }
+
+    #[test]
+    fn a_half_precision_model_is_written_in_f32() {
+        let device = Device::flex();
+        let shape = ImageShape::MNIST;
+        let model = SiameseNetConfig::for_shape(shape)
+            .init(&device)
+            .unwrap()
+            .map(&mut ToHalf);
+        assert_eq!(model.dense.weight.val().dtype(), DType::F16);
+        let file = pollster::block_on(save_model(&model, &info(shape))).unwrap();
+        let (loaded, _) = load_model(&file, &device).unwrap();
+        assert_eq!(loaded.dense.weight.val().dtype(), DType::F32);
+        let widened: Vec<f32> = model
+            .dense
+            .weight
+            .val()
+            .cast(FloatDType::F32)
+            .into_data()
+            .try_to_vec()
+            .unwrap();
+        let read: Vec<f32> = loaded.dense.weight.val().into_data().try_to_vec().unwrap();
+        assert_eq!(read, widened);
     }
 
     #[test]

@@ -19,6 +19,17 @@ use siamese_web::training::{
 
 const MNIST: &[u8] = include_bytes!("../assets/mnist-10k.bin.gz");
 
+/// Burn's flex backend keeps one random generator for the process, which each run seeds and
+/// draws its initial weights from: the tests that train take turns with it, so that a seeded run
+/// starts from the same weights whatever the other tests do meanwhile.
+static DEVICE_RNG: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn take_device_rng() -> std::sync::MutexGuard<'static, ()> {
+    DEVICE_RNG
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
 #[derive(Default)]
 struct Record {
     losses: Vec<f32>,
@@ -50,6 +61,7 @@ fn small_mnist() -> (siamese_web::data::ImageSet, siamese_web::data::ImageSet) {
 
 #[test]
 fn a_short_run_on_mnist_learns_to_tell_digits_apart() {
+    let _rng = take_device_rng();
     let (train_set, test_set) = small_mnist();
     let config = TrainConfig::new().with_epochs(2);
     let data = TrainingData::split(&train_set, &config).unwrap();
@@ -178,6 +190,7 @@ fn a_short_run_on_mnist_learns_to_tell_digits_apart() {
 
 #[test]
 fn the_observer_can_stop_training_between_batches() {
+    let _rng = take_device_rng();
     let (train_set, _) = small_mnist();
     let config = TrainConfig::new().with_epochs(3);
     let data = TrainingData::split(&train_set, &config).unwrap();
@@ -194,6 +207,7 @@ fn the_observer_can_stop_training_between_batches() {
 
 #[test]
 fn a_diverging_run_stops_with_a_clear_error() {
+    let _rng = take_device_rng();
     let (train_set, _) = small_mnist();
     let config = TrainConfig::new().with_epochs(1).with_learning_rate(1e6);
     let data = TrainingData::split(&train_set, &config).unwrap();
@@ -209,6 +223,7 @@ fn a_diverging_run_stops_with_a_clear_error() {
 
 #[test]
 fn a_run_that_blows_up_after_a_good_epoch_keeps_that_epochs_model() {
+    let _rng = take_device_rng();
     // Two classes of 28x28 images; "twins" holds two identical images of huge pixel values and
     // two ordinary ones. Huge twins paired together are at distance 0 and huge images paired
     // with other classes are beyond the margin, so neither adds loss; a similar pair joining a
@@ -292,6 +307,7 @@ fn a_run_that_blows_up_after_a_good_epoch_keeps_that_epochs_model() {
 
 #[test]
 fn a_run_whose_embeddings_collapse_stops_with_a_clear_error() {
+    let _rng = take_device_rng();
     // At a learning rate of 0.1, Adam silences every ReLU within an epoch: all images then map
     // to one embedding and the loss stays moderate, so only the distances show it. (At 10 the
     // loss explodes first.)

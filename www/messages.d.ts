@@ -7,7 +7,7 @@ export type Request = Command & { id: number };
 /** What the worker posts: a reply and the id of the request it answers (0: none). */
 export type Message = Reply & { id: number };
 
-export type Command = { "type": "use_mnist", url: string, train_images: number | null, test_images: number | null, } | { "type": "begin_files", total: number, channels: number, height: number, width: number, } | { "type": "add_files", files: Array<UploadedFile>, } | { "type": "end_files" } | { "type": "train", config: TrainConfig, backend: BackendChoice, } | { "type": "stop" } | { "type": "compare", left: ImageRef, right: ImageRef, } | { "type": "neighbours", query: ImageRef, k: number, } | { "type": "save_model" } | { "type": "benchmark", backend: BackendChoice, job: BenchmarkJob, } | { "type": "load_model", file_name: string, bytes: Uint8Array, };
+export type Command = { "type": "use_mnist", url: string, train_images: number | null, test_images: number | null, } | { "type": "begin_files", total: number, channels: number, height: number, width: number, } | { "type": "add_files", files: Array<UploadedFile>, } | { "type": "end_files" } | { "type": "train", config: TrainConfig, backend: BackendChoice, } | { "type": "stop" } | { "type": "compare", left: ImageRef, right: ImageRef, } | { "type": "neighbours", query: ImageRef, k: number, } | { "type": "save_model" } | { "type": "evaluate" } | { "type": "export_projector" } | { "type": "benchmark", backend: BackendChoice, job: BenchmarkJob, } | { "type": "load_model", file_name: string, bytes: Uint8Array, };
 
 export type Reply = { "type": "ready", webgpu: WebGpuSupport, 
 /**
@@ -25,7 +25,15 @@ validation_loss: number | null, validation_acc: number | null, } | { "type": "do
 /**
  * The class most of the nearest `knn_k` images have.
  */
-predicted_class: string | null, neighbours: Array<Neighbour>, } | { "type": "model_file", file_name: string, bytes: Uint8Array, info: ModelInfo, } | { "type": "model_loaded", file_name: string, info: ModelInfo, } | { "type": "benchmark" } & BenchmarkResult | { "type": "error", message: string, fatal: boolean, };
+predicted_class: string | null, neighbours: Array<Neighbour>, } | { "type": "model_file", file_name: string, bytes: Uint8Array, info: ModelInfo, } | { "type": "model_loaded", file_name: string, info: ModelInfo, } | { "type": "benchmark" } & BenchmarkResult | { "type": "evaluated", 
+/**
+ * The test pairs every test figure is measured on.
+ */
+test_pairs: number, 
+/**
+ * None without test pairs (`note` says why).
+ */
+evaluation: Evaluation | null, note: string | null, } | { "type": "projector" } & ProjectorFiles | { "type": "error", message: string, fatal: boolean, };
 
 export type UploadedFile = { class_name: string, file_name: string, bytes: Uint8Array, };
 
@@ -149,7 +157,7 @@ export type Evaluation = {
  */
 test_acc: number, 
 /**
- * Threshold chosen on the validation pairs.
+ * Threshold chosen on the validation pairs (or the training pairs, when there were none).
  */
 best_threshold: number, 
 /**
@@ -193,3 +201,13 @@ export type BenchmarkResult = { backend: string, batch: number, steps: number, p
  * Median ms of forward and backward through each stage alone, on one step's batch.
  */
 layers_ms: { [key in string]: number }, };
+
+export type ProjectorFiles = { vectors_tsv: string, metadata_tsv: string, sprite_png: Uint8Array, config_json: string, 
+/**
+ * Rows of `vectors_tsv` and `metadata_tsv`: one per image.
+ */
+rows: number, 
+/**
+ * The side of each image in the sprite (shrunk so the grid fits the projector's limit).
+ */
+sprite_image_side: number, };

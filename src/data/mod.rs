@@ -1,6 +1,8 @@
 //! Images as the model sees them: decoded, converted to the model's channel count and size,
 //! scaled to 0..1, stored channel-first, with a class label each.
 
+#[cfg(not(target_arch = "wasm32"))]
+pub mod folder;
 pub mod images;
 pub mod mnist;
 

@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 use crate::benchmark::{BenchmarkJob, BenchmarkResult};
 use crate::evaluation::Evaluation;
 use crate::model_file::ModelInfo;
+use crate::projector::ProjectorFiles;
 use crate::training::{BatchProgress, EpochSummary, ThresholdSource, TrainConfig};
 
 /// A command and the id its replies carry.
@@ -63,6 +64,12 @@ pub enum Command {
     Neighbours { query: ImageRef, k: usize },
     /// The current model as a file (answered with `model_file`).
     SaveModel,
+    /// The current model's figures on the loaded data's test pairs, at the model's own
+    /// threshold (answered with `evaluated`).
+    Evaluate,
+    /// Every loaded image's embedding under the current model, training images then test
+    /// images, as the Embedding Projector's files (answered with `projector`).
+    ExportProjector,
     /// Time the fixed speed job (PERFORMANCE.md) on the loaded data.
     Benchmark {
         backend: BackendChoice,
@@ -174,6 +181,14 @@ pub enum Reply {
         info: ModelInfo,
     },
     Benchmark(BenchmarkResult),
+    Evaluated {
+        /// The test pairs every test figure is measured on.
+        test_pairs: usize,
+        /// None without test pairs (`note` says why).
+        evaluation: Option<Evaluation>,
+        note: Option<String>,
+    },
+    Projector(ProjectorFiles),
     /// Something the user must know; `fatal` when the worker cannot go on (a panic).
     Error {
         message: String,
@@ -405,6 +420,7 @@ mod typescript {
     use super::*;
     use crate::benchmark::BenchmarkJob;
     use crate::data::ImageShape;
+    use crate::projector::ProjectorFiles;
     use crate::training::TrainConfig;
 
     const PATH: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/www/messages.d.ts");
@@ -436,6 +452,7 @@ mod typescript {
             ImageShape::decl(&config),
             BenchmarkJob::decl(&config),
             BenchmarkResult::decl(&config),
+            ProjectorFiles::decl(&config),
         ];
         let mut text = String::from(
             "// Generated from the Rust types of src/session/messages.rs by its test \

@@ -35,6 +35,7 @@ use crate::inference::{
 use crate::model::{SiameseNet, SiameseNetConfig};
 use crate::model_file::{MODEL_FILE_EXTENSION, ModelInfo, load_model, save_model};
 use crate::pairs::Pair;
+use crate::projector::{EmbeddedPart, projector_files};
 use crate::training::{
     BatchProgress, Control, EpochSummary, TrainConfig, TrainError, TrainObserver, TrainingData,
     train,
@@ -209,6 +210,8 @@ impl Session {
                 | Command::Compare { .. }
                 | Command::Neighbours { .. }
                 | Command::SaveModel
+                | Command::Evaluate
+                | Command::ExportProjector
         );
         if changes_data_or_model {
             self.refuse_while_busy()?;
@@ -243,6 +246,8 @@ impl Session {
             Command::Compare { left, right } => self.compare(left, right, host).await,
             Command::Neighbours { query, k } => self.neighbours(query, k, host).await,
             Command::SaveModel => self.save_model(host).await,
+            Command::Evaluate => self.evaluate(host).await,
+            Command::ExportProjector => self.export_projector(host).await,
             Command::LoadModel { file_name, bytes } => {
                 self.load_model(&file_name, &bytes, host).await
             }
@@ -324,13 +329,15 @@ impl Session {
             .file_load
             .as_mut()
             .ok_or("files arrived without a load begun: drop them again")?;
-        for file in &files {
-            load.images.add(LabelledFile {
+        let labelled: Vec<LabelledFile> = files
+            .iter()
+            .map(|file| LabelledFile {
                 class_name: &file.class_name,
                 file_name: &file.file_name,
                 bytes: &file.bytes,
-            });
-        }
+            })
+            .collect();
+        load.images.add_all(&labelled);
         let (done, total) = (load.images.files_read(), load.total);
         drop(state);
         host.send(Reply::FilesRead { done, total });
@@ -620,6 +627,68 @@ impl Session {
                 })
                 .collect(),
         });
+        Ok(())
+    }
+
+    /// The current model and the loaded data, when the model takes the data's images.
+    fn model_and_data(&self) -> Result<(Rc<CurrentModel>, Rc<Dataset>), Failure> {
+        let current = self.current_model().ok_or("train or load a model first")?;
+        let dataset = self.dataset()?;
+        if dataset.train.shape != current.info.shape {
+            return Err(format!(
+                "this model was trained for {} images, but the loaded data is {}",
+                describe_shape(current.info.shape),
+                describe_shape(dataset.train.shape)
+            )
+            .into());
+        }
+        Ok((current, dataset))
+    }
+
+    async fn evaluate(&self, host: &mut impl Host) -> Outcome {
+        let (current, dataset) = self.model_and_data()?;
+        let test = embed_images(&current.model, &dataset.test, &current.device)
+            .await
+            .map_err(|e| e.to_string())?;
+        let evaluation = dataset.test_pairs.as_ref().ok().map(|pairs| {
+            Evaluation::at_threshold(
+                current.info.threshold,
+                &test.pair_distances(pairs),
+                &dissimilar_flags(pairs),
+            )
+        });
+        host.send(Reply::Evaluated {
+            test_pairs: dataset.test_pairs.as_ref().map_or(0, Vec::len),
+            evaluation,
+            note: dataset.no_test_pairs_reason(),
+        });
+        Ok(())
+    }
+
+    async fn export_projector(&self, host: &mut impl Host) -> Outcome {
+        let (current, dataset) = self.model_and_data()?;
+        let mut embedded = Vec::new();
+        for set in [&dataset.train, &dataset.test] {
+            embedded.push(
+                embed_images(&current.model, set, &current.device)
+                    .await
+                    .map_err(|e| e.to_string())?,
+            );
+            host.yield_now().await;
+        }
+        let parts = [
+            EmbeddedPart {
+                name: "train",
+                set: &dataset.train,
+                embeddings: &embedded[0],
+            },
+            EmbeddedPart {
+                name: "test",
+                set: &dataset.test,
+                embeddings: &embedded[1],
+            },
+        ];
+        host.send(Reply::Projector(projector_files(&parts)));
         Ok(())
     }
 

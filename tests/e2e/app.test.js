@@ -68,7 +68,7 @@ test('MNIST trains on the CPU backend for one epoch, far above chance, and the p
   console.log('cpu', run.result);
   assert.equal(result.backend, 'cpu');
   assert.equal(result.epochs, 1);
-  // The same test pairs as the command line's run of the digits (examples/train_mnist.rs).
+  // The same test pairs as the command line's run of the digits (`siamese train --mnist`).
   assert.equal(result.test_pairs, 4000);
   assert.equal(result.threshold_source, 'validation');
   assert.ok(result.test_acc > 0.9, `test pair accuracy ${result.test_acc}`);

@@ -1,0 +1,300 @@
+//! Each subcommand as a sequence of session commands, and the JSON line it ends with.
+
+use std::path::Path;
+
+use serde_json::{Value, json};
+use siamese_web::data::ImageShape;
+use siamese_web::data::folder::labelled_files;
+use siamese_web::model_file::read_model_info;
+use siamese_web::projector::{CONFIG_FILE, METADATA_FILE, SPRITE_FILE, VECTORS_FILE};
+use siamese_web::session::Session;
+use siamese_web::session::messages::{Command, ImageRef, Reply, UploadedFile};
+use web_time::Instant;
+
+use crate::options::{DataSource, Invocation};
+use crate::terminal::{Terminal, print_summary};
+
+const MNIST_PATH: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/assets/mnist-10k.bin.gz");
+/// Files read and decoded at a time: the bytes of one batch are in memory, then only the
+/// resized pixels of its images are kept (as in the page).
+const FILES_PER_BATCH: usize = 256;
+
+struct Cli {
+    session: Session,
+    terminal: Terminal,
+}
+
+impl Cli {
+    /// Has the session handle `command`; its answers, or its error.
+    async fn ask(&mut self, command: Command) -> Result<Vec<Reply>, String> {
+        self.session.handle(command, &mut self.terminal).await;
+        self.terminal.take_answers()
+    }
+
+    async fn load_data(&mut self, data: &DataSource, shape: ImageShape) -> Result<(), String> {
+        let (answers, unreadable) = match data {
+            DataSource::Mnist {
+                train_images,
+                test_images,
+            } => {
+                let command = Command::UseMnist {
+                    url: MNIST_PATH.into(),
+                    train_images: *train_images,
+                    test_images: *test_images,
+                };
+                (self.ask(command).await?, Vec::new())
+            }
+            DataSource::Folder(root) => self.load_folder(root, shape).await?,
+        };
+        let summary = answers
+            .iter()
+            .find_map(|reply| match reply {
+                Reply::DatasetLoaded(summary) => Some(summary),
+                _ => None,
+            })
+            .ok_or("the data was not loaded")?;
+        print_summary(summary, &unreadable);
+        Ok(())
+    }
+
+    /// Sends the folder's files to the session a batch at a time; the answers of the last, and
+    /// the files that could not be read from disk at all.
+    async fn load_folder(
+        &mut self,
+        root: &Path,
+        shape: ImageShape,
+    ) -> Result<(Vec<Reply>, Vec<String>), String> {
+        let files = labelled_files(root)?;
+        eprintln!("reading {} files from {}", files.len(), root.display());
+        let started = Instant::now();
+        self.ask(Command::BeginFiles {
+            total: files.len(),
+            channels: shape.channels,
+            height: shape.height,
+            width: shape.width,
+        })
+        .await?;
+        let mut unreadable = Vec::new();
+        for batch in files.chunks(FILES_PER_BATCH) {
+            let mut uploaded = Vec::with_capacity(batch.len());
+            for file in batch {
+                match std::fs::read(&file.path) {
+                    Ok(bytes) => uploaded.push(UploadedFile {
+                        class_name: file.class_name.clone(),
+                        file_name: file.file_name.clone(),
+                        bytes,
+                    }),
+                    Err(err) => {
+                        unreadable.push(format!("{}: cannot be read: {err}", file.file_name))
+                    }
+                }
+            }
+            self.ask(Command::AddFiles { files: uploaded }).await?;
+        }
+        let answers = self.ask(Command::EndFiles).await?;
+        eprintln!(
+            "read and decoded {} files in {:.1} s",
+            files.len(),
+            started.elapsed().as_secs_f64()
+        );
+        Ok((answers, unreadable))
+    }
+
+    /// Reads a model file (refused with the session's reason when it is not one of ours) and
+    /// says what it is.
+    async fn load_model(&mut self, path: &Path) -> Result<Vec<Reply>, String> {
+        let bytes = read(path)?;
+        let answers = self
+            .ask(Command::LoadModel {
+                file_name: path.display().to_string(),
+                bytes,
+            })
+            .await?;
+        if let Some(Reply::ModelLoaded { info, .. }) = answers.first() {
+            eprintln!(
+                "model {}: {}x{} {}, {} classes, trained {} epochs on {}",
+                path.display(),
+                info.shape.width,
+                info.shape.height,
+                if info.shape.channels == 1 {
+                    "grey"
+                } else {
+                    "RGB"
+                },
+                info.class_names.len(),
+                info.epochs_trained,
+                info.dataset
+            );
+        }
+        Ok(answers)
+    }
+}
+
+fn read(path: &Path) -> Result<Vec<u8>, String> {
+    std::fs::read(path).map_err(|err| format!("cannot read {}: {err}", path.display()))
+}
+
+/// The image size a model file was trained for, read before the data is, which must be of it.
+fn model_shape(path: &Path, data: &DataSource) -> Result<ImageShape, String> {
+    let bytes = read(path)?;
+    let (info, _) = read_model_info(&bytes).map_err(|err| format!("{}: {err}", path.display()))?;
+    if matches!(data, DataSource::Mnist { .. }) && info.shape != ImageShape::MNIST {
+        return Err(format!(
+            "{}: this model was trained for {}x{} images with {} channel(s), not the digits' 28x28 grey",
+            path.display(),
+            info.shape.width,
+            info.shape.height,
+            info.shape.channels
+        ));
+    }
+    Ok(info.shape)
+}
+
+/// The classification figures of an analysis, for the JSON line.
+fn analysis_fields(answers: &[Reply]) -> Value {
+    answers
+        .iter()
+        .find_map(|reply| match reply {
+            Reply::Analysis(report) => Some(json!({
+                "knn_acc": report.knn_acc,
+                "one_shot_acc": report.one_shot_acc,
+                "reference_images": report.reference_images,
+            })),
+            _ => None,
+        })
+        .unwrap_or_else(|| json!({}))
+}
+
+fn merged(mut line: Value, more: Value) -> Value {
+    if let (Some(line), Value::Object(more)) = (line.as_object_mut(), more) {
+        line.extend(more);
+    }
+    line
+}
+
+pub async fn run(invocation: Invocation) -> Result<String, String> {
+    let mut cli = Cli {
+        session: Session::new(),
+        terminal: Terminal::new(),
+    };
+    let line = match invocation {
+        Invocation::Train {
+            data,
+            shape,
+            config,
+            device,
+            save,
+        } => {
+            cli.load_data(&data, shape).await?;
+            let answers = cli
+                .ask(Command::Train {
+                    config,
+                    backend: device,
+                })
+                .await?;
+            let Some(Reply::Done(report)) = answers.first() else {
+                return Err("the run reported no result".into());
+            };
+            for note in report.interrupted.iter().chain(&report.note) {
+                eprintln!("note: {note}");
+            }
+            if report.stopped {
+                eprintln!("note: the run was stopped early");
+            }
+            let line = merged(
+                serde_json::to_value(&report.result).expect("results serialise"),
+                analysis_fields(&answers),
+            );
+            if let Some(path) = &save {
+                let saved = cli.ask(Command::SaveModel).await?;
+                let Some(Reply::ModelFile { bytes, .. }) = saved.first() else {
+                    return Err("the model was not saved".into());
+                };
+                std::fs::write(path, bytes)
+                    .map_err(|err| format!("cannot write {}: {err}", path.display()))?;
+                eprintln!("model saved to {}", path.display());
+            }
+            line
+        }
+        Invocation::Evaluate { model, data } => {
+            cli.load_data(&data, model_shape(&model, &data)?).await?;
+            let loaded = cli.load_model(&model).await?;
+            let answers = cli.ask(Command::Evaluate).await?;
+            let Some(Reply::Evaluated {
+                test_pairs,
+                evaluation,
+                note,
+            }) = answers.first()
+            else {
+                return Err("the model was not evaluated".into());
+            };
+            if let Some(note) = note {
+                eprintln!("note: {note}");
+            }
+            let figures = json!({
+                "test_pairs": test_pairs,
+                "test_acc": evaluation.as_ref().map(|e| e.test_acc),
+                "best_threshold": evaluation.as_ref().map(|e| e.best_threshold),
+                "test_acc_best": evaluation.as_ref().map(|e| e.test_acc_best),
+                "auc": evaluation.as_ref().map(|e| e.auc),
+            });
+            merged(figures, analysis_fields(&loaded))
+        }
+        Invocation::Embed { model, data, out } => {
+            cli.load_data(&data, model_shape(&model, &data)?).await?;
+            cli.load_model(&model).await?;
+            let answers = cli.ask(Command::ExportProjector).await?;
+            let Some(Reply::Projector(files)) = answers.first() else {
+                return Err("no embeddings were exported".into());
+            };
+            let write = |name: &str, bytes: &[u8]| {
+                let path = out.join(name);
+                std::fs::write(&path, bytes)
+                    .map_err(|err| format!("cannot write {}: {err}", path.display()))
+            };
+            std::fs::create_dir_all(&out)
+                .map_err(|err| format!("cannot make {}: {err}", out.display()))?;
+            write(VECTORS_FILE, files.vectors_tsv.as_bytes())?;
+            write(METADATA_FILE, files.metadata_tsv.as_bytes())?;
+            write(SPRITE_FILE, &files.sprite_png)?;
+            write(CONFIG_FILE, files.config_json.as_bytes())?;
+            eprintln!(
+                "wrote {} embeddings to {} ({VECTORS_FILE}, {METADATA_FILE}, {SPRITE_FILE}, \
+                 {CONFIG_FILE}): open them in the Embedding Projector",
+                files.rows,
+                out.display()
+            );
+            json!({
+                "out": out.display().to_string(),
+                "rows": files.rows,
+                "sprite_image_side": files.sprite_image_side,
+            })
+        }
+        Invocation::Compare { model, images } => {
+            cli.load_model(&model).await?;
+            let [left, right] = images.map(|path| {
+                read(&path).map(|bytes| ImageRef::File {
+                    file_name: path.display().to_string(),
+                    bytes,
+                })
+            });
+            let answers = cli
+                .ask(Command::Compare {
+                    left: left?,
+                    right: right?,
+                })
+                .await?;
+            let Some(Reply::Compared {
+                distance,
+                threshold,
+                dissimilar,
+                ..
+            }) = answers.first()
+            else {
+                return Err("the images were not compared".into());
+            };
+            json!({ "distance": distance, "threshold": threshold, "dissimilar": dissimilar })
+        }
+    };
+    Ok(line.to_string())
+}

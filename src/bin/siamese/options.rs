@@ -1,0 +1,336 @@
+//! The command line's words: a subcommand, its options, and what each means.
+
+use std::path::PathBuf;
+
+use siamese_web::data::ImageShape;
+use siamese_web::session::messages::BackendChoice;
+use siamese_web::training::TrainConfig;
+
+pub const USAGE: &str = "\
+usage:
+  siamese train (--data DIR | --mnist) [options] [--save FILE]
+      trains a new model; DIR holds one folder of images per class (PNG, JPEG, GIF, BMP, WebP)
+        --image-size SIZE       28x28-grey (default), 64x64-rgb, 224x224-rgb, any WxH-grey/rgb
+        --epochs N              10        --batch N              64 (pairs per step)
+        --lr X                  0.001     --margin X             1
+        --validation-split X    0.2       --seed N               42
+        --device cpu|wgpu       cpu (wgpu: Vulkan or Metal, in a build with --features wgpu)
+        --train-images N, --test-images N   with --mnist: stratified samples, for quick runs
+  siamese evaluate --model FILE (--data DIR | --mnist)
+      the model's test figures on the data's test pairs, at the model's own threshold
+  siamese embed --model FILE (--data DIR | --mnist) --out DIR
+      writes DIR/vectors.tsv, metadata.tsv, sprite.png and projector_config.json, the files
+      the TensorFlow Embedding Projector opens (every image: the training part, then the test)
+  siamese compare --model FILE IMAGE IMAGE
+      the distance of two image files under the model, and whether it calls them dissimilar
+  siamese help";
+
+/// Where the images come from.
+#[derive(Debug, PartialEq)]
+pub enum DataSource {
+    Folder(PathBuf),
+    Mnist {
+        train_images: Option<usize>,
+        test_images: Option<usize>,
+    },
+}
+
+#[derive(Debug)]
+pub enum Invocation {
+    Train {
+        data: DataSource,
+        shape: ImageShape,
+        config: TrainConfig,
+        device: BackendChoice,
+        save: Option<PathBuf>,
+    },
+    Evaluate {
+        model: PathBuf,
+        data: DataSource,
+    },
+    Embed {
+        model: PathBuf,
+        data: DataSource,
+        out: PathBuf,
+    },
+    Compare {
+        model: PathBuf,
+        images: [PathBuf; 2],
+    },
+}
+
+/// Every option any subcommand takes, as given.
+struct Given {
+    data: Option<PathBuf>,
+    mnist: bool,
+    image_size: Option<ImageShape>,
+    model: Option<PathBuf>,
+    out: Option<PathBuf>,
+    save: Option<PathBuf>,
+    device: Option<BackendChoice>,
+    train_images: Option<usize>,
+    test_images: Option<usize>,
+    config: TrainConfig,
+    tuned: Vec<&'static str>,
+    positional: Vec<PathBuf>,
+}
+
+/// What the words ask for; None for help.
+pub fn parse(args: &[String]) -> Result<Option<Invocation>, String> {
+    let Some((subcommand, rest)) = args.split_first() else {
+        return Err("say what to do: train, evaluate, embed or compare".into());
+    };
+    if matches!(subcommand.as_str(), "help" | "--help" | "-h") {
+        return Ok(None);
+    }
+    if !matches!(
+        subcommand.as_str(),
+        "train" | "evaluate" | "embed" | "compare"
+    ) {
+        return Err(format!(
+            "unknown command {subcommand:?}: use train, evaluate, embed or compare"
+        ));
+    }
+    let given = read_options(rest)?;
+    let takes = |flag: &str| match subcommand.as_str() {
+        "train" => !matches!(flag, "--model" | "--out"),
+        "evaluate" => matches!(flag, "--model" | "--data" | "--mnist"),
+        "embed" => matches!(flag, "--model" | "--data" | "--mnist" | "--out"),
+        _ => flag == "--model",
+    };
+    if let Some(flag) = given.tuned.iter().find(|flag| !takes(flag)) {
+        return Err(format!("{subcommand} does not take {flag}"));
+    }
+    if subcommand != "compare" && !given.positional.is_empty() {
+        return Err(format!(
+            "unexpected argument {}",
+            given.positional[0].display()
+        ));
+    }
+    let model = || {
+        given
+            .model
+            .clone()
+            .ok_or(format!("{subcommand} needs --model FILE"))
+    };
+    let invocation = match subcommand.as_str() {
+        "train" => Invocation::Train {
+            data: data_source(&given)?,
+            shape: given.image_size.unwrap_or(ImageShape::MNIST),
+            config: given.config.clone(),
+            device: given.device.unwrap_or(BackendChoice::Cpu),
+            save: given.save.clone(),
+        },
+        "evaluate" => Invocation::Evaluate {
+            model: model()?,
+            data: data_source(&given)?,
+        },
+        "embed" => Invocation::Embed {
+            model: model()?,
+            data: data_source(&given)?,
+            out: given.out.clone().ok_or("embed needs --out DIR")?,
+        },
+        _ => Invocation::Compare {
+            model: model()?,
+            images: match &given.positional[..] {
+                [left, right] => [left.clone(), right.clone()],
+                _ => return Err("compare takes two image files".into()),
+            },
+        },
+    };
+    if let Invocation::Train { config, .. } = &invocation {
+        config.validate().map_err(|err| err.to_string())?;
+    }
+    Ok(Some(invocation))
+}
+
+fn data_source(given: &Given) -> Result<DataSource, String> {
+    if (given.train_images.is_some() || given.test_images.is_some()) && !given.mnist {
+        return Err("--train-images and --test-images sample the built-in digits (--mnist)".into());
+    }
+    if given.mnist
+        && given
+            .image_size
+            .is_some_and(|shape| shape != ImageShape::MNIST)
+    {
+        return Err("the built-in digits are 28x28 grey: leave --image-size out".into());
+    }
+    match (&given.data, given.mnist) {
+        (Some(dir), false) => Ok(DataSource::Folder(dir.clone())),
+        (None, true) => Ok(DataSource::Mnist {
+            train_images: given.train_images,
+            test_images: given.test_images,
+        }),
+        (Some(_), true) => Err("choose one of --data DIR and --mnist".into()),
+        (None, false) => {
+            Err("say what to train on: --data DIR (one folder per class) or --mnist".into())
+        }
+    }
+}
+
+/// The options that take a value (`--mnist` is the one that does not).
+const VALUED_OPTIONS: &[&str] = &[
+    "--data",
+    "--image-size",
+    "--model",
+    "--out",
+    "--save",
+    "--device",
+    "--train-images",
+    "--test-images",
+    "--epochs",
+    "--batch",
+    "--lr",
+    "--margin",
+    "--validation-split",
+    "--seed",
+];
+
+fn read_options(args: &[String]) -> Result<Given, String> {
+    let mut given = Given {
+        data: None,
+        mnist: false,
+        image_size: None,
+        model: None,
+        out: None,
+        save: None,
+        device: None,
+        train_images: None,
+        test_images: None,
+        config: TrainConfig::new(),
+        tuned: Vec::new(),
+        positional: Vec::new(),
+    };
+    let mut args = args.iter();
+    while let Some(arg) = args.next() {
+        if !arg.starts_with("--") {
+            given.positional.push(arg.into());
+            continue;
+        }
+        if arg == "--mnist" {
+            given.mnist = true;
+            given.tuned.push("--mnist");
+            continue;
+        }
+        let flag = *VALUED_OPTIONS
+            .iter()
+            .find(|flag| *flag == arg)
+            .ok_or(format!("unknown option {arg}"))?;
+        let value = args.next().ok_or(format!("{flag} needs a value"))?;
+        let bad = |why: String| format!("{flag} {value}: {why}");
+        let number = |value: &str| value.parse::<f64>().map_err(|e| bad(e.to_string()));
+        let count = |value: &str| value.parse::<usize>().map_err(|e| bad(e.to_string()));
+        match flag {
+            "--data" => given.data = Some(value.into()),
+            "--image-size" => given.image_size = Some(parse_image_size(value).map_err(bad)?),
+            "--model" => given.model = Some(value.into()),
+            "--out" => given.out = Some(value.into()),
+            "--save" => given.save = Some(value.into()),
+            "--device" => {
+                given.device = Some(match value.as_str() {
+                    "cpu" => BackendChoice::Cpu,
+                    "wgpu" | "gpu" => BackendChoice::Webgpu,
+                    _ => return Err(bad("use cpu or wgpu".into())),
+                })
+            }
+            "--train-images" => given.train_images = Some(count(value)?),
+            "--test-images" => given.test_images = Some(count(value)?),
+            "--epochs" => given.config.epochs = count(value)?,
+            "--batch" => given.config.batch_size = count(value)?,
+            "--lr" => given.config.learning_rate = number(value)?,
+            "--margin" => given.config.margin = number(value)? as f32,
+            "--validation-split" => given.config.validation_split = number(value)?,
+            _ => {
+                given.config.seed = value
+                    .parse()
+                    .map_err(|e: std::num::ParseIntError| bad(e.to_string()))?
+            }
+        }
+        given.tuned.push(flag);
+    }
+    Ok(given)
+}
+
+/// `28x28-grey`, `224x224-rgb` (or with a space, as the widget's `image-size` attribute).
+pub fn parse_image_size(text: &str) -> Result<ImageShape, String> {
+    let bad = || "not a size like 28x28-grey or 64x64-rgb".to_string();
+    let (size, colour) = text.split_once(['-', ' ']).ok_or_else(bad)?;
+    let (width, height) = size.split_once('x').ok_or_else(bad)?;
+    let side = |text: &str| {
+        text.parse::<usize>()
+            .ok()
+            .filter(|&n| n > 0)
+            .ok_or_else(bad)
+    };
+    let channels = match colour.to_ascii_lowercase().as_str() {
+        "grey" | "gray" => 1,
+        "rgb" => 3,
+        _ => return Err(bad()),
+    };
+    Ok(ImageShape::new(channels, side(height)?, side(width)?))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn words(line: &str) -> Vec<String> {
+        line.split_whitespace().map(String::from).collect()
+    }
+
+    #[test]
+    fn train_takes_a_folder_its_size_and_the_settings() {
+        let invocation = parse(&words(
+            "train --data photos --image-size 64x32-rgb --epochs 3 --lr 0.01 --save m.siamese",
+        ))
+        .unwrap();
+        let Some(Invocation::Train {
+            data,
+            shape,
+            config,
+            device,
+            save,
+        }) = invocation
+        else {
+            panic!("{invocation:?}");
+        };
+        assert_eq!(data, DataSource::Folder("photos".into()));
+        assert_eq!(shape, ImageShape::new(3, 32, 64));
+        assert_eq!(
+            (config.epochs, config.learning_rate, config.batch_size),
+            (3, 0.01, 64)
+        );
+        assert_eq!(device, BackendChoice::Cpu);
+        assert_eq!(save, Some("m.siamese".into()));
+    }
+
+    #[test]
+    fn mistakes_are_named() {
+        for (line, expected) in [
+            ("", "say what to do"),
+            ("fly", "unknown command"),
+            ("train", "say what to train on"),
+            ("train --data a --mnist", "choose one of"),
+            ("train --data a --epochs 0", "epochs must be at least 1"),
+            ("train --data a --epochs", "--epochs needs a value"),
+            ("train --data a --lr fast", "--lr fast"),
+            ("train --data a --image-size big", "not a size like"),
+            (
+                "train --data a --test-images 5",
+                "sample the built-in digits",
+            ),
+            ("train --mnist --image-size 64x64-rgb", "28x28 grey"),
+            ("train --data a --colour", "unknown option --colour"),
+            ("evaluate --data a", "needs --model FILE"),
+            (
+                "evaluate --model m --data a --epochs 2",
+                "evaluate does not take --epochs",
+            ),
+            ("embed --model m --mnist", "needs --out DIR"),
+            ("compare --model m a.png", "two image files"),
+        ] {
+            let err = parse(&words(line)).unwrap_err();
+            assert!(err.contains(expected), "{line:?}: {err}");
+        }
+    }
+}

@@ -1,0 +1,148 @@
+//! The session's host on a terminal: progress to stderr, answers kept for the command line.
+
+use web_time::Instant;
+
+use siamese_web::session::Host;
+use siamese_web::session::messages::{DatasetSummary, Reply, WebGpuSupport};
+use siamese_web::training::BatchProgress;
+
+/// Progress lines at most this often (and at the end of every epoch).
+const PROGRESS_EVERY_S: f64 = 2.0;
+
+pub struct Terminal {
+    /// The replies of the command being handled that are not progress events.
+    answers: Vec<Reply>,
+    last_progress: Instant,
+}
+
+impl Terminal {
+    pub fn new() -> Self {
+        Self {
+            answers: Vec::new(),
+            last_progress: Instant::now(),
+        }
+    }
+
+    /// The answers since the last call; the error, when the command failed.
+    pub fn take_answers(&mut self) -> Result<Vec<Reply>, String> {
+        let answers = std::mem::take(&mut self.answers);
+        match answers.iter().find_map(|reply| match reply {
+            Reply::Error { message, .. } => Some(message.clone()),
+            _ => None,
+        }) {
+            Some(message) => Err(message),
+            None => Ok(answers),
+        }
+    }
+
+    fn progress(&mut self, p: &BatchProgress) {
+        let end_of_epoch = p.step == p.steps_per_epoch;
+        if !end_of_epoch && self.last_progress.elapsed().as_secs_f64() < PROGRESS_EVERY_S {
+            return;
+        }
+        self.last_progress = Instant::now();
+        eprintln!(
+            "epoch {}/{} step {}/{} loss {:.4} ({:.0} pairs/s)",
+            p.epoch, p.epochs, p.step, p.steps_per_epoch, p.loss, p.pairs_per_s
+        );
+    }
+}
+
+/// What a user needs to know of the data: the classes and their counts, and every file that
+/// could not be used, named.
+pub fn print_summary(summary: &DatasetSummary, unreadable: &[String]) {
+    for line in summary.file_errors.iter().chain(unreadable) {
+        eprintln!("skipped {line}");
+    }
+    for note in &summary.file_notes {
+        eprintln!("note: {note}");
+    }
+    let classes: Vec<String> = summary
+        .classes
+        .iter()
+        .map(|class| format!("{} ({})", class.name, class.count))
+        .collect();
+    eprintln!(
+        "{}: {}: {}",
+        summary.name,
+        counted(classes.len(), "class", "classes"),
+        classes.join(", ")
+    );
+    eprintln!(
+        "{}x{} {}: {} training and {} test images, {} test pairs; {} skipped",
+        summary.width,
+        summary.height,
+        if summary.channels == 1 { "grey" } else { "RGB" },
+        summary.train_images,
+        summary.test_images,
+        summary.test_pairs,
+        counted(
+            summary.file_errors.len() + unreadable.len(),
+            "file",
+            "files"
+        )
+    );
+    if let Some(problem) = &summary.problem {
+        eprintln!("problem: {problem}");
+    }
+}
+
+fn counted(n: usize, one: &str, many: &str) -> String {
+    format!("{n} {}", if n == 1 { one } else { many })
+}
+
+impl Host for Terminal {
+    fn send(&mut self, reply: Reply) {
+        match &reply {
+            Reply::Progress(p) => return self.progress(p),
+            Reply::FilesRead { done, total } if done < total => {
+                if self.last_progress.elapsed().as_secs_f64() >= PROGRESS_EVERY_S {
+                    self.last_progress = Instant::now();
+                    eprintln!("read {done} of {total} files");
+                }
+                return;
+            }
+            Reply::Backend { backend, reason } => eprintln!("training on {backend}: {reason}"),
+            Reply::Epoch {
+                summary: s,
+                memory_bytes,
+            } => eprintln!(
+                "epoch {} done: train loss {:.4}, validation loss {}, validation accuracy {} \
+                 (memory {:.0} MB)",
+                s.epoch,
+                s.train_loss,
+                s.validation_loss.map_or("-".into(), |l| format!("{l:.4}")),
+                s.validation_acc
+                    .map_or("-".into(), |a| format!("{:.2} %", 100.0 * a)),
+                memory_bytes / 1e6
+            ),
+            _ => {}
+        }
+        if !reply.is_event() {
+            self.answers.push(reply);
+        }
+    }
+
+    async fn fetch(&mut self, path: &str) -> Result<Vec<u8>, String> {
+        std::fs::read(path).map_err(|err| err.to_string())
+    }
+
+    async fn webgpu(&mut self) -> WebGpuSupport {
+        WebGpuSupport::Hardware {
+            adapter: "wgpu (Vulkan or Metal)".into(),
+        }
+    }
+
+    async fn yield_now(&mut self) {}
+
+    /// The process's resident memory (Linux; 0 elsewhere).
+    fn memory_bytes(&self) -> f64 {
+        let statm = std::fs::read_to_string("/proc/self/statm").unwrap_or_default();
+        let resident_pages: f64 = statm
+            .split_whitespace()
+            .nth(1)
+            .and_then(|pages| pages.parse().ok())
+            .unwrap_or(0.0);
+        resident_pages * 4096.0
+    }
+}

@@ -1,0 +1,205 @@
+//! The command line as a user runs it: a folder of digit images (one folder per class, broken
+//! files among them) trained, evaluated, exported for the Embedding Projector and compared with
+//! the `siamese` binary, each figure checked against the others. Native only.
+#![cfg(not(target_arch = "wasm32"))]
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use serde_json::Value;
+use siamese_web::data::mnist::parse_mnist;
+
+const MNIST: &[u8] = include_bytes!("../assets/mnist-10k.bin.gz");
+const CLASSES: [usize; 3] = [0, 1, 7];
+const PER_CLASS: usize = 100;
+
+/// `root/digits/<digit>/<n>.png` from the built-in digits, and three files that are no images.
+fn digit_folder(root: &Path) -> PathBuf {
+    let digits = parse_mnist(MNIST).unwrap();
+    let folder = root.join("digits");
+    for digit in CLASSES {
+        let class = folder.join(digit.to_string());
+        std::fs::create_dir_all(&class).unwrap();
+        let members = (0..digits.len()).filter(|&i| digits.labels()[i] == digit);
+        for (n, index) in members.take(PER_CLASS).enumerate() {
+            let pixels = digits
+                .image(index)
+                .iter()
+                .map(|&v| (v * 255.0).round() as u8);
+            let image = image::GrayImage::from_raw(28, 28, pixels.collect()).unwrap();
+            image.save(class.join(format!("{n}.png"))).unwrap();
+        }
+    }
+    std::fs::write(folder.join("0/broken.png"), b"not pixels at all").unwrap();
+    std::fs::write(folder.join("1/empty.jpg"), b"").unwrap();
+    std::fs::write(folder.join("7/.DS_Store"), b"hidden: never read").unwrap();
+    folder
+}
+
+struct Run {
+    success: bool,
+    stderr: String,
+    /// The last line of stdout, as JSON.
+    line: Value,
+}
+
+fn siamese(args: &[&str]) -> Run {
+    let output = Command::new(env!("CARGO_BIN_EXE_siamese"))
+        .args(args)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8(output.stdout).unwrap();
+    Run {
+        success: output.status.success(),
+        stderr: String::from_utf8(output.stderr).unwrap(),
+        line: stdout
+            .lines()
+            .last()
+            .map_or(Value::Null, |line| serde_json::from_str(line).unwrap()),
+    }
+}
+
+fn number(line: &Value, field: &str) -> f64 {
+    line[field]
+        .as_f64()
+        .unwrap_or_else(|| panic!("no {field} in {line}"))
+}
+
+#[test]
+fn a_folder_is_trained_evaluated_embedded_and_compared_from_the_command_line() {
+    let root = std::env::temp_dir().join(format!("siamese-cli-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&root);
+    let data = digit_folder(&root);
+    let (data, model, out) = (
+        data.to_str().unwrap(),
+        root.join("digits.siamese"),
+        root.join("projector"),
+    );
+    let (model, out) = (model.to_str().unwrap(), out.to_str().unwrap());
+
+    let trained = siamese(&["train", "--data", data, "--epochs", "4", "--save", model]);
+    assert!(trained.success, "{}", trained.stderr);
+    for expected in [
+        "skipped digits/0/broken.png: not an image",
+        "skipped digits/1/empty.jpg: the file is empty",
+        "3 classes: 0 (100), 1 (100), 7 (100)",
+        "2 files skipped",
+        "model saved to",
+    ] {
+        assert!(
+            trained.stderr.contains(expected),
+            "{expected:?} not in {}",
+            trained.stderr
+        );
+    }
+    assert!(!trained.stderr.contains("DS_Store"), "{}", trained.stderr);
+    let result = &trained.line;
+    // 20 % of each class held out for the test: 60 images, each with a similar and a
+    // dissimilar partner.
+    assert_eq!(result["test_pairs"], 120, "{result}");
+    assert!(number(result, "test_acc_best") > 0.85, "{result}");
+    assert!(number(result, "auc") > 0.9, "{result}");
+    assert!(number(result, "pairs_per_s") > 0.0, "{result}");
+    assert!(number(result, "knn_acc") > 0.85, "{result}");
+
+    // The model file, read back, gives the run's own figures on the same test pairs.
+    let evaluated = siamese(&["evaluate", "--model", model, "--data", data]);
+    assert!(evaluated.success, "{}", evaluated.stderr);
+    for field in [
+        "test_pairs",
+        "test_acc",
+        "best_threshold",
+        "test_acc_best",
+        "auc",
+        "knn_acc",
+    ] {
+        assert_eq!(
+            evaluated.line[field], result[field],
+            "{field}: {}",
+            evaluated.line
+        );
+    }
+
+    let embedded = siamese(&["embed", "--model", model, "--data", data, "--out", out]);
+    assert!(embedded.success, "{}", embedded.stderr);
+    assert_eq!(embedded.line["rows"], 300);
+    let read = |name: &str| std::fs::read_to_string(Path::new(out).join(name)).unwrap();
+    let vectors = read("vectors.tsv");
+    assert_eq!(vectors.lines().count(), 300);
+    assert!(vectors.lines().all(|row| row.split('\t').count() == 128));
+    let metadata = read("metadata.tsv");
+    assert_eq!(metadata.lines().count(), 301);
+    assert_eq!(metadata.lines().next(), Some("class\tpart"));
+    assert_eq!(
+        metadata
+            .lines()
+            .filter(|row| row.ends_with("\ttest"))
+            .count(),
+        60
+    );
+    // 300 images in 18 columns and 17 rows of 28-pixel cells.
+    let sprite = image::open(Path::new(out).join("sprite.png")).unwrap();
+    assert_eq!((sprite.width(), sprite.height()), (18 * 28, 17 * 28));
+    assert!(read("projector_config.json").contains("\"tensorPath\":\"vectors.tsv\""));
+
+    let image = |class: usize, n: usize| format!("{data}/{class}/{n}.png");
+    let same = siamese(&["compare", "--model", model, &image(1, 0), &image(1, 0)]);
+    assert!(same.success, "{}", same.stderr);
+    assert!(number(&same.line, "distance") < 1e-3, "{}", same.line);
+    assert_eq!(same.line["dissimilar"], false);
+    assert_eq!(same.line["threshold"], result["best_threshold"]);
+    let other = siamese(&["compare", "--model", model, &image(0, 1), &image(1, 1)]);
+    assert!(other.success, "{}", other.stderr);
+    assert!(number(&other.line, "distance") > number(&same.line, "distance"));
+
+    // Wrong inputs are refused with the reason.
+    let not_a_model = siamese(&["evaluate", "--model", &image(0, 2), "--data", data]);
+    assert!(!not_a_model.success);
+    assert!(
+        not_a_model
+            .stderr
+            .contains("this is not a siamese-web model file"),
+        "{}",
+        not_a_model.stderr
+    );
+    let one_class = siamese(&["train", "--data", &format!("{data}/7")]);
+    assert!(!one_class.success);
+    assert!(
+        one_class.stderr.contains("1 class: 7 (100)")
+            && one_class
+                .stderr
+                .contains("error: cannot train on this set: all images are of one class (7)"),
+        "{}",
+        one_class.stderr
+    );
+    // The model of three digits, on all ten of the built-in ones; one of 32x32 is refused there.
+    let all_digits = siamese(&["evaluate", "--model", model, "--mnist"]);
+    assert!(all_digits.success, "{}", all_digits.stderr);
+    assert_eq!(all_digits.line["test_pairs"], 4000);
+    let larger = root.join("larger.siamese");
+    let larger = larger.to_str().unwrap();
+    let args = [
+        "train",
+        "--data",
+        data,
+        "--image-size",
+        "32x32-grey",
+        "--epochs",
+        "1",
+    ];
+    assert!(siamese(&[&args[..], &["--save", larger]].concat()).success);
+    let refused = siamese(&["evaluate", "--model", larger, "--mnist"]);
+    assert!(!refused.success);
+    assert!(
+        refused.stderr.contains("not the digits' 28x28 grey"),
+        "{}",
+        refused.stderr
+    );
+    let usage = siamese(&["train", "--data", data, "--epochs", "none"]);
+    assert!(
+        !usage.success && usage.stderr.contains("--epochs none"),
+        "{}",
+        usage.stderr
+    );
+    std::fs::remove_dir_all(&root).unwrap();
+}
