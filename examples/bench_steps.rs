@@ -30,7 +30,7 @@ async fn run() -> Result<String, String> {
     }
     let device = training_device(backend).await?;
     let digits = parse_mnist(MNIST)?;
-    let result = run_benchmark(&digits, &job, backend.name(), &device)
+    let result = run_benchmark(&digits, &job, &backend.to_string(), &device)
         .await
         .map_err(|e| e.to_string())?;
     let mut line = serde_json::to_value(result).map_err(|e| e.to_string())?;

@@ -1,25 +1,33 @@
-//! Which Burn device the job runs on: WebGPU/Vulkan/Metal through wgpu, or the flex CPU backend.
+//! Which Burn device the job runs on: the flex CPU backend, WebGPU (Vulkan or Metal natively)
+//! through wgpu, or natively a GPU pinned to CUDA, Vulkan or Metal.
 
 #[cfg(any(target_arch = "wasm32", feature = "wgpu"))]
 use std::sync::OnceLock;
 
 use burn::tensor::Device;
-use serde::{Deserialize, Serialize};
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Backend {
     /// Burn's CPU backend (SIMD, single thread in the browser).
     Flex,
-    /// The GPU through wgpu: WebGPU in a browser, Vulkan or Metal natively.
+    /// The GPU through wgpu: WebGPU in a browser, natively whatever graphics API wgpu picks.
     Wgpu,
+    /// Natively, with the features of the same names (the toolkits are needed at run time only:
+    /// the Vulkan loader, or for CUDA the driver, NVRTC and the toolkit's headers).
+    Vulkan,
+    Metal,
+    /// The CUDA device of this index.
+    Cuda(usize),
 }
 
-impl Backend {
-    pub fn name(self) -> &'static str {
+impl std::fmt::Display for Backend {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            Backend::Flex => "flex",
-            Backend::Wgpu => "wgpu",
+            Backend::Flex => write!(f, "flex"),
+            Backend::Wgpu => write!(f, "wgpu"),
+            Backend::Vulkan => write!(f, "vulkan"),
+            Backend::Metal => write!(f, "metal"),
+            Backend::Cuda(index) => write!(f, "cuda:{index}"),
         }
     }
 }
@@ -31,19 +39,26 @@ impl std::str::FromStr for Backend {
         match name {
             "flex" | "cpu" => Ok(Backend::Flex),
             "wgpu" | "webgpu" | "gpu" => Ok(Backend::Wgpu),
-            other => Err(format!(
-                "unknown backend {other:?}: use flex (CPU) or wgpu (GPU)"
-            )),
+            "vulkan" => Ok(Backend::Vulkan),
+            "metal" => Ok(Backend::Metal),
+            "cuda" => Ok(Backend::Cuda(0)),
+            other => match other.strip_prefix("cuda:").map(str::parse) {
+                Some(Ok(index)) => Ok(Backend::Cuda(index)),
+                _ => Err(format!(
+                    "unknown device {other:?}: use cpu, wgpu, vulkan, metal, cuda or cuda:N"
+                )),
+            },
         }
     }
 }
 
 /// The device to train on, with autodiff. wgpu is set up asynchronously, as browsers require,
-/// and the error says why when no adapter is available.
+/// and the error says why when no adapter is available, or when this build lacks the backend.
 pub async fn training_device(backend: Backend) -> Result<Device, String> {
     let device = match backend {
         Backend::Flex => Device::flex(),
         Backend::Wgpu => wgpu_device().await?,
+        Backend::Vulkan | Backend::Metal | Backend::Cuda(_) => native_gpu(backend)?,
     };
     Ok(device.autodiff())
 }
@@ -69,4 +84,83 @@ async fn wgpu_device() -> Result<Device, String> {
 #[cfg(not(any(target_arch = "wasm32", feature = "wgpu")))]
 async fn wgpu_device() -> Result<Device, String> {
     Err("this build has no GPU backend: build it with `--features wgpu`".into())
+}
+
+/// A GPU pinned to one API. Burn's constructors are lazy and a first use of a missing device
+/// panics, so the devices the API finds are listed first and a missing one is an error.
+fn native_gpu(backend: Backend) -> Result<Device, String> {
+    #[allow(unused_imports)] // the names each feature uses
+    use burn::tensor::{DeviceKind, DeviceType};
+    let missing = |feature: &str| {
+        Err(format!(
+            "this build has no {backend} backend: build it with `--features {feature}`"
+        ))
+    };
+    #[allow(unreachable_patterns)] // the arms below the features' own, when they are on
+    match backend {
+        #[cfg(all(feature = "cuda", not(target_arch = "wasm32")))]
+        Backend::Cuda(index) => listed(backend, index, DeviceType::Cuda, || Device::cuda(index)),
+        #[cfg(all(feature = "vulkan", not(target_arch = "wasm32")))]
+        Backend::Vulkan => listed(backend, 0, DeviceType::Vulkan, || {
+            Device::vulkan(DeviceKind::DefaultDevice)
+        }),
+        #[cfg(all(feature = "metal", not(target_arch = "wasm32")))]
+        Backend::Metal => listed(backend, 0, DeviceType::Metal, || {
+            Device::metal(DeviceKind::DefaultDevice)
+        }),
+        Backend::Cuda(_) => missing("cuda"),
+        Backend::Vulkan => missing("vulkan"),
+        Backend::Metal => missing("metal"),
+        Backend::Flex | Backend::Wgpu => unreachable!("not a pinned GPU"),
+    }
+}
+
+/// The device `make` builds, when `kind` lists more than `index` devices.
+#[cfg(all(
+    any(feature = "cuda", feature = "vulkan", feature = "metal"),
+    not(target_arch = "wasm32")
+))]
+fn listed(
+    backend: Backend,
+    index: usize,
+    kind: burn::tensor::DeviceType,
+    make: impl FnOnce() -> Device,
+) -> Result<Device, String> {
+    let found = Device::enumerate(kind).len();
+    if index >= found {
+        return Err(format!(
+            "there is no {backend} device: {found} found (is the driver installed?)"
+        ));
+    }
+    Ok(make())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn devices_are_named_as_the_command_line_writes_them() {
+        for (name, backend) in [
+            ("cpu", Backend::Flex),
+            ("wgpu", Backend::Wgpu),
+            ("vulkan", Backend::Vulkan),
+            ("cuda", Backend::Cuda(0)),
+            ("cuda:3", Backend::Cuda(3)),
+        ] {
+            assert_eq!(name.parse::<Backend>(), Ok(backend));
+        }
+        assert_eq!(Backend::Cuda(3).to_string(), "cuda:3");
+        assert!("cuda:x".parse::<Backend>().unwrap_err().contains("cuda:N"));
+    }
+
+    #[cfg(not(feature = "cuda"))]
+    #[test]
+    fn a_backend_this_build_lacks_says_which_feature_brings_it() {
+        let err = pollster::block_on(training_device(Backend::Cuda(1))).unwrap_err();
+        assert_eq!(
+            err,
+            "this build has no cuda:1 backend: build it with `--features cuda`"
+        );
+    }
 }

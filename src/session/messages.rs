@@ -101,6 +101,7 @@ pub struct UploadedFile {
 pub enum BackendChoice {
     /// WebGPU when the browser offers an adapter, else the CPU.
     Auto,
+    /// The host's GPU: WebGPU in a browser, the command line's `--device` natively.
     Webgpu,
     Cpu,
 }

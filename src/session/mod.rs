@@ -63,31 +63,53 @@ pub trait Host {
     fn yield_now(&mut self) -> impl Future<Output = ()>;
     /// The memory the host's process holds, reported after each epoch (it must stay flat).
     fn memory_bytes(&self) -> f64;
+    /// The GPU a run trains on when it asks for one: WebGPU, unless the host was given another
+    /// (the command line's `--device cuda:1`).
+    fn gpu(&mut self) -> impl Future<Output = Gpu> {
+        async {
+            Gpu {
+                backend: "webgpu".into(),
+                label: "WebGPU".into(),
+                device: training_device(Backend::Wgpu).await,
+            }
+        }
+    }
+}
+
+/// A host's GPU, set up.
+pub struct Gpu {
+    /// How a run's figures name it: `webgpu`, or natively `cuda:0`, `vulkan`...
+    pub backend: String,
+    /// How messages name it.
+    pub label: String,
+    /// With autodiff, or why there is none.
+    pub device: Result<Device, String>,
 }
 
 /// The device a run trains on, its name as the front ends show it, and why it was chosen.
 pub struct ChosenDevice {
     pub device: Device,
-    pub backend: &'static str,
+    pub backend: String,
     pub reason: String,
 }
 
-/// Picks the device: the GPU when asked, or for `auto` when the adapter is a real GPU; else the
-/// CPU, saying why. A software adapter (SwiftShader) trains ~20x slower than the CPU backend, so
-/// `auto` skips it.
+/// Picks the device: the host's GPU when asked, or for `auto` when its WebGPU adapter is a real
+/// GPU; else the CPU, saying why. A software adapter (SwiftShader) trains ~20x slower than the
+/// CPU backend, so `auto` skips it.
 pub async fn choose_device(
     choice: BackendChoice,
-    support: &WebGpuSupport,
+    host: &mut impl Host,
 ) -> Result<ChosenDevice, String> {
     let cpu = |reason: String| ChosenDevice {
         device: Device::flex().autodiff(),
-        backend: "cpu",
+        backend: "cpu".into(),
         reason,
     };
     if choice == BackendChoice::Cpu {
         return Ok(cpu("the CPU backend was chosen".into()));
     }
-    let unusable = match (support, choice) {
+    let support = host.webgpu().await;
+    let unusable = match (&support, choice) {
         (WebGpuSupport::Missing { reason }, _) => Some(reason.clone()),
         (WebGpuSupport::Software { adapter }, BackendChoice::Auto) => Some(format!(
             "the only WebGPU adapter is a software renderer ({adapter}), slower than the CPU \
@@ -95,25 +117,32 @@ pub async fn choose_device(
         )),
         _ => None,
     };
-    let gpu = match unusable {
-        Some(reason) => Err(reason),
-        None => training_device(Backend::Wgpu).await,
+    let (gpu, label) = match unusable {
+        Some(reason) => (Err(reason), "WebGPU".to_string()),
+        None => {
+            let Gpu {
+                backend,
+                label,
+                device,
+            } = host.gpu().await;
+            (device.map(|device| (device, backend)), label)
+        }
     };
     match (gpu, choice) {
-        (Ok(device), _) => Ok(ChosenDevice {
+        (Ok((device, backend)), _) => Ok(ChosenDevice {
             device,
-            backend: "webgpu",
+            backend,
             reason: match support {
                 WebGpuSupport::Software { adapter } => {
-                    format!("WebGPU was chosen; its adapter is a software renderer ({adapter})")
+                    format!("{label} was chosen; its adapter is a software renderer ({adapter})")
                 }
                 WebGpuSupport::Hardware { adapter }
                 | WebGpuSupport::Missing { reason: adapter } => {
-                    format!("a WebGPU adapter is available ({adapter})")
+                    format!("{label} is available ({adapter})")
                 }
             },
         }),
-        (Err(reason), BackendChoice::Webgpu) => Err(format!("WebGPU was chosen but {reason}")),
+        (Err(reason), BackendChoice::Webgpu) => Err(format!("{label} was chosen but {reason}")),
         (Err(reason), _) => Ok(cpu(reason)),
     }
 }
@@ -367,16 +396,16 @@ impl Session {
         let dataset = self.dataset()?;
         let data = TrainingData::split(&dataset.train, &config).map_err(|e| e.to_string())?;
         let busy = self.begin_busy();
-        let chosen = choose_device(choice, &host.webgpu().await).await?;
+        let chosen = choose_device(choice, host).await?;
         host.send(Reply::Backend {
-            backend: chosen.backend.into(),
+            backend: chosen.backend.clone(),
             reason: chosen.reason.clone(),
         });
         let device = chosen.device;
         // Burn keeps a failed GPU device for the process's lifetime: only a new worker can
         // train again, so the error is fatal there and the front end starts one.
         let failed = |err: TrainError| match err {
-            TrainError::Backend(message) if chosen.backend == "webgpu" => Failure {
+            TrainError::Backend(message) if chosen.backend != "cpu" => Failure {
                 message: format!("the GPU stopped working during training ({message})"),
                 fatal: true,
             },
@@ -428,7 +457,7 @@ impl Session {
             test_acc: evaluation.as_ref().map(|e| e.test_acc_best),
         };
         let result = RunResult {
-            backend: chosen.backend.into(),
+            backend: chosen.backend,
             epochs: trained.history.len(),
             test_pairs: dataset.test_pairs.as_ref().map_or(0, Vec::len),
             test_acc: evaluation.as_ref().map(|e| e.test_acc),
@@ -760,8 +789,8 @@ impl Session {
     ) -> Outcome {
         let dataset = self.dataset()?;
         let _busy = self.begin_busy();
-        let chosen = choose_device(choice, &host.webgpu().await).await?;
-        let result = run_benchmark(&dataset.train, job, chosen.backend, &chosen.device)
+        let chosen = choose_device(choice, host).await?;
+        let result = run_benchmark(&dataset.train, job, &chosen.backend, &chosen.device)
             .await
             .map_err(|e| e.to_string())?;
         host.send(Reply::Benchmark(result));

@@ -3,12 +3,13 @@
 use std::path::Path;
 
 use serde_json::{Value, json};
+use siamese_web::backend::Backend;
 use siamese_web::data::ImageShape;
 use siamese_web::data::folder::labelled_files;
 use siamese_web::model_file::read_model_info;
 use siamese_web::projector::{CONFIG_FILE, METADATA_FILE, SPRITE_FILE, VECTORS_FILE};
 use siamese_web::session::Session;
-use siamese_web::session::messages::{Command, ImageRef, Reply, UploadedFile};
+use siamese_web::session::messages::{BackendChoice, Command, ImageRef, Reply, UploadedFile};
 use web_time::Instant;
 
 use crate::options::{DataSource, Invocation};
@@ -173,23 +174,30 @@ fn merged(mut line: Value, more: Value) -> Value {
 }
 
 pub async fn run(invocation: Invocation) -> Result<String, String> {
+    let gpu = match &invocation {
+        Invocation::Train { gpu, .. } => *gpu,
+        _ => None,
+    };
     let mut cli = Cli {
         session: Session::new(),
-        terminal: Terminal::new(),
+        terminal: Terminal::new(gpu.unwrap_or(Backend::Wgpu)),
     };
     let line = match invocation {
         Invocation::Train {
             data,
             shape,
             config,
-            device,
+            gpu,
             save,
         } => {
             cli.load_data(&data, shape).await?;
             let answers = cli
                 .ask(Command::Train {
                     config,
-                    backend: device,
+                    backend: match gpu {
+                        Some(_) => BackendChoice::Webgpu,
+                        None => BackendChoice::Cpu,
+                    },
                 })
                 .await?;
             let Some(Reply::Done(report)) = answers.first() else {

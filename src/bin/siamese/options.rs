@@ -2,8 +2,8 @@
 
 use std::path::PathBuf;
 
+use siamese_web::backend::Backend;
 use siamese_web::data::ImageShape;
-use siamese_web::session::messages::BackendChoice;
 use siamese_web::training::TrainConfig;
 
 pub const USAGE: &str = "\
@@ -14,7 +14,9 @@ usage:
         --epochs N              10        --batch N              64 (pairs per step)
         --lr X                  0.001     --margin X             1
         --validation-split X    0.2       --seed N               42
-        --device cpu|wgpu       cpu (wgpu: Vulkan or Metal, in a build with --features wgpu)
+        --device DEVICE         cpu (default), wgpu (the GPU wgpu picks: Vulkan, Metal...), or
+                                pinned: vulkan, metal, cuda, cuda:N; each GPU in a build with
+                                --features of its name (wgpu, vulkan, metal, cuda)
         --train-images N, --test-images N   with --mnist: stratified samples, for quick runs
   siamese evaluate --model FILE (--data DIR | --mnist)
       the model's test figures on the data's test pairs, at the model's own threshold
@@ -41,7 +43,8 @@ pub enum Invocation {
         data: DataSource,
         shape: ImageShape,
         config: TrainConfig,
-        device: BackendChoice,
+        /// None for the CPU.
+        gpu: Option<Backend>,
         save: Option<PathBuf>,
     },
     Evaluate {
@@ -67,7 +70,7 @@ struct Given {
     model: Option<PathBuf>,
     out: Option<PathBuf>,
     save: Option<PathBuf>,
-    device: Option<BackendChoice>,
+    device: Option<Backend>,
     train_images: Option<usize>,
     test_images: Option<usize>,
     config: TrainConfig,
@@ -118,7 +121,7 @@ pub fn parse(args: &[String]) -> Result<Option<Invocation>, String> {
             data: data_source(&given)?,
             shape: given.image_size.unwrap_or(ImageShape::MNIST),
             config: given.config.clone(),
-            device: given.device.unwrap_or(BackendChoice::Cpu),
+            gpu: given.device.filter(|&device| device != Backend::Flex),
             save: given.save.clone(),
         },
         "evaluate" => Invocation::Evaluate {
@@ -226,13 +229,7 @@ fn read_options(args: &[String]) -> Result<Given, String> {
             "--model" => given.model = Some(value.into()),
             "--out" => given.out = Some(value.into()),
             "--save" => given.save = Some(value.into()),
-            "--device" => {
-                given.device = Some(match value.as_str() {
-                    "cpu" => BackendChoice::Cpu,
-                    "wgpu" | "gpu" => BackendChoice::Webgpu,
-                    _ => return Err(bad("use cpu or wgpu".into())),
-                })
-            }
+            "--device" => given.device = Some(value.parse().map_err(bad)?),
             "--train-images" => given.train_images = Some(count(value)?),
             "--test-images" => given.test_images = Some(count(value)?),
             "--epochs" => given.config.epochs = count(value)?,
@@ -288,7 +285,7 @@ mod tests {
             data,
             shape,
             config,
-            device,
+            gpu,
             save,
         }) = invocation
         else {
@@ -300,7 +297,7 @@ mod tests {
             (config.epochs, config.learning_rate, config.batch_size),
             (3, 0.01, 64)
         );
-        assert_eq!(device, BackendChoice::Cpu);
+        assert_eq!(gpu, None);
         assert_eq!(save, Some("m.siamese".into()));
     }
 

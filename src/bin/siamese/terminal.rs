@@ -2,8 +2,9 @@
 
 use web_time::Instant;
 
-use siamese_web::session::Host;
+use siamese_web::backend::{Backend, training_device};
 use siamese_web::session::messages::{DatasetSummary, Reply, WebGpuSupport};
+use siamese_web::session::{Gpu, Host};
 use siamese_web::training::BatchProgress;
 
 /// Progress lines at most this often (and at the end of every epoch).
@@ -13,13 +14,16 @@ pub struct Terminal {
     /// The replies of the command being handled that are not progress events.
     answers: Vec<Reply>,
     last_progress: Instant,
+    /// The GPU of `--device`, when a run asks for one.
+    gpu: Backend,
 }
 
 impl Terminal {
-    pub fn new() -> Self {
+    pub fn new(gpu: Backend) -> Self {
         Self {
             answers: Vec::new(),
             last_progress: Instant::now(),
+            gpu,
         }
     }
 
@@ -129,7 +133,20 @@ impl Host for Terminal {
 
     async fn webgpu(&mut self) -> WebGpuSupport {
         WebGpuSupport::Hardware {
-            adapter: "wgpu (Vulkan or Metal)".into(),
+            adapter: "chosen with --device".into(),
+        }
+    }
+
+    async fn gpu(&mut self) -> Gpu {
+        Gpu {
+            backend: self.gpu.to_string(),
+            label: match self.gpu {
+                Backend::Cuda(index) => format!("CUDA device {index}"),
+                Backend::Vulkan => "Vulkan".into(),
+                Backend::Metal => "Metal".into(),
+                Backend::Flex | Backend::Wgpu => "wgpu".into(),
+            },
+            device: training_device(self.gpu).await,
         }
     }
 
