@@ -27,7 +27,12 @@ pub fn labelled_files(root: &Path) -> Result<Vec<FolderFile>, String> {
         .unwrap_or_else(|| root.display().to_string());
     let mut files = Vec::new();
     let mut folders = vec![(root.to_path_buf(), root_name)];
+    // A link back up the tree is read once, not forever.
+    let mut seen = std::collections::HashSet::new();
     while let Some((folder, relative)) = folders.pop() {
+        if !seen.insert(folder.canonicalize().unwrap_or_else(|_| folder.clone())) {
+            continue;
+        }
         let entries = std::fs::read_dir(&folder)
             .map_err(|err| format!("cannot read the folder {}: {err}", folder.display()))?;
         for entry in entries {
@@ -75,6 +80,8 @@ mod tests {
         ] {
             std::fs::write(pets.join(file), b"x").unwrap();
         }
+        #[cfg(unix)]
+        std::os::unix::fs::symlink(&pets, pets.join("dogs/back-up")).unwrap();
         let found = labelled_files(&pets).unwrap();
         let labelled: Vec<(&str, &str)> = found
             .iter()

@@ -151,6 +151,30 @@ fn model_shape(path: &Path, data: &DataSource) -> Result<ImageShape, String> {
     Ok(info.shape)
 }
 
+/// Every device of the GPU APIs this build has, as `--device` names them, after the CPU.
+fn devices() -> Vec<String> {
+    #[allow(unused_mut)] // without a GPU feature
+    let mut found = vec!["cpu".to_string()];
+    #[cfg(feature = "cuda")]
+    {
+        let cuda = burn::tensor::Device::enumerate(burn::tensor::DeviceType::Cuda).len();
+        found.extend((0..cuda).map(|index| Backend::Cuda(index).to_string()));
+    }
+    #[cfg(feature = "vulkan")]
+    if !burn::tensor::Device::enumerate(burn::tensor::DeviceType::Vulkan).is_empty() {
+        found.push(Backend::Vulkan.to_string());
+    }
+    #[cfg(feature = "metal")]
+    if !burn::tensor::Device::enumerate(burn::tensor::DeviceType::Metal).is_empty() {
+        found.push(Backend::Metal.to_string());
+    }
+    #[cfg(feature = "wgpu")]
+    if !burn::tensor::Device::enumerate(burn::tensor::DeviceType::Wgpu).is_empty() {
+        found.push(Backend::Wgpu.to_string());
+    }
+    found
+}
+
 /// The classification figures of an analysis, for the JSON line.
 fn analysis_fields(answers: &[Reply]) -> Value {
     answers
@@ -278,6 +302,7 @@ pub async fn run(invocation: Invocation) -> Result<String, String> {
                 "sprite_image_side": files.sprite_image_side,
             })
         }
+        Invocation::Devices => json!({ "devices": devices() }),
         Invocation::Compare { model, images } => {
             cli.load_model(&model).await?;
             let [left, right] = images.map(|path| {

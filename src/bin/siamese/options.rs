@@ -25,6 +25,8 @@ usage:
       the TensorFlow Embedding Projector opens (every image: the training part, then the test)
   siamese compare --model FILE IMAGE IMAGE
       the distance of two image files under the model, and whether it calls them dissimilar
+  siamese devices
+      the devices this build finds here, as --device takes them
   siamese help";
 
 /// Where the images come from.
@@ -60,6 +62,8 @@ pub enum Invocation {
         model: PathBuf,
         images: [PathBuf; 2],
     },
+    /// The devices this build can train on, here.
+    Devices,
 }
 
 /// Every option any subcommand takes, as given.
@@ -81,17 +85,17 @@ struct Given {
 /// What the words ask for; None for help.
 pub fn parse(args: &[String]) -> Result<Option<Invocation>, String> {
     let Some((subcommand, rest)) = args.split_first() else {
-        return Err("say what to do: train, evaluate, embed or compare".into());
+        return Err("say what to do: train, evaluate, embed, compare or devices".into());
     };
     if matches!(subcommand.as_str(), "help" | "--help" | "-h") {
         return Ok(None);
     }
     if !matches!(
         subcommand.as_str(),
-        "train" | "evaluate" | "embed" | "compare"
+        "train" | "evaluate" | "embed" | "compare" | "devices"
     ) {
         return Err(format!(
-            "unknown command {subcommand:?}: use train, evaluate, embed or compare"
+            "unknown command {subcommand:?}: use train, evaluate, embed, compare or devices"
         ));
     }
     let given = read_options(rest)?;
@@ -99,7 +103,8 @@ pub fn parse(args: &[String]) -> Result<Option<Invocation>, String> {
         "train" => !matches!(flag, "--model" | "--out"),
         "evaluate" => matches!(flag, "--model" | "--data" | "--mnist"),
         "embed" => matches!(flag, "--model" | "--data" | "--mnist" | "--out"),
-        _ => flag == "--model",
+        "compare" => flag == "--model",
+        _ => false,
     };
     if let Some(flag) = given.tuned.iter().find(|flag| !takes(flag)) {
         return Err(format!("{subcommand} does not take {flag}"));
@@ -133,6 +138,7 @@ pub fn parse(args: &[String]) -> Result<Option<Invocation>, String> {
             data: data_source(&given)?,
             out: given.out.clone().ok_or("embed needs --out DIR")?,
         },
+        "devices" => Invocation::Devices,
         _ => Invocation::Compare {
             model: model()?,
             images: match &given.positional[..] {
@@ -325,6 +331,7 @@ mod tests {
             ),
             ("embed --model m --mnist", "needs --out DIR"),
             ("compare --model m a.png", "two image files"),
+            ("devices --mnist", "devices does not take --mnist"),
         ] {
             let err = parse(&words(line)).unwrap_err();
             assert!(err.contains(expected), "{line:?}: {err}");

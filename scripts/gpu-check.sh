@@ -1,0 +1,42 @@
+#!/usr/bin/env bash
+# The GPU figures, ready for the day a machine with an NVIDIA GPU is at hand (CI has none; not
+# part of the tests). Builds the command line with CUDA and Vulkan, lists the devices it finds,
+# then trains the digits job (the article's settings, batch 64, then batch 1,024) on each GPU and
+# on the CPU, and prints one JSON line per run: its device, batch, pairs/s and test accuracy.
+#
+#   scripts/gpu-check.sh [--epochs N]     (default 1)
+#
+# The CUDA build downloads Tracel's LLVM bundle (cubecl-llvm's build script): the machine needs
+# the internet, not only the package registries. Needs at run time: for CUDA the NVIDIA driver, NVRTC and the toolkit's headers (a CUDA
+# `-devel` image, or CUDA_PATH); for Vulkan `libvulkan1` and the driver's ICD file (in a container,
+# NVIDIA_DRIVER_CAPABILITIES must include `graphics`). Several GPUs at once need multi-device
+# training, which the command line does not have yet: each GPU is timed alone.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+epochs=1
+[ "${1:-}" = --epochs ] && epochs=$2
+
+command -v nvidia-smi >/dev/null && nvidia-smi --query-gpu=index,name,driver_version,memory.total --format=csv
+cargo build --release --locked --features cuda,vulkan --bin siamese
+siamese=target/release/siamese
+devices=$("$siamese" devices)
+echo "$devices"
+
+run() {
+  local device=$1 batch=$2
+  local line
+  if line=$("$siamese" train --mnist --epochs "$epochs" --batch "$batch" --device "$device" 2>"target/gpu-check-$device-$batch.log" | tail -n 1); then
+    node -e 'const r = JSON.parse(process.argv[1]); console.log(JSON.stringify({ device: process.argv[2], batch: +process.argv[3],
+      pairs_per_s: r.pairs_per_s, train_s: r.train_s, test_acc: r.test_acc, test_acc_best: r.test_acc_best, auc: r.auc }));' \
+      "$line" "$device" "$batch"
+  else
+    echo "{\"device\":\"$device\",\"batch\":$batch,\"error\":$(tail -n 1 "target/gpu-check-$device-$batch.log" | node -e 'process.stdin.on("data", (d) => process.stdout.write(JSON.stringify(String(d).trim())))')}"
+  fi
+}
+
+for device in $(node -e 'console.log(JSON.parse(process.argv[1]).devices.join(" "))' "$devices"); do
+  for batch in 64 1024; do
+    run "$device" "$batch"
+  done
+done
