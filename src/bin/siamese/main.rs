@@ -21,8 +21,8 @@ mod terminal;
 #[cfg(not(target_arch = "wasm32"))]
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    let invocation = match options::parse(&args) {
-        Ok(Some(invocation)) => invocation,
+    let parsed = match options::parse(&args) {
+        Ok(Some(parsed)) => parsed,
         Ok(None) => {
             println!("{}", options::USAGE);
             return;
@@ -32,7 +32,13 @@ fn main() {
             std::process::exit(2);
         }
     };
-    match pollster::block_on(commands::run(invocation)) {
+    if let Some(threads) = parsed.threads {
+        rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .build_global()
+            .expect("the thread pool is built before any work");
+    }
+    match pollster::block_on(commands::run(parsed.invocation)) {
         Ok(line) => println!("{line}"),
         Err(message) => {
             eprintln!("error: {message}");

@@ -14,6 +14,8 @@ usage:
         --epochs N              10        --batch N              64 (pairs per step)
         --lr X                  0.001     --margin X             1
         --validation-split X    0.2       --seed N               42
+        --threads N             the CPU backend's threads (default: one per core; also for
+                                evaluate, embed and compare)
         --device DEVICE         cpu (default), wgpu (the GPU wgpu picks: Vulkan, Metal...), or
                                 pinned: vulkan, metal, cuda, cuda:N; each GPU in a build with
                                 --features of its name (wgpu, vulkan, metal, cuda)
@@ -80,10 +82,19 @@ struct Given {
     config: TrainConfig,
     tuned: Vec<&'static str>,
     positional: Vec<PathBuf>,
+    threads: Option<usize>,
+}
+
+/// A subcommand and the threads it may use.
+#[derive(Debug)]
+pub struct Parsed {
+    pub invocation: Invocation,
+    /// Threads of the CPU backend's matrix products; None for one per core.
+    pub threads: Option<usize>,
 }
 
 /// What the words ask for; None for help.
-pub fn parse(args: &[String]) -> Result<Option<Invocation>, String> {
+pub fn parse(args: &[String]) -> Result<Option<Parsed>, String> {
     let Some((subcommand, rest)) = args.split_first() else {
         return Err("say what to do: train, evaluate, embed, compare or devices".into());
     };
@@ -101,9 +112,12 @@ pub fn parse(args: &[String]) -> Result<Option<Invocation>, String> {
     let given = read_options(rest)?;
     let takes = |flag: &str| match subcommand.as_str() {
         "train" => !matches!(flag, "--model" | "--out"),
-        "evaluate" => matches!(flag, "--model" | "--data" | "--mnist"),
-        "embed" => matches!(flag, "--model" | "--data" | "--mnist" | "--out"),
-        "compare" => flag == "--model",
+        "evaluate" => matches!(flag, "--model" | "--data" | "--mnist" | "--threads"),
+        "embed" => matches!(
+            flag,
+            "--model" | "--data" | "--mnist" | "--out" | "--threads"
+        ),
+        "compare" => matches!(flag, "--model" | "--threads"),
         _ => false,
     };
     if let Some(flag) = given.tuned.iter().find(|flag| !takes(flag)) {
@@ -150,7 +164,10 @@ pub fn parse(args: &[String]) -> Result<Option<Invocation>, String> {
     if let Invocation::Train { config, .. } = &invocation {
         config.validate().map_err(|err| err.to_string())?;
     }
-    Ok(Some(invocation))
+    Ok(Some(Parsed {
+        invocation,
+        threads: given.threads,
+    }))
 }
 
 fn data_source(given: &Given) -> Result<DataSource, String> {
@@ -193,6 +210,7 @@ const VALUED_OPTIONS: &[&str] = &[
     "--margin",
     "--validation-split",
     "--seed",
+    "--threads",
 ];
 
 fn read_options(args: &[String]) -> Result<Given, String> {
@@ -209,6 +227,7 @@ fn read_options(args: &[String]) -> Result<Given, String> {
         config: TrainConfig::new(),
         tuned: Vec::new(),
         positional: Vec::new(),
+        threads: None,
     };
     let mut args = args.iter();
     while let Some(arg) = args.next() {
@@ -243,6 +262,7 @@ fn read_options(args: &[String]) -> Result<Given, String> {
             "--lr" => given.config.learning_rate = number(value)?,
             "--margin" => given.config.margin = number(value)? as f32,
             "--validation-split" => given.config.validation_split = number(value)?,
+            "--threads" => given.threads = Some(count(value)?.max(1)),
             _ => {
                 given.config.seed = value
                     .parse()
@@ -284,15 +304,19 @@ mod tests {
     #[test]
     fn train_takes_a_folder_its_size_and_the_settings() {
         let invocation = parse(&words(
-            "train --data photos --image-size 64x32-rgb --epochs 3 --lr 0.01 --save m.siamese",
+            "train --data photos --image-size 64x32-rgb --epochs 3 --lr 0.01 --threads 2 --save m.siamese",
         ))
         .unwrap();
-        let Some(Invocation::Train {
-            data,
-            shape,
-            config,
-            gpu,
-            save,
+        let Some(Parsed {
+            invocation:
+                Invocation::Train {
+                    data,
+                    shape,
+                    config,
+                    gpu,
+                    save,
+                },
+            threads,
         }) = invocation
         else {
             panic!("{invocation:?}");
@@ -305,6 +329,7 @@ mod tests {
         );
         assert_eq!(gpu, None);
         assert_eq!(save, Some("m.siamese".into()));
+        assert_eq!(threads, Some(2));
     }
 
     #[test]
