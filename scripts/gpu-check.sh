@@ -6,8 +6,8 @@
 #
 #   scripts/gpu-check.sh [--epochs N]     (default 1)
 #
-# The CUDA build downloads Tracel's LLVM bundle (cubecl-llvm's build script): the machine needs
-# the internet, not only the package registries. Needs at run time: for CUDA the NVIDIA driver, NVRTC and the toolkit's headers (a CUDA
+# The CUDA build downloads Tracel's LLVM bundle (cubecl-llvm's build script): without the
+# internet the script falls back to Vulkan alone. Needs at run time: for CUDA the NVIDIA driver, NVRTC and the toolkit's headers (a CUDA
 # `-devel` image, or CUDA_PATH); for Vulkan `libvulkan1` and the driver's ICD file (in a container,
 # NVIDIA_DRIVER_CAPABILITIES must include `graphics`). Several GPUs at once need multi-device
 # training, which the command line does not have yet: each GPU is timed alone.
@@ -18,7 +18,11 @@ epochs=1
 [ "${1:-}" = --epochs ] && epochs=$2
 
 command -v nvidia-smi >/dev/null && nvidia-smi --query-gpu=index,name,driver_version,memory.total --format=csv
-cargo build --release --locked --features cuda,vulkan --bin siamese
+if ! cargo build --release --locked --features cuda,vulkan --bin siamese; then
+  # Offline, the LLVM bundle can be put in place by hand (~/.local/share/tracel/tracel-llvm-*).
+  echo "gpu-check: the CUDA build failed (it downloads Tracel's LLVM bundle); Vulkan alone" >&2
+  cargo build --release --locked --features vulkan --bin siamese
+fi
 siamese=target/release/siamese
 devices=$("$siamese" devices)
 echo "$devices"
