@@ -5,7 +5,7 @@
 
 use std::io::Cursor;
 
-use image::{ImageFormat, RgbaImage};
+use image::{ImageFormat, RgbaImage, imageops};
 use serde::Serialize;
 
 use crate::data::ImageSet;
@@ -91,8 +91,8 @@ fn tsv_field(text: &str) -> String {
     text.replace(['\t', '\n', '\r'], " ")
 }
 
-/// Every image in a square grid of `side`-pixel cells (the image centred, shrunk by nearest
-/// pixel when the grid would be wider than `max_side`), as PNG bytes.
+/// Every image in a square grid of `side`-pixel cells (the image centred, shrunk as the page's
+/// thumbnails are when the grid would be wider than `max_side`), as PNG bytes.
 fn sprite(parts: &[EmbeddedPart], rows: usize, max_side: usize) -> (Vec<u8>, usize) {
     let columns = (rows as f64).sqrt().ceil().max(1.0) as usize;
     let largest = parts
@@ -107,27 +107,12 @@ fn sprite(parts: &[EmbeddedPart], rows: usize, max_side: usize) -> (Vec<u8>, usi
         .iter()
         .flat_map(|part| (0..part.set.len()).map(move |index| (part.set, index)));
     for (cell, (set, index)) in images.enumerate() {
-        let shape = set.shape;
-        let step = shape.height.max(shape.width).div_ceil(side).max(1);
-        let (height, width) = (shape.height.div_ceil(step), shape.width.div_ceil(step));
-        let plane = shape.height * shape.width;
-        let pixels = set.image(index);
-        let channel = |c: usize, p: usize| {
-            (pixels[c.min(shape.channels - 1) * plane + p] * 255.0).round() as u8
-        };
-        let (left, top) = ((cell % columns) * side, (cell / columns) * side);
-        let (pad_x, pad_y) = ((side - width) / 2, (side - height) / 2);
-        for y in 0..height {
-            for x in 0..width {
-                let p = y * step * shape.width + x * step;
-                let rgba = [channel(0, p), channel(1, p), channel(2, p), 255];
-                canvas.put_pixel(
-                    (left + pad_x + x) as u32,
-                    (top + pad_y + y) as u32,
-                    image::Rgba(rgba),
-                );
-            }
-        }
+        let (width, height, rgba) = set.rgba(index, side);
+        let image = RgbaImage::from_raw(width as u32, height as u32, rgba)
+            .expect("width x height RGBA pixels");
+        let left = (cell % columns) * side + (side - width) / 2;
+        let top = (cell / columns) * side + (side - height) / 2;
+        imageops::replace(&mut canvas, &image, left as i64, top as i64);
     }
     let mut png = Cursor::new(Vec::new());
     canvas
@@ -176,7 +161,8 @@ mod tests {
         assert_eq!(files.rows, 3);
         assert_eq!(files.sprite_image_side, 2);
         // Three images in a 2x2 grid of 2-pixel cells: image 0's diagonal, image 1 white,
-        // image 2 mid grey, the fourth cell empty.
+        // image 2 mid grey (0.5 truncated to 127, as the page's thumbnails are), the fourth
+        // cell empty.
         let sprite = image::load_from_memory(&files.sprite_png)
             .unwrap()
             .to_rgba8();
@@ -187,7 +173,7 @@ mod tests {
             [0, 255, 255, 0]
         );
         assert_eq!([grey(2, 0), grey(3, 1)], [255, 255]);
-        assert_eq!([grey(0, 2), grey(1, 3)], [128, 128]);
+        assert_eq!([grey(0, 2), grey(1, 3)], [127, 127]);
         assert_eq!(sprite.get_pixel(3, 3)[3], 0);
         let config: serde_json::Value = serde_json::from_str(&files.config_json).unwrap();
         assert_eq!(

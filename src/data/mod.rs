@@ -80,6 +80,23 @@ impl ImageSet {
         &self.pixels[index * size..(index + 1) * size]
     }
 
+    /// The image as RGBA bytes (grey repeated in the three colours), shrunk by nearest pixel so
+    /// neither side exceeds `max_side`: its width, height and bytes.
+    pub fn rgba(&self, index: usize, max_side: usize) -> (usize, usize, Vec<u8>) {
+        let shape = self.shape;
+        let step = shape.height.max(shape.width).div_ceil(max_side).max(1);
+        let (height, width) = (shape.height.div_ceil(step), shape.width.div_ceil(step));
+        let plane = shape.height * shape.width;
+        let image = self.image(index);
+        let channel =
+            |c: usize, p: usize| (image[c.min(shape.channels - 1) * plane + p] * 255.0) as u8;
+        let rgba = (0..height * width)
+            .map(|i| (i / width * step) * shape.width + (i % width) * step)
+            .flat_map(|p| [channel(0, p), channel(1, p), channel(2, p), 255])
+            .collect();
+        (width, height, rgba)
+    }
+
     /// Images per class, in class order.
     pub fn class_counts(&self) -> Vec<usize> {
         let mut counts = vec![0; self.class_names.len()];
