@@ -664,12 +664,7 @@ impl Session {
         let current = self.current_model().ok_or("train or load a model first")?;
         let dataset = self.dataset()?;
         if dataset.train.shape != current.info.shape {
-            return Err(format!(
-                "this model was trained for {} images, but the loaded data is {}",
-                describe_shape(current.info.shape),
-                describe_shape(dataset.train.shape)
-            )
-            .into());
+            return Err(shape_mismatch(current.info.shape, dataset.train.shape).into());
         }
         Ok((current, dataset))
     }
@@ -762,10 +757,8 @@ impl Session {
             && dataset.train.shape != info.shape
         {
             return Err(format!(
-                "{file_name}: this model was trained for {} images, but the loaded data is {}; \
-                 the current model is kept",
-                describe_shape(info.shape),
-                describe_shape(dataset.train.shape)
+                "{file_name}: {}; the current model is kept",
+                shape_mismatch(info.shape, dataset.train.shape)
             )
             .into());
         }
@@ -844,6 +837,14 @@ fn gallery(set: &ImageSet, pairs: &[Pair], distances: &[f32], threshold: f32) ->
             predicted_dissimilar: distance > threshold,
         })
         .collect()
+}
+
+fn shape_mismatch(model: ImageShape, data: ImageShape) -> String {
+    format!(
+        "this model was trained for {} images, but the loaded data is {}",
+        describe_shape(model),
+        describe_shape(data)
+    )
 }
 
 fn describe_shape(shape: ImageShape) -> String {
