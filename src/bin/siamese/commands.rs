@@ -101,10 +101,9 @@ impl Cli {
         Ok((answers, unreadable))
     }
 
-    /// Reads a model file (refused with the session's reason when it is not one of ours) and
-    /// says what it is.
-    async fn load_model(&mut self, path: &Path) -> Result<Vec<Reply>, String> {
-        let bytes = read(path)?;
+    /// Makes the model file read from `path` the current model (refused with the session's
+    /// reason when it is not one of ours) and says what it is.
+    async fn load_model(&mut self, path: &Path, bytes: Vec<u8>) -> Result<Vec<Reply>, String> {
         let answers = self
             .ask(Command::LoadModel {
                 file_name: path.display().to_string(),
@@ -135,8 +134,8 @@ fn read(path: &Path) -> Result<Vec<u8>, String> {
     std::fs::read(path).map_err(|err| format!("cannot read {}: {err}", path.display()))
 }
 
-/// The image size a model file was trained for, read before the data is, which must be of it.
-fn model_shape(path: &Path, data: &DataSource) -> Result<ImageShape, String> {
+/// A model file and the image size it was trained for, which the data, read next, must have.
+fn read_model_for(path: &Path, data: &DataSource) -> Result<(Vec<u8>, ImageShape), String> {
     let bytes = read(path)?;
     let (info, _) = read_model_info(&bytes).map_err(|err| format!("{}: {err}", path.display()))?;
     if matches!(data, DataSource::Mnist { .. }) && info.shape != ImageShape::MNIST {
@@ -148,7 +147,7 @@ fn model_shape(path: &Path, data: &DataSource) -> Result<ImageShape, String> {
             info.shape.channels
         ));
     }
-    Ok(info.shape)
+    Ok((bytes, info.shape))
 }
 
 /// Every device of the GPU APIs this build has, as `--device` names them, after the CPU.
@@ -249,8 +248,9 @@ pub async fn run(invocation: Invocation) -> Result<String, String> {
             line
         }
         Invocation::Evaluate { model, data } => {
-            cli.load_data(&data, model_shape(&model, &data)?).await?;
-            let loaded = cli.load_model(&model).await?;
+            let (bytes, shape) = read_model_for(&model, &data)?;
+            cli.load_data(&data, shape).await?;
+            let loaded = cli.load_model(&model, bytes).await?;
             let answers = cli.ask(Command::Evaluate).await?;
             let Some(Reply::Evaluated {
                 test_pairs,
@@ -273,8 +273,9 @@ pub async fn run(invocation: Invocation) -> Result<String, String> {
             merged(figures, analysis_fields(&loaded))
         }
         Invocation::Embed { model, data, out } => {
-            cli.load_data(&data, model_shape(&model, &data)?).await?;
-            cli.load_model(&model).await?;
+            let (bytes, shape) = read_model_for(&model, &data)?;
+            cli.load_data(&data, shape).await?;
+            cli.load_model(&model, bytes).await?;
             let answers = cli.ask(Command::ExportProjector).await?;
             let Some(Reply::Projector(files)) = answers.first() else {
                 return Err("no embeddings were exported".into());
@@ -304,7 +305,7 @@ pub async fn run(invocation: Invocation) -> Result<String, String> {
         }
         Invocation::Devices => json!({ "devices": devices() }),
         Invocation::Compare { model, images } => {
-            cli.load_model(&model).await?;
+            cli.load_model(&model, read(&model)?).await?;
             let [left, right] = images.map(|path| {
                 read(&path).map(|bytes| ImageRef::File {
                     file_name: path.display().to_string(),
