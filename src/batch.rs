@@ -2,7 +2,7 @@
 
 use burn::tensor::{Device, Tensor, TensorData};
 
-use crate::data::ImageSet;
+use crate::data::{ImageSet, ImageShape};
 use crate::pairs::Pair;
 
 /// `n` pairs as one batch of `2n` images (the left images, then their partners), so one pass
@@ -14,32 +14,140 @@ pub struct PairBatch {
 
 impl PairBatch {
     pub fn new(set: &ImageSet, pairs: &[Pair], device: &Device) -> Self {
+        HostBatch::new(set, pairs).to_device(device)
+    }
+}
+
+/// A batch still on the host: its pixels read from the set (from disk when the set lives there)
+/// and its labels, ready to become a [`PairBatch`].
+pub struct HostBatch {
+    shape: ImageShape,
+    pairs: usize,
+    pixels: Vec<f32>,
+    dissimilar: Vec<f32>,
+}
+
+impl HostBatch {
+    pub fn new(set: &ImageSet, pairs: &[Pair]) -> Self {
         let lefts = pairs.iter().map(|pair| pair.left);
         let rights = pairs.iter().map(|pair| pair.right);
         let indices: Vec<usize> = lefts.chain(rights).collect();
-        let dissimilar: Vec<f32> = pairs
-            .iter()
-            .map(|p| f32::from(u8::from(p.dissimilar)))
-            .collect();
         Self {
-            images: image_batch(set, &indices, device),
-            dissimilar: Tensor::from_data(TensorData::new(dissimilar, [pairs.len()]), device),
+            shape: set.shape,
+            pairs: pairs.len(),
+            pixels: image_pixels(set, &indices),
+            dissimilar: pairs
+                .iter()
+                .map(|p| f32::from(u8::from(p.dissimilar)))
+                .collect(),
         }
+    }
+
+    /// Pairs in the batch.
+    pub fn len(&self) -> usize {
+        self.pairs
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.pairs == 0
+    }
+
+    pub fn to_device(self, device: &Device) -> PairBatch {
+        let shape = self.shape;
+        let images = [2 * self.pairs, shape.channels, shape.height, shape.width];
+        PairBatch {
+            images: Tensor::from_data(TensorData::new(self.pixels, images), device),
+            dissimilar: Tensor::from_data(TensorData::new(self.dissimilar, [self.pairs]), device),
+        }
+    }
+}
+
+/// The batches of `batch_size` pairs of one epoch, in order. Natively a thread reads the next
+/// two ahead while the device trains on the current one, so reading a set kept on disk overlaps
+/// the training; in wasm (one thread) each is read when asked for.
+pub fn epoch_batches(
+    set: &ImageSet,
+    pairs: Vec<Pair>,
+    batch_size: usize,
+) -> impl Iterator<Item = HostBatch> {
+    #[cfg(not(target_arch = "wasm32"))]
+    {
+        let (sender, receiver) = std::sync::mpsc::sync_channel(2);
+        // A clone shares the pixels; the thread ends when the epoch's batches are read or when
+        // the receiver is dropped (a run stopped mid-epoch).
+        let set = set.clone();
+        std::thread::spawn(move || {
+            for chunk in pairs.chunks(batch_size) {
+                if sender.send(HostBatch::new(&set, chunk)).is_err() {
+                    break;
+                }
+            }
+        });
+        receiver.into_iter()
+    }
+    #[cfg(target_arch = "wasm32")]
+    {
+        let set = set.clone();
+        (0..pairs.len().div_ceil(batch_size)).map(move |batch| {
+            let end = ((batch + 1) * batch_size).min(pairs.len());
+            HostBatch::new(&set, &pairs[batch * batch_size..end])
+        })
     }
 }
 
 /// The images at `indices` as one `[n, channels, height, width]` tensor.
 pub fn image_batch(set: &ImageSet, indices: &[usize], device: &Device) -> Tensor<4> {
     let shape = set.shape;
-    let mut pixels = Vec::with_capacity(indices.len() * shape.pixels());
-    for &index in indices {
-        pixels.extend_from_slice(set.image(index));
-    }
     Tensor::from_data(
         TensorData::new(
-            pixels,
+            image_pixels(set, indices),
             [indices.len(), shape.channels, shape.height, shape.width],
         ),
         device,
     )
+}
+
+fn image_pixels(set: &ImageSet, indices: &[usize]) -> Vec<f32> {
+    let mut pixels = Vec::with_capacity(indices.len() * set.shape.pixels());
+    for &index in indices {
+        set.append_image(index, &mut pixels);
+    }
+    pixels
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::pairs::PairSampler;
+
+    #[test]
+    fn an_epochs_batches_hold_its_pairs_in_order() {
+        let shape = ImageShape::new(1, 1, 2);
+        let mut set = ImageSet::new(shape, vec!["a".into(), "b".into()]);
+        for i in 0..10 {
+            set.push(&[i as f32 / 255.0, 1.0], i % 2);
+        }
+        let pairs = PairSampler::with_seed(set.labels(), &set.class_names, 3)
+            .unwrap()
+            .epoch_pairs(1);
+        let batches: Vec<HostBatch> = epoch_batches(&set, pairs.clone(), 4).collect();
+        assert_eq!(batches.len(), pairs.len().div_ceil(4));
+        let mut read = Vec::new();
+        for batch in &batches {
+            let n = batch.len();
+            let first = |side: usize, i: usize| (batch.pixels[(side * n + i) * 2] * 255.0).round();
+            for i in 0..n {
+                read.push((
+                    first(0, i) as usize,
+                    first(1, i) as usize,
+                    batch.dissimilar[i],
+                ));
+            }
+        }
+        let expected: Vec<_> = pairs
+            .iter()
+            .map(|p| (p.left, p.right, f32::from(u8::from(p.dissimilar))))
+            .collect();
+        assert_eq!(read, expected);
+    }
 }

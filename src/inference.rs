@@ -13,9 +13,17 @@ use crate::model::SiameseNet;
 use crate::pairs::Pair;
 use crate::training::{TrainError, backend_error};
 
-/// Images per forward pass when no gradient is kept: larger than training batches, still small
-/// enough for 224x224x3 images.
+/// Images per forward pass when no gradient is kept: larger than training batches for small
+/// images, and for large ones as many as keep the first convolution's output (the largest
+/// activation) within [`INFERENCE_ACTIVATION_VALUES`]: 41 images of 224x224, not 256 (1.6 GB).
 const INFERENCE_BATCH: usize = 256;
+const INFERENCE_ACTIVATION_VALUES: usize = 1 << 26;
+
+fn inference_batch(model: &SiameseNet, set: &ImageSet) -> usize {
+    // The first convolution's weight is [out channels, in channels, 3, 3].
+    let first_activation = model.conv1.weight.dims()[0] * set.shape.height * set.shape.width;
+    (INFERENCE_ACTIVATION_VALUES / first_activation).clamp(1, INFERENCE_BATCH)
+}
 
 /// The embedding of every image of `set`, without autodiff.
 pub async fn embed_images(
@@ -29,7 +37,7 @@ pub async fn embed_images(
     // The dense layer's weight is [inputs, embedding size]: known even for an empty set.
     let dim = model.dense.weight.dims()[1];
     let indices: Vec<usize> = (0..set.len()).collect();
-    for chunk in indices.chunks(INFERENCE_BATCH) {
+    for chunk in indices.chunks(inference_batch(&model, set)) {
         let embedded = model.embed(image_batch(set, chunk, &device));
         let data = embedded.into_data_async().await.map_err(backend_error)?;
         values.extend(data.iter::<f32>());
@@ -157,5 +165,17 @@ mod tests {
             assert!((once - both).abs() < 1e-5, "{once} vs {both}");
         }
         assert!(tower.iter().all(|&d| d > 0.01), "{tower:?}");
+    }
+
+    #[test]
+    fn large_images_are_embedded_a_few_at_a_time() {
+        let device = Device::flex();
+        let batch_of = |shape: ImageShape| {
+            let model = SiameseNetConfig::for_shape(shape).init(&device).unwrap();
+            inference_batch(&model, &ImageSet::new(shape, Vec::new()))
+        };
+        assert_eq!(batch_of(ImageShape::MNIST), 256);
+        // 41 images of 224x224: 41 x 32 x 224 x 224 values, under 2^26 (256 MB of f32).
+        assert_eq!(batch_of(ImageShape::new(3, 224, 224)), 41);
     }
 }

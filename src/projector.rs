@@ -161,8 +161,8 @@ mod tests {
         assert_eq!(files.rows, 3);
         assert_eq!(files.sprite_image_side, 2);
         // Three images in a 2x2 grid of 2-pixel cells: image 0's diagonal, image 1 white,
-        // image 2 mid grey (0.5 truncated to 127, as the page's thumbnails are), the fourth
-        // cell empty.
+        // image 2 mid grey (0.5 kept as its nearest byte, 128, as the page's thumbnails show
+        // it), the fourth cell empty.
         let sprite = image::load_from_memory(&files.sprite_png)
             .unwrap()
             .to_rgba8();
@@ -173,7 +173,7 @@ mod tests {
             [0, 255, 255, 0]
         );
         assert_eq!([grey(2, 0), grey(3, 1)], [255, 255]);
-        assert_eq!([grey(0, 2), grey(1, 3)], [127, 127]);
+        assert_eq!([grey(0, 2), grey(1, 3)], [128, 128]);
         assert_eq!(sprite.get_pixel(3, 3)[3], 0);
         let config: serde_json::Value = serde_json::from_str(&files.config_json).unwrap();
         assert_eq!(

@@ -10,7 +10,7 @@ use burn::tensor::{Device, Tensor, TensorData};
 use serde::{Deserialize, Serialize};
 use web_time::Instant;
 
-use crate::batch::PairBatch;
+use crate::batch::epoch_batches;
 use crate::data::ImageSet;
 use crate::evaluation::{ARTICLE_THRESHOLD, accuracy_at};
 use crate::inference::{dissimilar_flags, pair_distances};
@@ -285,8 +285,10 @@ pub async fn train(
         let pairs = data.train_pairs.epoch_pairs(epoch);
         let steps_per_epoch = pairs.len().div_ceil(config.batch_size);
         let mut loss_sum = 0.0f64;
-        for (step, batch) in pairs.chunks(config.batch_size).enumerate() {
-            let batch_tensors = PairBatch::new(&data.train, batch, device);
+        let batches = epoch_batches(&data.train, pairs.clone(), config.batch_size);
+        for (step, batch) in batches.enumerate() {
+            let batch_pairs = batch.len();
+            let batch_tensors = batch.to_device(device);
             let loss = loss_fn.forward(
                 model.pair_distances(batch_tensors.images),
                 batch_tensors.dissimilar,
@@ -307,8 +309,8 @@ pub async fn train(
             let grads = GradientsParams::from_grads(loss.backward(), &model);
             model = optimizer.step(config.learning_rate, model, grads);
 
-            loss_sum += f64::from(loss_value) * batch.len() as f64;
-            pairs_seen += batch.len();
+            loss_sum += f64::from(loss_value) * batch_pairs as f64;
+            pairs_seen += batch_pairs;
             let elapsed_s = started.elapsed().as_secs_f64();
             let progress = BatchProgress {
                 epoch,

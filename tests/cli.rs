@@ -24,8 +24,8 @@ fn digit_folder(root: &Path) -> PathBuf {
         for (n, index) in members.take(PER_CLASS).enumerate() {
             let pixels = digits
                 .image(index)
-                .iter()
-                .map(|&v| (v * 255.0).round() as u8);
+                .into_iter()
+                .map(|v| (v * 255.0).round() as u8);
             let image = image::GrayImage::from_raw(28, 28, pixels.collect()).unwrap();
             image.save(class.join(format!("{n}.png"))).unwrap();
         }
@@ -200,6 +200,58 @@ fn a_folder_is_trained_evaluated_embedded_and_compared_from_the_command_line() {
         !usage.success && usage.stderr.contains("--epochs none"),
         "{}",
         usage.stderr
+    );
+    std::fs::remove_dir_all(&root).unwrap();
+}
+
+#[test]
+fn images_kept_on_disk_give_the_same_figures_and_are_decoded_once() {
+    let root = std::env::temp_dir().join(format!("siamese-cli-cache-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&root);
+    let data = digit_folder(&root);
+    let (cache, model) = (root.join("cache"), root.join("digits.siamese"));
+    let (data, cache, model) = (
+        data.to_str().unwrap(),
+        cache.to_str().unwrap(),
+        model.to_str().unwrap(),
+    );
+    let train = ["train", "--data", data, "--epochs", "2"];
+    let in_memory = siamese(&train);
+    assert!(in_memory.success, "{}", in_memory.stderr);
+    let on_disk = siamese(&[&train[..], &["--cache", cache, "--save", model]].concat());
+    assert!(on_disk.success, "{}", on_disk.stderr);
+    assert!(
+        on_disk.stderr.contains("0 images of this size stored"),
+        "{}",
+        on_disk.stderr
+    );
+    for field in ["test_pairs", "test_acc", "test_acc_best", "auc", "knn_acc"] {
+        assert_eq!(on_disk.line[field], in_memory.line[field], "{field}");
+    }
+    // The 300 digits, a byte per pixel; the two broken files are not kept.
+    let pixels = Path::new(cache).join("28x28-grey.v1.pixels");
+    assert_eq!(std::fs::metadata(pixels).unwrap().len(), 300 * 28 * 28);
+
+    // A later run finds every image (a renamed file too) and decodes none of them again.
+    std::fs::rename(format!("{data}/7/0.png"), format!("{data}/7/renamed.png")).unwrap();
+    let evaluated = siamese(&[
+        "evaluate", "--model", model, "--data", data, "--cache", cache,
+    ]);
+    assert!(evaluated.success, "{}", evaluated.stderr);
+    assert!(
+        evaluated
+            .stderr
+            .contains("300 of the images were found in the image cache")
+            && evaluated.stderr.contains("2 files skipped"),
+        "{}",
+        evaluated.stderr
+    );
+    assert_eq!(evaluated.line["test_pairs"], on_disk.line["test_pairs"]);
+    let refused = siamese(&["evaluate", "--model", model, "--mnist", "--cache", cache]);
+    assert!(
+        !refused.success && refused.stderr.contains("the built-in digits need none"),
+        "{}",
+        refused.stderr
     );
     std::fs::remove_dir_all(&root).unwrap();
 }

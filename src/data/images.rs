@@ -5,6 +5,7 @@ use std::io::Cursor;
 use image::imageops::{self, FilterType};
 use image::{DynamicImage, ImageFormat, ImageReader, Limits};
 
+use super::pixels::{FileKey, PixelStore};
 use super::{ImageSet, ImageShape};
 
 /// Larger images are refused before their pixels are allocated (decompression bombs): 50
@@ -131,27 +132,53 @@ pub struct LabelledImages {
     set: ImageSet,
     errors: Vec<ImageError>,
     notes: Vec<String>,
+    /// Images the store held before this load (a disk cache's from earlier runs), and how many
+    /// of the files were found among them.
+    stored_before: usize,
+    found_stored: usize,
 }
 
 impl LabelledImages {
     pub fn new(shape: ImageShape) -> Self {
+        Self::with_store(shape, PixelStore::in_memory(shape.pixels()))
+    }
+
+    /// Keeps the images in `store`; files whose images it already holds are not decoded.
+    pub fn with_store(shape: ImageShape, store: PixelStore) -> Self {
+        let set = ImageSet::with_store(shape, Vec::new(), store);
         Self {
-            set: ImageSet::new(shape, Vec::new()),
+            stored_before: set.stored_images(),
+            set,
             errors: Vec::new(),
             notes: Vec::new(),
+            found_stored: 0,
         }
     }
 
     /// Adds a batch of files, decoded on every core natively (one by one in wasm, which has no
     /// threads here); the images keep the files' order.
     pub fn add_all(&mut self, files: &[LabelledFile]) {
-        for (file, decoded) in files.iter().zip(decode_all(files, self.set.shape)) {
-            let pixels = match decoded {
-                Ok(pixels) => pixels,
-                Err(err) => {
-                    self.errors.push(err);
-                    continue;
+        let keys: Vec<FileKey> = files.iter().map(|file| FileKey::of(file.bytes)).collect();
+        let stored: Vec<Option<usize>> = keys.iter().map(|key| self.set.stored_row(key)).collect();
+        let unstored: Vec<&LabelledFile> = files
+            .iter()
+            .zip(&stored)
+            .filter_map(|(file, row)| row.is_none().then_some(file))
+            .collect();
+        let mut decoded = decode_all(&unstored, self.set.shape).into_iter();
+        for ((file, key), row) in files.iter().zip(keys).zip(stored) {
+            let pixels = match row {
+                Some(row) => {
+                    self.found_stored += usize::from(row < self.stored_before);
+                    None
                 }
+                None => match decoded.next().expect("a decoding for each file not stored") {
+                    Ok(pixels) => Some(pixels),
+                    Err(err) => {
+                        self.errors.push(err);
+                        continue;
+                    }
+                },
             };
             if is_animation(file.bytes) {
                 self.notes.push(format!(
@@ -167,7 +194,11 @@ impl LabelledImages {
                     names.len() - 1
                 }
             };
-            self.set.push(&pixels, label);
+            // A file stored earlier in this batch under the same bytes is found, not added.
+            let push = self.set.push_file(key, label, || {
+                pixels.ok_or("a stored image is found by its key")
+            });
+            push.expect("the image is stored or decoded");
         }
     }
 
@@ -177,7 +208,14 @@ impl LabelledImages {
     }
 
     /// The images, the files that could not be used, and notes on files used in part.
-    pub fn finish(self) -> (ImageSet, Vec<ImageError>, Vec<String>) {
+    pub fn finish(mut self) -> (ImageSet, Vec<ImageError>, Vec<String>) {
+        if self.found_stored > 0 {
+            self.notes.push(format!(
+                "{} of the images were found in the image cache {} and not decoded again",
+                self.found_stored,
+                self.set.place()
+            ));
+        }
         (self.set, self.errors, self.notes)
     }
 }
@@ -185,7 +223,7 @@ impl LabelledImages {
 type Decoded = Result<Vec<f32>, ImageError>;
 
 #[cfg(not(target_arch = "wasm32"))]
-fn decode_all(files: &[LabelledFile], shape: ImageShape) -> Vec<Decoded> {
+fn decode_all(files: &[&LabelledFile], shape: ImageShape) -> Vec<Decoded> {
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
     let per_thread = files.len().div_ceil(threads).max(1);
     std::thread::scope(|scope| {
@@ -207,7 +245,7 @@ fn decode_all(files: &[LabelledFile], shape: ImageShape) -> Vec<Decoded> {
 }
 
 #[cfg(target_arch = "wasm32")]
-fn decode_all(files: &[LabelledFile], shape: ImageShape) -> Vec<Decoded> {
+fn decode_all(files: &[&LabelledFile], shape: ImageShape) -> Vec<Decoded> {
     files
         .iter()
         .map(|file| decode_image(file.file_name, file.bytes, shape))

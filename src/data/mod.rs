@@ -5,10 +5,14 @@
 pub mod folder;
 pub mod images;
 pub mod mnist;
+pub mod pixels;
+
+use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
 use crate::rng::SeededRng;
+use pixels::{FileKey, PixelStore};
 
 /// Channels x height x width of every image in a set (and of the model's input).
 #[cfg_attr(test, derive(ts_rs::TS))]
@@ -36,31 +40,113 @@ impl ImageShape {
     }
 }
 
-/// Labelled images of one shape, pixels in 0..1, each image `shape.pixels()` floats, channel-first.
-#[derive(Clone, Debug)]
+/// Labelled images of one shape, channel-first, values in 0..1 (kept as bytes). Its rows index a
+/// pixel store that subsets and splits share, so the training, validation and test parts of a
+/// set cost no second copy of its pixels.
+#[derive(Clone)]
 pub struct ImageSet {
     pub shape: ImageShape,
     pub class_names: Vec<String>,
-    pixels: Vec<f32>,
+    store: Arc<PixelStore>,
+    rows: Vec<usize>,
     labels: Vec<usize>,
 }
 
+impl std::fmt::Debug for ImageSet {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ImageSet")
+            .field("shape", &self.shape)
+            .field("class_names", &self.class_names)
+            .field("images", &self.len())
+            .field("store", &self.store.place())
+            .finish()
+    }
+}
+
 impl ImageSet {
+    /// An empty set whose pixels are kept in memory.
     pub fn new(shape: ImageShape, class_names: Vec<String>) -> Self {
+        Self::with_store(shape, class_names, PixelStore::in_memory(shape.pixels()))
+    }
+
+    /// An empty set whose images go to `store` (made for `shape`).
+    pub fn with_store(shape: ImageShape, class_names: Vec<String>, store: PixelStore) -> Self {
+        assert_eq!(
+            store.row_bytes(),
+            shape.pixels(),
+            "a store for another shape"
+        );
         Self {
             shape,
             class_names,
-            pixels: Vec::new(),
+            store: Arc::new(store),
+            rows: Vec::new(),
             labels: Vec::new(),
         }
     }
 
-    /// Adds one image; `pixels` must hold `shape.pixels()` values and `label` index `class_names`.
+    /// Adds one image; `pixels` must hold `shape.pixels()` values (0..1) and `label` index
+    /// `class_names`.
     pub fn push(&mut self, pixels: &[f32], label: usize) {
-        assert_eq!(pixels.len(), self.shape.pixels(), "image of the wrong size");
+        self.push_keyed(pixels, label, None);
+    }
+
+    /// Adds the image of the file with `key`: found in the store when a file of the same bytes
+    /// was decoded before (this run or, with a disk cache, an earlier one), else decoded by
+    /// `decode` and stored. The decoder's error leaves the set as it was.
+    pub fn push_file<E>(
+        &mut self,
+        key: FileKey,
+        label: usize,
+        decode: impl FnOnce() -> Result<Vec<f32>, E>,
+    ) -> Result<(), E> {
+        match self.store.find(&key) {
+            Some(row) => {
+                assert!(label < self.class_names.len(), "label without a class");
+                self.rows.push(row);
+                self.labels.push(label);
+            }
+            None => self.push_keyed(&decode()?, label, Some(key)),
+        }
+        Ok(())
+    }
+
+    /// The store's row holding the image of the file with `key`, when it was stored before (it
+    /// will not be decoded again).
+    pub fn stored_row(&self, key: &FileKey) -> Option<usize> {
+        self.store.find(key)
+    }
+
+    /// Images in the store, this set's and others' (a disk cache keeps those of earlier runs).
+    pub fn stored_images(&self) -> usize {
+        self.store.rows()
+    }
+
+    fn push_keyed(&mut self, pixels: &[f32], label: usize, key: Option<FileKey>) {
         assert!(label < self.class_names.len(), "label without a class");
-        self.pixels.extend_from_slice(pixels);
+        let row = self.own_store().append(pixels, key);
+        self.rows.push(row);
         self.labels.push(label);
+    }
+
+    /// The store, to append to: a set that shares its store with a subset first copies its own
+    /// images into memory, so the subset never sees images it was not made with.
+    fn own_store(&mut self) -> &mut PixelStore {
+        if Arc::get_mut(&mut self.store).is_none() {
+            let mut own = PixelStore::in_memory(self.shape.pixels());
+            let mut bytes = vec![0; self.shape.pixels()];
+            for row in &mut self.rows {
+                self.store.read(*row, &mut bytes);
+                *row = own.append_bytes(&bytes, None);
+            }
+            self.store = Arc::new(own);
+        }
+        Arc::get_mut(&mut self.store).expect("a store of its own")
+    }
+
+    /// Where the pixels are kept, for people: "memory", or the cache file.
+    pub fn place(&self) -> String {
+        self.store.place()
     }
 
     pub fn len(&self) -> usize {
@@ -75,9 +161,23 @@ impl ImageSet {
         &self.labels
     }
 
-    pub fn image(&self, index: usize) -> &[f32] {
-        let size = self.shape.pixels();
-        &self.pixels[index * size..(index + 1) * size]
+    /// The image at `index`, as the model takes it: `shape.pixels()` values in 0..1.
+    pub fn image(&self, index: usize) -> Vec<f32> {
+        let mut values = Vec::with_capacity(self.shape.pixels());
+        self.append_image(index, &mut values);
+        values
+    }
+
+    /// Appends the image at `index` to `values`, as [`ImageSet::image`] gives it.
+    pub fn append_image(&self, index: usize, values: &mut Vec<f32>) {
+        let bytes = self.image_bytes(index);
+        values.extend(bytes.iter().map(|&b| f32::from(b) / 255.0));
+    }
+
+    fn image_bytes(&self, index: usize) -> Vec<u8> {
+        let mut bytes = vec![0; self.shape.pixels()];
+        self.store.read(self.rows[index], &mut bytes);
+        bytes
     }
 
     /// The image as RGBA bytes (grey repeated in the three colours), shrunk by nearest pixel so
@@ -87,9 +187,8 @@ impl ImageSet {
         let step = shape.height.max(shape.width).div_ceil(max_side).max(1);
         let (height, width) = (shape.height.div_ceil(step), shape.width.div_ceil(step));
         let plane = shape.height * shape.width;
-        let image = self.image(index);
-        let channel =
-            |c: usize, p: usize| (image[c.min(shape.channels - 1) * plane + p] * 255.0) as u8;
+        let image = self.image_bytes(index);
+        let channel = |c: usize, p: usize| image[c.min(shape.channels - 1) * plane + p];
         let rgba = (0..height * width)
             .map(|i| (i / width * step) * shape.width + (i % width) * step)
             .flat_map(|p| [channel(0, p), channel(1, p), channel(2, p), 255])
@@ -106,13 +205,15 @@ impl ImageSet {
         counts
     }
 
-    /// A new set made of the images at `indices`, in that order.
+    /// A new set made of the images at `indices`, in that order, sharing this set's pixels.
     pub fn subset(&self, indices: &[usize]) -> ImageSet {
-        let mut subset = ImageSet::new(self.shape, self.class_names.clone());
-        for &index in indices {
-            subset.push(self.image(index), self.labels[index]);
+        ImageSet {
+            shape: self.shape,
+            class_names: self.class_names.clone(),
+            store: Arc::clone(&self.store),
+            rows: indices.iter().map(|&i| self.rows[i]).collect(),
+            labels: indices.iter().map(|&i| self.labels[i]).collect(),
         }
-        subset
     }
 
     /// Splits into `(rest, held_out)` with `held_out` taking `fraction` of each class (rounded,
@@ -145,7 +246,7 @@ mod tests {
         let names = (0..classes).map(|c| c.to_string()).collect();
         let mut set = ImageSet::new(ImageShape::new(1, 1, 1), names);
         for i in 0..per_class * classes {
-            set.push(&[i as f32], i % classes);
+            set.push(&[i as f32 / 255.0], i % classes);
         }
         set
     }
@@ -156,18 +257,51 @@ mod tests {
         let (rest, held) = set.split(0.2, 5);
         assert_eq!(held.class_counts(), vec![2, 2, 2]);
         assert_eq!(rest.class_counts(), vec![8, 8, 8]);
-        let mut ids: Vec<f32> = (0..rest.len()).map(|i| rest.image(i)[0]).collect();
-        ids.extend((0..held.len()).map(|i| held.image(i)[0]));
-        ids.sort_by(f32::total_cmp);
-        assert_eq!(ids, (0..30).map(|i| i as f32).collect::<Vec<_>>());
-        // Labels travel with their pixels.
-        assert!((0..held.len()).all(|i| held.image(i)[0] as usize % 3 == held.labels()[i]));
         let ids_of = |part: &ImageSet| {
             (0..part.len())
-                .map(|i| part.image(i)[0])
+                .map(|i| (part.image(i)[0] * 255.0).round() as usize)
                 .collect::<Vec<_>>()
         };
+        let mut ids = ids_of(&rest);
+        ids.extend(ids_of(&held));
+        ids.sort();
+        assert_eq!(ids, (0..30).collect::<Vec<_>>());
+        // Labels travel with their pixels.
+        assert!((0..held.len()).all(|i| ids_of(&held)[i] % 3 == held.labels()[i]));
         assert_eq!(ids_of(&set.split(0.2, 5).1), ids_of(&held));
         assert_ne!(ids_of(&set.split(0.2, 6).1), ids_of(&held));
+    }
+
+    #[test]
+    fn a_subset_shares_the_pixels_and_keeps_its_images_when_its_parent_grows() {
+        let mut set = numbered_set(2, 2);
+        let subset = set.subset(&[3, 0]);
+        assert!(Arc::ptr_eq(&set.store, &subset.store));
+        set.push(&[1.0], 1);
+        assert!(!Arc::ptr_eq(&set.store, &subset.store));
+        assert_eq!(
+            (set.len(), set.image(4), set.image(3)),
+            (5, vec![1.0], vec![3.0 / 255.0])
+        );
+        assert_eq!(
+            (subset.image(0), subset.image(1)),
+            (vec![3.0 / 255.0], vec![0.0])
+        );
+    }
+
+    #[test]
+    fn a_file_seen_before_is_not_decoded_again() {
+        let mut set = ImageSet::new(ImageShape::new(1, 1, 1), vec!["a".into(), "b".into()]);
+        let key = FileKey::of(b"file");
+        let decoded = |value| move || Ok::<_, ()>(vec![value]);
+        set.push_file(key, 0, decoded(0.2)).unwrap();
+        assert_eq!(set.stored_row(&key), Some(0));
+        set.push_file(key, 1, || Err("decoded twice")).unwrap();
+        assert_eq!(
+            set.push_file(FileKey::of(b"other"), 1, || Err("bad")),
+            Err("bad")
+        );
+        assert_eq!((set.len(), set.labels()), (2, &[0, 1][..]));
+        assert_eq!(set.image(1), set.image(0));
     }
 }

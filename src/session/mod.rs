@@ -26,6 +26,7 @@ use crate::backend::{Backend, training_device};
 use crate::benchmark::{BenchmarkJob, run_benchmark};
 use crate::data::images::{LabelledFile, LabelledImages, decode_image};
 use crate::data::mnist::parse_mnist;
+use crate::data::pixels::PixelStore;
 use crate::data::{ImageSet, ImageShape};
 use crate::embeddings::{Embeddings, pca_2d};
 use crate::evaluation::{Evaluation, best_threshold};
@@ -63,6 +64,11 @@ pub trait Host {
     fn yield_now(&mut self) -> impl Future<Output = ()>;
     /// The memory the host's process holds, reported after each epoch (it must stay flat).
     fn memory_bytes(&self) -> f64;
+    /// Where the images of uploaded files are kept: in memory, unless the host keeps them
+    /// elsewhere (the command line's `--cache DIR`, on disk).
+    fn pixel_store(&mut self, shape: ImageShape) -> Result<PixelStore, String> {
+        Ok(PixelStore::in_memory(shape.pixels()))
+    }
     /// The GPU a run trains on when it asks for one: WebGPU, unless the host was given another
     /// (the command line's `--device cuda:1`).
     fn gpu(&mut self) -> impl Future<Output = Gpu> {
@@ -344,8 +350,9 @@ impl Session {
             .into());
         }
         SiameseNetConfig::for_shape(shape).feature_map_size()?;
+        let store = host.pixel_store(shape)?;
         self.state.borrow_mut().file_load = Some(FileLoad {
-            images: LabelledImages::new(shape),
+            images: LabelledImages::with_store(shape, store),
             total,
         });
         host.send(Reply::FilesRead { done: 0, total });
@@ -588,7 +595,7 @@ impl Session {
                 if index >= dataset.test.len() || dataset.test.shape != shape {
                     return Err(format!("there is no test image {index} for this model").into());
                 }
-                Ok(dataset.test.image(index).to_vec())
+                Ok(dataset.test.image(index))
             }
             ImageRef::File { file_name, bytes } => {
                 decode_image(&file_name, &bytes, shape).map_err(|e| e.to_string().into())

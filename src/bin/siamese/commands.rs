@@ -16,9 +16,11 @@ use crate::options::{DataSource, Invocation};
 use crate::terminal::{Terminal, print_summary};
 
 const MNIST_PATH: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/assets/mnist-10k.bin.gz");
-/// Files read and decoded at a time: the bytes of one batch are in memory, then only the
-/// resized pixels of its images are kept (as in the page).
-const FILES_PER_BATCH: usize = 256;
+/// Files read and decoded at a time, at most: the bytes of one group are in memory, then only
+/// the resized pixels of its images are kept (as in the page), so a folder of large photos
+/// holds no more than this many bytes of files at once.
+const FILES_PER_GROUP: usize = 256;
+const FILE_BYTES_PER_GROUP: usize = 64 << 20;
 
 struct Cli {
     session: Session,
@@ -45,7 +47,10 @@ impl Cli {
                 };
                 (self.ask(command).await?, Vec::new())
             }
-            DataSource::Folder(root) => self.load_folder(root, shape).await?,
+            DataSource::Folder { root, cache } => {
+                self.terminal.cache = cache.clone();
+                self.load_folder(root, shape).await?
+            }
         };
         let summary = answers
             .iter()
@@ -76,21 +81,26 @@ impl Cli {
         })
         .await?;
         let mut unreadable = Vec::new();
-        for batch in files.chunks(FILES_PER_BATCH) {
-            let mut uploaded = Vec::with_capacity(batch.len());
-            for file in batch {
-                match std::fs::read(&file.path) {
-                    Ok(bytes) => uploaded.push(UploadedFile {
+        let mut group = Vec::new();
+        let mut group_bytes = 0;
+        for (index, file) in files.iter().enumerate() {
+            match std::fs::read(&file.path) {
+                Ok(bytes) => {
+                    group_bytes += bytes.len();
+                    group.push(UploadedFile {
                         class_name: file.class_name.clone(),
                         file_name: file.file_name.clone(),
                         bytes,
-                    }),
-                    Err(err) => {
-                        unreadable.push(format!("{}: cannot be read: {err}", file.file_name))
-                    }
+                    });
                 }
+                Err(err) => unreadable.push(format!("{}: cannot be read: {err}", file.file_name)),
             }
-            self.ask(Command::AddFiles { files: uploaded }).await?;
+            let last = index + 1 == files.len();
+            if last || group.len() == FILES_PER_GROUP || group_bytes >= FILE_BYTES_PER_GROUP {
+                let files = std::mem::take(&mut group);
+                group_bytes = 0;
+                self.ask(Command::AddFiles { files }).await?;
+            }
         }
         let answers = self.ask(Command::EndFiles).await?;
         eprintln!(

@@ -20,6 +20,9 @@ usage:
                                 pinned: vulkan, metal, cuda, cuda:N; each GPU in a build with
                                 --features of its name (wgpu, vulkan, metal, cuda)
         --train-images N, --test-images N   with --mnist: stratified samples, for quick runs
+        --cache DIR             keeps the decoded images of --data on disk in DIR (also for
+                                evaluate and embed): memory holds a few batches, not the
+                                images, and a later run decodes only files it has not seen
   siamese evaluate --model FILE (--data DIR | --mnist)
       the model's test figures on the data's test pairs, at the model's own threshold
   siamese embed --model FILE (--data DIR | --mnist) --out DIR
@@ -34,7 +37,11 @@ usage:
 /// Where the images come from.
 #[derive(Debug, PartialEq)]
 pub enum DataSource {
-    Folder(PathBuf),
+    Folder {
+        root: PathBuf,
+        /// Where the decoded images are kept on disk; None keeps them in memory.
+        cache: Option<PathBuf>,
+    },
     Mnist {
         train_images: Option<usize>,
         test_images: Option<usize>,
@@ -76,6 +83,7 @@ struct Given {
     model: Option<PathBuf>,
     out: Option<PathBuf>,
     save: Option<PathBuf>,
+    cache: Option<PathBuf>,
     device: Option<Backend>,
     train_images: Option<usize>,
     test_images: Option<usize>,
@@ -112,10 +120,13 @@ pub fn parse(args: &[String]) -> Result<Option<Parsed>, String> {
     let given = read_options(rest)?;
     let takes = |flag: &str| match subcommand.as_str() {
         "train" => !matches!(flag, "--model" | "--out"),
-        "evaluate" => matches!(flag, "--model" | "--data" | "--mnist" | "--threads"),
+        "evaluate" => matches!(
+            flag,
+            "--model" | "--data" | "--mnist" | "--cache" | "--threads"
+        ),
         "embed" => matches!(
             flag,
-            "--model" | "--data" | "--mnist" | "--out" | "--threads"
+            "--model" | "--data" | "--mnist" | "--out" | "--cache" | "--threads"
         ),
         "compare" => matches!(flag, "--model" | "--threads"),
         _ => false,
@@ -181,8 +192,16 @@ fn data_source(given: &Given) -> Result<DataSource, String> {
     {
         return Err("the built-in digits are 28x28 grey: leave --image-size out".into());
     }
+    if given.mnist && given.cache.is_some() {
+        return Err(
+            "--cache keeps the decoded images of --data DIR; the built-in digits need none".into(),
+        );
+    }
     match (&given.data, given.mnist) {
-        (Some(dir), false) => Ok(DataSource::Folder(dir.clone())),
+        (Some(dir), false) => Ok(DataSource::Folder {
+            root: dir.clone(),
+            cache: given.cache.clone(),
+        }),
         (None, true) => Ok(DataSource::Mnist {
             train_images: given.train_images,
             test_images: given.test_images,
@@ -201,6 +220,7 @@ const VALUED_OPTIONS: &[&str] = &[
     "--model",
     "--out",
     "--save",
+    "--cache",
     "--device",
     "--train-images",
     "--test-images",
@@ -221,6 +241,7 @@ fn read_options(args: &[String]) -> Result<Given, String> {
         model: None,
         out: None,
         save: None,
+        cache: None,
         device: None,
         train_images: None,
         test_images: None,
@@ -254,6 +275,7 @@ fn read_options(args: &[String]) -> Result<Given, String> {
             "--model" => given.model = Some(value.into()),
             "--out" => given.out = Some(value.into()),
             "--save" => given.save = Some(value.into()),
+            "--cache" => given.cache = Some(value.into()),
             "--device" => given.device = Some(value.parse().map_err(bad)?),
             "--train-images" => given.train_images = Some(count(value)?),
             "--test-images" => given.test_images = Some(count(value)?),
@@ -321,7 +343,13 @@ mod tests {
         else {
             panic!("{invocation:?}");
         };
-        assert_eq!(data, DataSource::Folder("photos".into()));
+        assert_eq!(
+            data,
+            DataSource::Folder {
+                root: "photos".into(),
+                cache: None
+            }
+        );
         assert_eq!(shape, ImageShape::new(3, 32, 64));
         assert_eq!(
             (config.epochs, config.learning_rate, config.batch_size),

@@ -1,8 +1,12 @@
 //! The session's host on a terminal: progress to stderr, answers kept for the command line.
 
+use std::path::PathBuf;
+
 use web_time::Instant;
 
 use siamese_web::backend::{Backend, training_device};
+use siamese_web::data::ImageShape;
+use siamese_web::data::pixels::PixelStore;
 use siamese_web::session::messages::{DatasetSummary, Reply, WebGpuSupport};
 use siamese_web::session::{Gpu, Host};
 use siamese_web::training::BatchProgress;
@@ -16,6 +20,8 @@ pub struct Terminal {
     last_progress: Instant,
     /// The GPU of `--device`, when a run asks for one.
     gpu: Backend,
+    /// The folder of `--cache`, where uploaded images are kept on disk.
+    pub cache: Option<PathBuf>,
 }
 
 impl Terminal {
@@ -24,6 +30,7 @@ impl Terminal {
             answers: Vec::new(),
             last_progress: Instant::now(),
             gpu,
+            cache: None,
         }
     }
 
@@ -151,6 +158,21 @@ impl Host for Terminal {
     }
 
     async fn yield_now(&mut self) {}
+
+    fn pixel_store(&mut self, shape: ImageShape) -> Result<PixelStore, String> {
+        match &self.cache {
+            Some(dir) => {
+                let store = PixelStore::on_disk(dir, shape)?;
+                eprintln!(
+                    "image cache {}: {} images of this size stored",
+                    store.place(),
+                    store.rows()
+                );
+                Ok(store)
+            }
+            None => Ok(PixelStore::in_memory(shape.pixels())),
+        }
+    }
 
     /// The process's resident memory (Linux; 0 elsewhere).
     fn memory_bytes(&self) -> f64 {
