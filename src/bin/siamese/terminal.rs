@@ -1,6 +1,9 @@
 //! The session's host on a terminal: progress to stderr, answers kept for the command line.
 
+use std::io::IsTerminal;
 use std::path::PathBuf;
+
+use indicatif::{ProgressBar, ProgressStyle};
 
 use web_time::Instant;
 
@@ -11,13 +14,107 @@ use siamese_web::session::messages::{DatasetSummary, Reply, WebGpuSupport};
 use siamese_web::session::{Gpu, Host};
 use siamese_web::training::BatchProgress;
 
-/// Progress lines at most this often (and at the end of every epoch).
+/// Progress lines at most this often (and at the end of every epoch), where there is no bar.
 const PROGRESS_EVERY_S: f64 = 2.0;
+
+/// Progress on stderr: bars on a terminal; where stderr is a file or a pipe (a log, CI), which
+/// a bar would fill with redraws, a line at most every [`PROGRESS_EVERY_S`].
+enum ProgressView {
+    Bars(Option<ProgressBar>),
+    Lines { last: Instant },
+}
+
+impl ProgressView {
+    fn new() -> Self {
+        if std::io::stderr().is_terminal() {
+            ProgressView::Bars(None)
+        } else {
+            ProgressView::Lines {
+                last: Instant::now(),
+            }
+        }
+    }
+
+    fn files(&mut self, done: usize, total: usize) {
+        match self {
+            ProgressView::Bars(bar) => {
+                let bar = bar.get_or_insert_with(|| {
+                    new_bar(total, "reading", "{pos}/{len} files, ETA {eta}")
+                });
+                bar.set_position(done as u64);
+                if done == total {
+                    self.clear();
+                }
+            }
+            ProgressView::Lines { last } => {
+                if done < total && last.elapsed().as_secs_f64() >= PROGRESS_EVERY_S {
+                    *last = Instant::now();
+                    eprintln!("read {done} of {total} files");
+                }
+            }
+        }
+    }
+
+    fn step(&mut self, p: &BatchProgress) {
+        match self {
+            ProgressView::Bars(bar) => {
+                // A new epoch's bar replaces the last one.
+                if p.step == 1
+                    && let Some(done) = bar.take()
+                {
+                    done.finish_and_clear();
+                }
+                let bar = bar.get_or_insert_with(|| {
+                    let prefix = format!("epoch {}/{}", p.epoch, p.epochs);
+                    new_bar(p.steps_per_epoch, &prefix, "{pos}/{len} {msg}, ETA {eta}")
+                });
+                bar.set_message(format!("loss {:.4}, {:.0} pairs/s", p.loss, p.pairs_per_s));
+                bar.set_position(p.step as u64);
+            }
+            ProgressView::Lines { last } => {
+                let end_of_epoch = p.step == p.steps_per_epoch;
+                if !end_of_epoch && last.elapsed().as_secs_f64() < PROGRESS_EVERY_S {
+                    return;
+                }
+                *last = Instant::now();
+                eprintln!(
+                    "epoch {}/{} step {}/{} loss {:.4} ({:.0} pairs/s)",
+                    p.epoch, p.epochs, p.step, p.steps_per_epoch, p.loss, p.pairs_per_s
+                );
+            }
+        }
+    }
+
+    /// A line that stays: the bar it would cross out goes first.
+    fn line(&mut self, text: &str) {
+        self.clear();
+        eprintln!("{text}");
+    }
+
+    fn clear(&mut self) {
+        if let ProgressView::Bars(bar) = self
+            && let Some(bar) = bar.take()
+        {
+            bar.finish_and_clear();
+        }
+    }
+}
+
+/// A bar as wide as the terminal leaves room for, so that its line never wraps.
+fn new_bar(len: usize, prefix: &str, counts: &str) -> ProgressBar {
+    let template = format!("{{prefix}} [{{wide_bar}}] {counts}");
+    let style = ProgressStyle::with_template(&template)
+        .expect("a valid template")
+        .progress_chars("=> ");
+    ProgressBar::new(len as u64)
+        .with_style(style)
+        .with_prefix(prefix.to_string())
+}
 
 pub struct Terminal {
     /// The replies of the command being handled that are not progress events.
     answers: Vec<Reply>,
-    last_progress: Instant,
+    progress: ProgressView,
     /// The GPU of `--device`, when a run asks for one.
     gpu: Backend,
     /// The folder of `--cache`, where uploaded images are kept on disk.
@@ -28,7 +125,7 @@ impl Terminal {
     pub fn new(gpu: Backend) -> Self {
         Self {
             answers: Vec::new(),
-            last_progress: Instant::now(),
+            progress: ProgressView::new(),
             gpu,
             cache: None,
         }
@@ -44,18 +141,6 @@ impl Terminal {
             Some(message) => Err(message),
             None => Ok(answers),
         }
-    }
-
-    fn progress(&mut self, p: &BatchProgress) {
-        let end_of_epoch = p.step == p.steps_per_epoch;
-        if !end_of_epoch && self.last_progress.elapsed().as_secs_f64() < PROGRESS_EVERY_S {
-            return;
-        }
-        self.last_progress = Instant::now();
-        eprintln!(
-            "epoch {}/{} step {}/{} loss {:.4} ({:.0} pairs/s)",
-            p.epoch, p.epochs, p.step, p.steps_per_epoch, p.loss, p.pairs_per_s
-        );
     }
 }
 
@@ -105,19 +190,22 @@ fn counted(n: usize, one: &str, many: &str) -> String {
 impl Host for Terminal {
     fn send(&mut self, reply: Reply) {
         match &reply {
-            Reply::Progress(p) => return self.progress(p),
-            Reply::FilesRead { done, total } if done < total => {
-                if self.last_progress.elapsed().as_secs_f64() >= PROGRESS_EVERY_S {
-                    self.last_progress = Instant::now();
-                    eprintln!("read {done} of {total} files");
+            Reply::Progress(p) => return self.progress.step(p),
+            Reply::FilesRead { done, total } => {
+                self.progress.files(*done, *total);
+                if done < total {
+                    return;
                 }
-                return;
             }
-            Reply::Backend { backend, reason } => eprintln!("training on {backend}: {reason}"),
+            // Files that could not be read from disk never reach the session: done stays short.
+            Reply::DatasetLoaded(_) => self.progress.clear(),
+            Reply::Backend { backend, reason } => self
+                .progress
+                .line(&format!("training on {backend}: {reason}")),
             Reply::Epoch {
                 summary: s,
                 memory_bytes,
-            } => eprintln!(
+            } => self.progress.line(&format!(
                 "epoch {} done: train loss {:.4}, validation loss {}, validation accuracy {} \
                  (memory {:.0} MB)",
                 s.epoch,
@@ -126,7 +214,7 @@ impl Host for Terminal {
                 s.validation_acc
                     .map_or("-".into(), |a| format!("{:.2} %", 100.0 * a)),
                 memory_bytes / 1e6
-            ),
+            )),
             _ => {}
         }
         if !reply.is_event() {
