@@ -162,10 +162,12 @@ struct CurrentModel {
 }
 
 /// Labelled training images and their embeddings under the current model, searched by
-/// neighbour queries.
+/// neighbour queries; and the test images' embeddings, which Evaluate and ExportProjector take
+/// instead of embedding the test part again. Cleared whenever the model or the data change.
 struct Reference {
     set: ImageSet,
     embeddings: Embeddings,
+    test: Embeddings,
 }
 
 /// The user's files arriving in batches.
@@ -583,6 +585,7 @@ impl Session {
         self.state.borrow_mut().reference = Some(Rc::new(Reference {
             set: reference_set,
             embeddings: reference,
+            test,
         }));
         Ok(())
     }
@@ -676,11 +679,24 @@ impl Session {
         Ok((current, dataset))
     }
 
+    /// The test images' embeddings under the current model: the analysis's, or new ones.
+    async fn test_embeddings(
+        &self,
+        current: &CurrentModel,
+        dataset: &Dataset,
+    ) -> Result<Embeddings, Failure> {
+        let analysed = self.state.borrow().reference.clone();
+        match analysed {
+            Some(reference) => Ok(reference.test.clone()),
+            None => embed_images(&current.model, &dataset.test, &current.device)
+                .await
+                .map_err(|e| e.to_string().into()),
+        }
+    }
+
     async fn evaluate(&self, host: &mut impl Host) -> Outcome {
         let (current, dataset) = self.model_and_data()?;
-        let test = embed_images(&current.model, &dataset.test, &current.device)
-            .await
-            .map_err(|e| e.to_string())?;
+        let test = self.test_embeddings(&current, &dataset).await?;
         let evaluation = dataset.test_pairs.as_ref().ok().map(|pairs| {
             Evaluation::at_threshold(
                 current.info.threshold,
@@ -698,15 +714,11 @@ impl Session {
 
     async fn export_projector(&self, host: &mut impl Host) -> Outcome {
         let (current, dataset) = self.model_and_data()?;
-        let mut embedded = Vec::new();
-        for set in [&dataset.train, &dataset.test] {
-            embedded.push(
-                embed_images(&current.model, set, &current.device)
-                    .await
-                    .map_err(|e| e.to_string())?,
-            );
-            host.yield_now().await;
-        }
+        let train = embed_images(&current.model, &dataset.train, &current.device)
+            .await
+            .map_err(|e| e.to_string())?;
+        host.yield_now().await;
+        let embedded = [train, self.test_embeddings(&current, &dataset).await?];
         let parts = [
             EmbeddedPart {
                 name: "train",
