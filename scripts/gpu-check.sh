@@ -3,6 +3,9 @@
 # part of the tests). Builds the command line with CUDA and Vulkan, lists the devices it finds,
 # then trains the digits job (the article's settings, batch 64, then batch 1,024) on each GPU and
 # on the CPU, and prints one JSON line per run: its device, batch, pairs/s and test accuracy.
+# Then the speed against PyTorch, in the same run: our benchmark (bench_steps) and the same job
+# in PyTorch (scripts/torch_peer.py, when `python3 -c "import torch"` works) on each CUDA device
+# and the CPU, at both batches, one line each, then their ratio.
 #
 #   scripts/gpu-check.sh [--epochs N]     (default 1)
 #
@@ -18,10 +21,12 @@ epochs=1
 [ "${1:-}" = --epochs ] && epochs=$2
 
 command -v nvidia-smi >/dev/null && nvidia-smi --query-gpu=index,name,driver_version,memory.total --format=csv
-if ! cargo build --release --locked --features cuda,vulkan --bin siamese; then
+features=cuda,vulkan
+if ! cargo build --release --locked --features "$features" --bin siamese --example bench_steps; then
   # Offline, the LLVM bundle can be put in place by hand (~/.local/share/tracel/tracel-llvm-*).
   echo "gpu-check: the CUDA build failed (it downloads Tracel's LLVM bundle); Vulkan alone" >&2
-  cargo build --release --locked --features vulkan --bin siamese
+  features=vulkan
+  cargo build --release --locked --features "$features" --bin siamese --example bench_steps
 fi
 siamese=target/release/siamese
 devices=$("$siamese" devices)
@@ -42,5 +47,22 @@ run() {
 for device in $(node -e 'console.log(JSON.parse(process.argv[1]).devices.join(" "))' "$devices"); do
   for batch in 64 1024; do
     run "$device" "$batch"
+  done
+done
+
+python=${PYTHON:-python3}
+if ! "$python" -c 'import torch' 2>/dev/null; then
+  echo "gpu-check: no PyTorch for $python (set PYTHON=...): no peer figures" >&2
+  exit 0
+fi
+for device in $(node -e 'console.log(JSON.parse(process.argv[1]).devices.filter((d) => d === "cpu" || d.startsWith("cuda")).join(" "))' "$devices"); do
+  for batch in 64 1024; do
+    ours=$(target/release/examples/bench_steps --backend "$device" --batch "$batch" --layer-repeats 0 2>/dev/null | tail -n 1)
+    peer=$("$python" scripts/torch_peer.py --device "$device" --batch "$batch" --steps 30 | tail -n 1)
+    echo "$ours"
+    echo "$peer"
+    node -e 'const [ours, peer] = process.argv.slice(1, 3).map(JSON.parse); console.log(JSON.stringify({ device: process.argv[3],
+      batch: ours.batch, ours_pairs_per_s: ours.pairs_per_s, pytorch_pairs_per_s: peer.pairs_per_s, ratio: ours.pairs_per_s / peer.pairs_per_s }));' \
+      "$ours" "$peer" "$device"
   done
 done

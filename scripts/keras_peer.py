@@ -16,45 +16,13 @@ validation split and prints test pair accuracy on 4,000 test pairs of the 2,000 
 """
 
 import argparse
-import gzip
-import json
 import os
-import struct
-import time
 
 import numpy as np
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from peer_common import load_digits, pairs, print_accuracy, split, time_steps, train_epochs
+
 BATCH = 64
-WARMUP = 3
-
-
-def load_digits():
-    with gzip.open(os.path.join(ROOT, "assets", "mnist-10k.bin.gz")) as f:
-        data = f.read()
-    assert data[:8] == b"SMNIST01", "not the digits asset"
-    count, rows, cols = struct.unpack_from("<IHH", data, 8)
-    labels = np.frombuffer(data, np.uint8, count, 16).astype(np.int64)
-    pixels = np.frombuffer(data, np.uint8, count * rows * cols, 16 + count)
-    images = pixels.reshape(count, rows, cols, 1).astype(np.float32) / 255.0
-    return images, labels
-
-
-def pairs(labels, rng):
-    """Two pairs per image: one with another image of its class, one with an image of another."""
-    by_class = {c: np.flatnonzero(labels == c) for c in np.unique(labels)}
-    first, second, different = [], [], []
-    for i, label in enumerate(labels):
-        same = by_class[label]
-        partner = same[rng.integers(len(same))]
-        while partner == i:
-            partner = same[rng.integers(len(same))]
-        other = rng.choice([c for c in by_class if c != label])
-        first += [i, i]
-        second += [partner, by_class[other][rng.integers(len(by_class[other]))]]
-        different += [0.0, 1.0]
-    order = rng.permutation(len(first))
-    return np.array(first)[order], np.array(second)[order], np.array(different, np.float32)[order]
 
 
 def main():
@@ -99,8 +67,8 @@ def main():
         return loss
 
     images, labels = load_digits()
-    split = rng.permutation(len(labels))
-    train, test = split[:8000], split[8000:]
+    images = images[..., None]
+    train, test = split(labels, rng)
     train_images, test_images = images[train], images[test]
     threads = args.threads or os.cpu_count()
     runner = {"backend": "keras-tensorflow-cpu", "runner": "python", "threads": threads,
@@ -108,42 +76,22 @@ def main():
 
     if args.steps:
         a, b, y = pairs(labels[train], rng)
-        ends = []
-        start = time.perf_counter()
-        for step in range(WARMUP + args.steps):
-            at = slice(step * BATCH, (step + 1) * BATCH)
-            train_step(train_images[a[at]], train_images[b[at]], y[at]).numpy()
-            ends.append(time.perf_counter() - start)
-        step_ms = sorted(1000 * (t1 - t0) for t0, t1 in zip(ends[WARMUP - 1:], ends[WARMUP:]))
-        print(json.dumps({**runner, "batch": BATCH, "steps": args.steps,
-                          "pairs_per_s": args.steps * BATCH / (sum(step_ms) / 1000),
-                          "ms_per_step_median": step_ms[len(step_ms) // 2],
-                          "ms_per_step_min": step_ms[0], "ms_per_step_max": step_ms[-1],
-                          "first_step_ms": 1000 * ends[0]}), flush=True)
+
+        def batches(index):
+            at = slice(index * BATCH, (index + 1) * BATCH)
+            return train_images[a[at]], train_images[b[at]], y[at]
+
+        time_steps(lambda *batch: train_step(*batch).numpy(), batches, args.steps, runner, BATCH)
 
     if args.epochs:
         fit = int(len(train) * 0.8)
-        trained_pairs = 0
-        start = time.perf_counter()
-        for _ in range(args.epochs):
-            a, b, y = pairs(labels[train][:fit], rng)
-            for at in range(0, len(y), BATCH):
-                s = slice(at, at + BATCH)
-                train_step(train_images[a[s]], train_images[b[s]], y[s])
-            trained_pairs += len(y)
-        seconds = time.perf_counter() - start
+        seconds, trained_pairs = train_epochs(
+            train_step, lambda a, b, y: (train_images[a], train_images[b], y),
+            labels[train][:fit], args.epochs, BATCH, rng)
         a, b, y = pairs(labels[test], rng)
         d = np.concatenate([distance(test_images[a[s]], test_images[b[s]]).numpy()
                             for s in (slice(i, i + 512) for i in range(0, len(y), 512))])
-
-        def accuracy(threshold):
-            return float(np.mean((d > threshold) == (y == 1)))
-
-        best = max(np.unique(d), key=accuracy)
-        print(json.dumps({**runner, "epochs": args.epochs, "train_s": seconds,
-                          "pairs_per_s": trained_pairs / seconds, "test_pairs": len(y),
-                          "test_acc": accuracy(0.5), "best_threshold": float(best),
-                          "test_acc_best_threshold": accuracy(best)}), flush=True)
+        print_accuracy(runner, args.epochs, seconds, trained_pairs, d, y)
 
 
 if __name__ == "__main__":
