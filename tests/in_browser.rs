@@ -7,6 +7,7 @@
 //! in wasm.
 #![cfg(target_arch = "wasm32")]
 
+#[cfg(feature = "webgpu-tests")]
 use burn::module::Module;
 use burn::tensor::{Device, Distribution, Tensor, TensorData};
 use siamese_web::backend::{Backend, training_device};

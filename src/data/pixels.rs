@@ -319,6 +319,7 @@ mod disk {
 
 #[cfg(test)]
 mod tests {
+    #[cfg(not(target_arch = "wasm32"))]
     use std::io::Write;
 
     use super::*;
