@@ -35,7 +35,7 @@ impl HostBatch {
         Self {
             shape: set.shape,
             pairs: pairs.len(),
-            pixels: image_pixels(set, &indices),
+            pixels: set.images(&indices),
             dissimilar: pairs
                 .iter()
                 .map(|p| f32::from(u8::from(p.dissimilar)))
@@ -100,19 +100,11 @@ pub fn image_batch(set: &ImageSet, indices: &[usize], device: &Device) -> Tensor
     let shape = set.shape;
     Tensor::from_data(
         TensorData::new(
-            image_pixels(set, indices),
+            set.images(indices),
             [indices.len(), shape.channels, shape.height, shape.width],
         ),
         device,
     )
-}
-
-fn image_pixels(set: &ImageSet, indices: &[usize]) -> Vec<f32> {
-    let mut pixels = Vec::with_capacity(indices.len() * set.shape.pixels());
-    for &index in indices {
-        set.append_image(index, &mut pixels);
-    }
-    pixels
 }
 
 #[cfg(test)]

@@ -167,13 +167,13 @@ impl LabelledImages {
             .collect();
         let mut decoded = decode_all(&unstored, self.set.shape).into_iter();
         for ((file, key), row) in files.iter().zip(keys).zip(stored) {
-            let pixels = match row {
+            let image = match row {
                 Some(row) => {
                     self.found_stored += usize::from(row < self.stored_before);
-                    None
+                    FileImage::Stored(row)
                 }
                 None => match decoded.next().expect("a decoding for each file not stored") {
-                    Ok(pixels) => Some(pixels),
+                    Ok(pixels) => FileImage::Decoded(pixels),
                     Err(err) => {
                         self.errors.push(err);
                         continue;
@@ -194,11 +194,11 @@ impl LabelledImages {
                     names.len() - 1
                 }
             };
-            // A file stored earlier in this batch under the same bytes is found, not added.
-            let push = self.set.push_file(key, label, || {
-                pixels.ok_or("a stored image is found by its key")
-            });
-            push.expect("the image is stored or decoded");
+            match image {
+                FileImage::Stored(row) => self.set.push_stored(row, label),
+                // A file of the same bytes earlier in this batch is found then, not stored twice.
+                FileImage::Decoded(pixels) => self.set.push_file(key, label, &pixels),
+            }
         }
     }
 
@@ -221,6 +221,12 @@ impl LabelledImages {
 }
 
 type Decoded = Result<Vec<f32>, ImageError>;
+
+/// A file's image: already in the store, or just decoded.
+enum FileImage {
+    Stored(usize),
+    Decoded(Vec<f32>),
+}
 
 #[cfg(not(target_arch = "wasm32"))]
 fn decode_all(files: &[&LabelledFile], shape: ImageShape) -> Vec<Decoded> {

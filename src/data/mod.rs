@@ -91,24 +91,22 @@ impl ImageSet {
         self.push_keyed(pixels, label, None);
     }
 
-    /// Adds the image of the file with `key`: found in the store when a file of the same bytes
-    /// was decoded before (this run or, with a disk cache, an earlier one), else decoded by
-    /// `decode` and stored. The decoder's error leaves the set as it was.
-    pub fn push_file<E>(
-        &mut self,
-        key: FileKey,
-        label: usize,
-        decode: impl FnOnce() -> Result<Vec<f32>, E>,
-    ) -> Result<(), E> {
+    /// Adds the decoded image of the file with `key`, unless a file of the same bytes is stored
+    /// already (earlier in this load, or in an earlier run's disk cache): then the set takes
+    /// that row and stores nothing new.
+    pub fn push_file(&mut self, key: FileKey, label: usize, pixels: &[f32]) {
         match self.store.find(&key) {
-            Some(row) => {
-                assert!(label < self.class_names.len(), "label without a class");
-                self.rows.push(row);
-                self.labels.push(label);
-            }
-            None => self.push_keyed(&decode()?, label, Some(key)),
+            Some(row) => self.push_stored(row, label),
+            None => self.push_keyed(pixels, label, Some(key)),
         }
-        Ok(())
+    }
+
+    /// Adds the image the store already holds at `row` (found by [`ImageSet::stored_row`]).
+    pub fn push_stored(&mut self, row: usize, label: usize) {
+        assert!(label < self.class_names.len(), "label without a class");
+        assert!(row < self.store.rows(), "row {row} is not stored");
+        self.rows.push(row);
+        self.labels.push(label);
     }
 
     /// The store's row holding the image of the file with `key`, when it was stored before (it
@@ -163,15 +161,18 @@ impl ImageSet {
 
     /// The image at `index`, as the model takes it: `shape.pixels()` values in 0..1.
     pub fn image(&self, index: usize) -> Vec<f32> {
-        let mut values = Vec::with_capacity(self.shape.pixels());
-        self.append_image(index, &mut values);
-        values
+        self.images(&[index])
     }
 
-    /// Appends the image at `index` to `values`, as [`ImageSet::image`] gives it.
-    pub fn append_image(&self, index: usize, values: &mut Vec<f32>) {
-        let bytes = self.image_bytes(index);
-        values.extend(bytes.iter().map(|&b| f32::from(b) / 255.0));
+    /// The images at `indices`, one after another, as [`ImageSet::image`] gives each.
+    pub fn images(&self, indices: &[usize]) -> Vec<f32> {
+        let mut values = Vec::with_capacity(indices.len() * self.shape.pixels());
+        let mut bytes = vec![0; self.shape.pixels()];
+        for &index in indices {
+            self.store.read(self.rows[index], &mut bytes);
+            values.extend(bytes.iter().map(|&b| f32::from(b) / 255.0));
+        }
+        values
     }
 
     fn image_bytes(&self, index: usize) -> Vec<u8> {
@@ -290,18 +291,22 @@ mod tests {
     }
 
     #[test]
-    fn a_file_seen_before_is_not_decoded_again() {
+    fn a_file_seen_before_is_not_stored_again() {
         let mut set = ImageSet::new(ImageShape::new(1, 1, 1), vec!["a".into(), "b".into()]);
         let key = FileKey::of(b"file");
-        let decoded = |value| move || Ok::<_, ()>(vec![value]);
-        set.push_file(key, 0, decoded(0.2)).unwrap();
+        set.push_file(key, 0, &[0.2]);
         assert_eq!(set.stored_row(&key), Some(0));
-        set.push_file(key, 1, || Err("decoded twice")).unwrap();
+        // The same bytes again (another copy of the file, under another class): its row is
+        // shared, the new pixels are not stored.
+        set.push_file(key, 1, &[0.9]);
+        set.push_stored(0, 1);
+        assert_eq!((set.len(), set.labels()), (3, &[0, 1, 1][..]));
+        assert_eq!(set.stored_images(), 1);
+        assert_eq!((set.image(1), set.image(2)), (set.image(0), set.image(0)));
+        set.push_file(FileKey::of(b"other"), 1, &[0.9]);
         assert_eq!(
-            set.push_file(FileKey::of(b"other"), 1, || Err("bad")),
-            Err("bad")
+            (set.stored_images(), set.image(3)),
+            (2, vec![230.0 / 255.0])
         );
-        assert_eq!((set.len(), set.labels()), (2, &[0, 1][..]));
-        assert_eq!(set.image(1), set.image(0));
     }
 }

@@ -145,7 +145,7 @@ impl PixelStore {
 mod disk {
     use std::collections::HashMap;
     use std::fs::{File, OpenOptions, TryLockError};
-    use std::io::{Read, Write};
+    use std::io::Read;
     use std::path::{Path, PathBuf};
 
     use super::FileKey;
@@ -236,7 +236,6 @@ mod disk {
                 .flat_map(|(key, &row)| record(key, row))
                 .collect();
             write_at(&keys_file, 0, &rewritten).map_err(|err| cannot(&keys_path, err))?;
-            keys_file.flush().map_err(|err| cannot(&keys_path, err))?;
             Ok((
                 rows,
                 keys,
