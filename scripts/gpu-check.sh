@@ -12,8 +12,9 @@
 # The CUDA build downloads Tracel's LLVM bundle (cubecl-llvm's build script): without the
 # internet the script falls back to Vulkan alone. Needs at run time: for CUDA the NVIDIA driver, NVRTC and the toolkit's headers (a CUDA
 # `-devel` image, or CUDA_PATH); for Vulkan `libvulkan1` and the driver's ICD file (in a container,
-# NVIDIA_DRIVER_CAPABILITIES must include `graphics`). Several GPUs at once need multi-device
-# training, which the command line does not have yet: each GPU is timed alone.
+# NVIDIA_DRIVER_CAPABILITIES must include `graphics`). With two CUDA devices or more, the digits
+# job also trains on all of them at once (burn-train, data-parallel) at batches of 64, 1,024 and
+# 4,096: the scaling across GPUs.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -49,6 +50,13 @@ for device in $(node -e 'console.log(JSON.parse(process.argv[1]).devices.join(" 
     run "$device" "$batch"
   done
 done
+
+all_cuda=$(node -e 'console.log(JSON.parse(process.argv[1]).devices.filter((d) => d.startsWith("cuda")).join(","))' "$devices")
+if [[ "$all_cuda" == *,* ]]; then
+  for batch in 64 1024 4096; do
+    run "$all_cuda" "$batch"
+  done
+fi
 
 python=${PYTHON:-python3}
 if ! "$python" -c 'import torch' 2>/dev/null; then

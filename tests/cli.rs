@@ -41,6 +41,7 @@ struct Run {
     stderr: String,
     /// The last line of stdout, as JSON.
     line: Value,
+    stdout_lines: usize,
 }
 
 fn siamese(args: &[&str]) -> Run {
@@ -50,6 +51,7 @@ fn siamese(args: &[&str]) -> Run {
         .unwrap();
     let stdout = String::from_utf8(output.stdout).unwrap();
     Run {
+        stdout_lines: stdout.lines().count(),
         success: output.status.success(),
         stderr: String::from_utf8(output.stderr).unwrap(),
         line: stdout
@@ -254,4 +256,102 @@ fn images_kept_on_disk_give_the_same_figures_and_are_decoded_once() {
         refused.stderr
     );
     std::fs::remove_dir_all(&root).unwrap();
+}
+
+/// The digits, sampled for a run of seconds.
+const QUICK_DIGITS: [&str; 7] = [
+    "--mnist",
+    "--train-images",
+    "2000",
+    "--test-images",
+    "1000",
+    "--seed",
+    "7",
+];
+
+#[test]
+fn burn_train_on_one_device_and_resumed_from_its_checkpoints_gives_the_sessions_figures() {
+    let root = std::env::temp_dir().join(format!("siamese-cli-burn-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&root);
+    let (straight, resumed) = (root.join("straight"), root.join("resumed"));
+    let (straight, resumed) = (straight.to_str().unwrap(), resumed.to_str().unwrap());
+    let train = |epochs: &str, more: &[&str]| {
+        let run = siamese(&[&["train", "--epochs", epochs], &QUICK_DIGITS[..], more].concat());
+        assert!(run.success, "{}", run.stderr);
+        run
+    };
+
+    let own_loop = train("2", &[]);
+    let burn = train("2", &["--checkpoints", straight]);
+    assert!(
+        burn.stderr.contains("burn-train's engine on one device"),
+        "{}",
+        burn.stderr
+    );
+    assert_eq!(burn.stdout_lines, 1, "burn-train printed to stdout");
+    assert!(
+        number(&own_loop.line, "test_acc") > 0.85,
+        "{}",
+        own_loop.line
+    );
+    // Same pairs, batches, initial weights and Adam: the same model, to the last digit.
+    for field in ["test_acc", "auc", "best_threshold", "knn_acc"] {
+        assert_eq!(own_loop.line[field], burn.line[field], "{field}");
+    }
+
+    let first = train("1", &["--checkpoints", resumed]);
+    assert_eq!(number(&first.line, "epochs"), 1.0);
+    let second = train("2", &["--checkpoints", resumed]);
+    assert!(
+        second.stderr.contains("resuming after epoch 1") && !second.stderr.contains("epoch 1 done"),
+        "{}",
+        second.stderr
+    );
+    assert_eq!(number(&second.line, "epochs"), 2.0);
+    for field in ["test_acc", "auc", "best_threshold", "knn_acc"] {
+        assert_eq!(second.line[field], burn.line[field], "{field}");
+    }
+
+    let other = siamese(
+        &[
+            &["train", "--epochs", "3", "--lr", "0.01"],
+            &QUICK_DIGITS[..],
+            &["--checkpoints", resumed],
+        ]
+        .concat(),
+    );
+    assert!(!other.success);
+    assert!(
+        other.stderr.contains("a run with other settings"),
+        "{}",
+        other.stderr
+    );
+    std::fs::remove_dir_all(&root).unwrap();
+}
+
+#[test]
+fn two_cpu_devices_train_data_parallel_to_the_accuracy_of_one() {
+    let train = |more: &[&str]| {
+        let run = siamese(&[&["train", "--epochs", "2"], &QUICK_DIGITS[..], more].concat());
+        assert!(run.success, "{}", run.stderr);
+        run
+    };
+    let one = train(&[]);
+    let two = train(&["--device", "cpu,cpu"]);
+    assert_eq!(two.line["backend"], "cpu,cpu");
+    assert!(
+        two.stderr.contains("2 devices, each with its share"),
+        "{}",
+        two.stderr
+    );
+    assert_eq!(two.stdout_lines, 1, "burn-train printed to stdout");
+    // Each device takes 32 pairs of every step of 64, from its own half of the epoch's pairs,
+    // and the summed gradients are those of the step's mean loss: other batches than on one
+    // device, so a close accuracy, not the same.
+    let (one_acc, two_acc) = (number(&one.line, "test_acc"), number(&two.line, "test_acc"));
+    assert!(two_acc > 0.85, "{}", two.line);
+    assert!(
+        (one_acc - two_acc).abs() < 0.03,
+        "one device {one_acc}, two {two_acc}"
+    );
 }

@@ -37,6 +37,8 @@ use crate::model::{SiameseNet, SiameseNetConfig};
 use crate::model_file::{MODEL_FILE_EXTENSION, ModelInfo, load_model, save_model};
 use crate::pairs::Pair;
 use crate::projector::{EmbeddedPart, projector_files};
+#[cfg(not(target_arch = "wasm32"))]
+use crate::training::burn_train::{BurnTrainRun, train_with_burn};
 use crate::training::{
     BatchProgress, Control, EpochSummary, TrainConfig, TrainError, TrainObserver, TrainingData,
     train,
@@ -71,6 +73,13 @@ pub trait Host {
     }
     /// The GPU a run trains on when it asks for one: WebGPU, unless the host was given another
     /// (the command line's `--device cuda:1`).
+    /// Natively, burn-train's devices and checkpoint folder when the host was given them (the
+    /// command line's `--device cpu,cpu`, `--checkpoints DIR`); None trains with the session's
+    /// own loop on the device [`choose_device`] picks.
+    #[cfg(not(target_arch = "wasm32"))]
+    fn burn_train(&mut self) -> impl Future<Output = Result<Option<BurnTrainRun>, String>> {
+        async { Ok(None) }
+    }
     fn gpu(&mut self) -> impl Future<Output = Gpu> {
         async {
             Gpu {
@@ -405,6 +414,28 @@ impl Session {
         let dataset = self.dataset()?;
         let data = TrainingData::split(&dataset.train, &config).map_err(|e| e.to_string())?;
         let busy = self.begin_busy();
+        #[cfg(not(target_arch = "wasm32"))]
+        let burn_train = host.burn_train().await?;
+        #[cfg(not(target_arch = "wasm32"))]
+        let chosen = match &burn_train {
+            Some(run) => ChosenDevice {
+                device: run.devices[0].clone(),
+                backend: run.label.clone(),
+                reason: format!(
+                    "burn-train's engine on {}",
+                    if run.devices.len() == 1 {
+                        "one device".to_string()
+                    } else {
+                        format!(
+                            "{} devices, each with its share of every batch",
+                            run.devices.len()
+                        )
+                    }
+                ),
+            },
+            None => choose_device(choice, host).await?,
+        };
+        #[cfg(target_arch = "wasm32")]
         let chosen = choose_device(choice, host).await?;
         host.send(Reply::Backend {
             backend: chosen.backend.clone(),
@@ -414,19 +445,28 @@ impl Session {
         // Burn keeps a failed GPU device for the process's lifetime: only a new worker can
         // train again, so the error is fatal there and the front end starts one.
         let failed = |err: TrainError| match err {
-            TrainError::Backend(message) if chosen.backend != "cpu" => Failure {
-                message: format!("the GPU stopped working during training ({message})"),
-                fatal: true,
-            },
+            TrainError::Backend(message)
+                if !chosen.backend.split(',').all(|name| name == "cpu") =>
+            {
+                Failure {
+                    message: format!("the GPU stopped working during training ({message})"),
+                    fatal: true,
+                }
+            }
             other => Failure::from(other.to_string()),
         };
         let mut observer = SessionObserver {
             host: &mut *host,
             stop: &self.stop,
         };
-        let trained = train(&data, &config, &device, &mut observer)
-            .await
-            .map_err(failed)?;
+        #[cfg(not(target_arch = "wasm32"))]
+        let trained = match &burn_train {
+            Some(run) => train_with_burn(&data, &config, run, &mut observer).await,
+            None => train(&data, &config, &device, &mut observer).await,
+        };
+        #[cfg(target_arch = "wasm32")]
+        let trained = train(&data, &config, &device, &mut observer).await;
+        let trained = trained.map_err(failed)?;
 
         let (threshold_set, threshold_pairs, threshold_source) = data.threshold_pairs();
         let threshold_distances =

@@ -207,29 +207,35 @@ fn merged(mut line: Value, more: Value) -> Value {
 }
 
 pub async fn run(invocation: Invocation) -> Result<String, String> {
-    let gpu = match &invocation {
-        Invocation::Train { gpu, .. } => *gpu,
-        _ => None,
-    };
+    let mut terminal = Terminal::new();
+    if let Invocation::Train {
+        devices,
+        checkpoints,
+        ..
+    } = &invocation
+    {
+        terminal.choose_devices(devices, checkpoints.clone());
+    }
     let mut cli = Cli {
         session: Session::new(),
-        terminal: Terminal::new(gpu.unwrap_or(Backend::Wgpu)),
+        terminal,
     };
     let line = match invocation {
         Invocation::Train {
             data,
             shape,
             config,
-            gpu,
+            devices,
             save,
+            ..
         } => {
             cli.load_data(&data, shape).await?;
             let answers = cli
                 .ask(Command::Train {
                     config,
-                    backend: match gpu {
-                        Some(_) => BackendChoice::Webgpu,
-                        None => BackendChoice::Cpu,
+                    backend: match devices[..] {
+                        [] | [Backend::Flex] => BackendChoice::Cpu,
+                        _ => BackendChoice::Webgpu,
                     },
                 })
                 .await?;

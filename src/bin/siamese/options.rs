@@ -18,7 +18,11 @@ usage:
                                 evaluate, embed and compare)
         --device DEVICE         cpu (default), wgpu (the GPU wgpu picks: Vulkan, Metal...), or
                                 pinned: vulkan, metal, cuda, cuda:N; each GPU in a build with
-                                --features of its name (wgpu, vulkan, metal, cuda)
+                                --features of its name (wgpu, vulkan, metal, cuda). Several,
+                                comma-separated (cuda:0,cuda:1 or cpu,cpu), train data-parallel
+                                through burn-train: each takes its share of every batch
+        --checkpoints DIR       trains through burn-train with a checkpoint in DIR after every
+                                epoch; the same command again resumes after the last one
         --train-images N, --test-images N   with --mnist: stratified samples, for quick runs
         --cache DIR             keeps the decoded images of --data on disk in DIR (also for
                                 evaluate and embed): memory holds a few batches, not the
@@ -54,8 +58,10 @@ pub enum Invocation {
         data: DataSource,
         shape: ImageShape,
         config: TrainConfig,
-        /// None for the CPU.
-        gpu: Option<Backend>,
+        /// The devices of `--device`: empty for the CPU; several train through burn-train.
+        devices: Vec<Backend>,
+        /// burn-train's checkpoint folder, where a run resumes.
+        checkpoints: Option<PathBuf>,
         save: Option<PathBuf>,
     },
     Evaluate {
@@ -84,7 +90,8 @@ struct Given {
     out: Option<PathBuf>,
     save: Option<PathBuf>,
     cache: Option<PathBuf>,
-    device: Option<Backend>,
+    devices: Vec<Backend>,
+    checkpoints: Option<PathBuf>,
     train_images: Option<usize>,
     test_images: Option<usize>,
     config: TrainConfig,
@@ -151,7 +158,8 @@ pub fn parse(args: &[String]) -> Result<Option<Parsed>, String> {
             data: data_source(&given)?,
             shape: given.image_size.unwrap_or(ImageShape::MNIST),
             config: given.config.clone(),
-            gpu: given.device.filter(|&device| device != Backend::Flex),
+            devices: given.devices.clone(),
+            checkpoints: given.checkpoints.clone(),
             save: given.save.clone(),
         },
         "evaluate" => Invocation::Evaluate {
@@ -222,6 +230,7 @@ const VALUED_OPTIONS: &[&str] = &[
     "--save",
     "--cache",
     "--device",
+    "--checkpoints",
     "--train-images",
     "--test-images",
     "--epochs",
@@ -242,7 +251,8 @@ fn read_options(args: &[String]) -> Result<Given, String> {
         out: None,
         save: None,
         cache: None,
-        device: None,
+        devices: Vec::new(),
+        checkpoints: None,
         train_images: None,
         test_images: None,
         config: TrainConfig::new(),
@@ -276,7 +286,14 @@ fn read_options(args: &[String]) -> Result<Given, String> {
             "--out" => given.out = Some(value.into()),
             "--save" => given.save = Some(value.into()),
             "--cache" => given.cache = Some(value.into()),
-            "--device" => given.device = Some(value.parse().map_err(bad)?),
+            "--device" => {
+                given.devices = value
+                    .split(',')
+                    .map(str::parse)
+                    .collect::<Result<_, _>>()
+                    .map_err(bad)?
+            }
+            "--checkpoints" => given.checkpoints = Some(value.into()),
             "--train-images" => given.train_images = Some(count(value)?),
             "--test-images" => given.test_images = Some(count(value)?),
             "--epochs" => given.config.epochs = count(value)?,
@@ -335,7 +352,8 @@ mod tests {
                     data,
                     shape,
                     config,
-                    gpu,
+                    devices,
+                    checkpoints,
                     save,
                 },
             threads,
@@ -355,9 +373,30 @@ mod tests {
             (config.epochs, config.learning_rate, config.batch_size),
             (3, 0.01, 64)
         );
-        assert_eq!(gpu, None);
+        assert_eq!((devices, checkpoints), (Vec::new(), None));
         assert_eq!(save, Some("m.siamese".into()));
         assert_eq!(threads, Some(2));
+    }
+
+    #[test]
+    fn several_devices_are_a_list() {
+        let Some(Parsed {
+            invocation:
+                Invocation::Train {
+                    devices,
+                    checkpoints,
+                    ..
+                },
+            ..
+        }) = parse(&words(
+            "train --mnist --device cuda:0,cuda:1 --checkpoints run",
+        ))
+        .unwrap()
+        else {
+            panic!("not a train invocation");
+        };
+        assert_eq!(devices, [Backend::Cuda(0), Backend::Cuda(1)]);
+        assert_eq!(checkpoints, Some("run".into()));
     }
 
     #[test]
@@ -385,6 +424,11 @@ mod tests {
             ("embed --model m --mnist", "needs --out DIR"),
             ("compare --model m a.png", "two image files"),
             ("devices --mnist", "devices does not take --mnist"),
+            ("train --mnist --device cpu,tpu", "unknown device \"tpu\""),
+            (
+                "evaluate --model m --mnist --checkpoints c",
+                "evaluate does not take --checkpoints",
+            ),
         ] {
             let err = parse(&words(line)).unwrap_err();
             assert!(err.contains(expected), "{line:?}: {err}");

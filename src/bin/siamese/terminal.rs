@@ -13,6 +13,7 @@ use siamese_web::data::pixels::PixelStore;
 use siamese_web::session::messages::{DatasetSummary, Reply, WebGpuSupport};
 use siamese_web::session::{Gpu, Host};
 use siamese_web::training::BatchProgress;
+use siamese_web::training::burn_train::{BurnTrainRun, epochs_done};
 
 /// Progress lines at most this often (and at the end of every epoch), where there is no bar.
 const PROGRESS_EVERY_S: f64 = 2.0;
@@ -117,17 +118,37 @@ pub struct Terminal {
     progress: ProgressView,
     /// The GPU of `--device`, when a run asks for one.
     gpu: Backend,
+    /// The devices and checkpoint folder of a run through burn-train (several `--device`s or
+    /// `--checkpoints`).
+    burn_train: Option<(Vec<Backend>, Option<PathBuf>)>,
     /// The folder of `--cache`, where uploaded images are kept on disk.
     pub cache: Option<PathBuf>,
 }
 
 impl Terminal {
-    pub fn new(gpu: Backend) -> Self {
+    pub fn new() -> Self {
         Self {
             answers: Vec::new(),
             progress: ProgressView::new(),
-            gpu,
+            gpu: Backend::Wgpu,
+            burn_train: None,
             cache: None,
+        }
+    }
+
+    /// The devices of `--device` (none: the CPU), and `--checkpoints`: one device trains with
+    /// the session's own loop, several or a checkpoint folder through burn-train.
+    pub fn choose_devices(&mut self, devices: &[Backend], checkpoints: Option<PathBuf>) {
+        if let [device] = devices {
+            self.gpu = *device;
+        }
+        if devices.len() > 1 || checkpoints.is_some() {
+            let devices = if devices.is_empty() {
+                vec![Backend::Flex]
+            } else {
+                devices.to_vec()
+            };
+            self.burn_train = Some((devices, checkpoints));
         }
     }
 
@@ -243,6 +264,37 @@ impl Host for Terminal {
             },
             device: training_device(self.gpu).await,
         }
+    }
+
+    async fn burn_train(&mut self) -> Result<Option<BurnTrainRun>, String> {
+        let Some((backends, checkpoints)) = &self.burn_train else {
+            return Ok(None);
+        };
+        if let Some(dir) = checkpoints {
+            match epochs_done(dir) {
+                0 => eprintln!("checkpoints go to {}", dir.display()),
+                done => eprintln!(
+                    "resuming after epoch {done}, from the checkpoints in {}",
+                    dir.display()
+                ),
+            }
+        }
+        let mut devices = Vec::new();
+        for &backend in backends {
+            devices.push(training_device(backend).await?);
+        }
+        let names: Vec<String> = backends
+            .iter()
+            .map(|backend| match backend {
+                Backend::Flex => "cpu".to_string(),
+                other => other.to_string(),
+            })
+            .collect();
+        Ok(Some(BurnTrainRun {
+            devices,
+            label: names.join(","),
+            checkpoints: checkpoints.clone(),
+        }))
     }
 
     async fn yield_now(&mut self) {}

@@ -2,6 +2,9 @@
 //! in a browser: every tensor read is `*_async`, and the observer's callbacks are awaited, which
 //! is where a browser worker yields to receive a Stop.
 
+#[cfg(not(target_arch = "wasm32"))]
+pub mod burn_train;
+
 use std::future::Future;
 
 use burn::config::Config;
@@ -246,11 +249,12 @@ async fn mean_loss(
     loss.into_scalar_async().await.map_err(backend_error)
 }
 
-/// A batch loss above this has diverged even if finite: a pair's loss is at most margin² when
-/// dissimilar and D² when similar, and a working tower keeps D within a few margins (an
-/// untrained one too: its ReLU embeddings start at distances of a few units).
-fn exploded_loss(margin: f32) -> f32 {
-    1e6 * margin.max(1.0).powi(2)
+/// Whether a batch loss has diverged: NaN, or above a bound it cannot reach while finite and
+/// sane. A pair's loss is at most margin² when dissimilar and D² when similar, and a working
+/// tower keeps D within a few margins (an untrained one too: its ReLU embeddings start at
+/// distances of a few units).
+fn diverged(loss: f32, margin: f32) -> bool {
+    loss.is_nan() || loss > 1e6 * margin.max(1.0).powi(2)
 }
 
 /// Below this for every validation pair, the embeddings have collapsed to one point: the floor
@@ -259,6 +263,54 @@ fn exploded_loss(margin: f32) -> f32 {
 const COLLAPSED_DISTANCE: f32 = 1e-3;
 /// Training pairs the collapse check looks at when there are no validation pairs.
 const COLLAPSE_CHECK_PAIRS: usize = 512;
+
+/// After an epoch, for either engine: the collapse check and, with validation pairs, the
+/// validation loss and accuracy. `pairs` are the epoch's training pairs.
+async fn check_epoch(
+    model: &SiameseNet,
+    data: &TrainingData,
+    epoch: usize,
+    pairs: &[Pair],
+    train_loss: f32,
+    loss_fn: &ContrastiveLoss,
+    device: &Device,
+) -> Result<EpochSummary, TrainError> {
+    let mut summary = EpochSummary {
+        epoch,
+        train_loss,
+        validation_loss: None,
+        validation_acc: None,
+    };
+    // Without validation pairs, the collapse is looked for on training pairs instead.
+    let (check_set, check_pairs) = match &data.validation_pairs {
+        Some(pairs) => (&data.validation, &pairs[..]),
+        None => (&data.train, &pairs[..pairs.len().min(COLLAPSE_CHECK_PAIRS)]),
+    };
+    let distances = pair_distances(model, check_set, check_pairs, device).await?;
+    if distances.iter().all(|&d| d < COLLAPSED_DISTANCE) {
+        return Err(TrainError::Collapsed { epoch });
+    }
+    if data.validation_pairs.is_some() {
+        let flags = dissimilar_flags(check_pairs);
+        summary.validation_loss = Some(mean_loss(loss_fn, &distances, &flags, device).await?);
+        summary.validation_acc = Some(accuracy_at(&distances, &flags, ARTICLE_THRESHOLD));
+    }
+    Ok(summary)
+}
+
+/// The model a run ends with: after a failure, that of the last good epoch (none: the failure
+/// is the run's error).
+fn fall_back(
+    model: SiameseNet,
+    last_good: Option<SiameseNet>,
+    interrupted: Option<TrainError>,
+) -> Result<(SiameseNet, Option<TrainError>), TrainError> {
+    match (interrupted, last_good) {
+        (Some(failure), None) => Err(failure),
+        (Some(failure), Some(good)) => Ok((good, Some(failure))),
+        (None, _) => Ok((model, None)),
+    }
+}
 
 /// Trains a new model on `data` with Adam; `device` must have autodiff enabled.
 pub async fn train(
@@ -298,7 +350,7 @@ pub async fn train(
                 .into_scalar_async()
                 .await
                 .map_err(backend_error)?;
-            if loss_value.is_nan() || loss_value > exploded_loss(config.margin) {
+            if diverged(loss_value, config.margin) {
                 interrupted = Some(TrainError::Diverged {
                     epoch,
                     step: step + 1,
@@ -326,27 +378,15 @@ pub async fn train(
                 break 'epochs;
             }
         }
-        let mut summary = EpochSummary {
-            epoch,
-            train_loss: (loss_sum / pairs.len() as f64) as f32,
-            validation_loss: None,
-            validation_acc: None,
-        };
-        // Without validation pairs, the collapse is looked for on training pairs instead.
-        let (check_set, check_pairs) = match &data.validation_pairs {
-            Some(pairs) => (&data.validation, &pairs[..]),
-            None => (&data.train, &pairs[..pairs.len().min(COLLAPSE_CHECK_PAIRS)]),
-        };
-        let distances = pair_distances(&model, check_set, check_pairs, device).await?;
-        if distances.iter().all(|&d| d < COLLAPSED_DISTANCE) {
-            interrupted = Some(TrainError::Collapsed { epoch });
-            break 'epochs;
-        }
-        if data.validation_pairs.is_some() {
-            let flags = dissimilar_flags(check_pairs);
-            summary.validation_loss = Some(mean_loss(&loss_fn, &distances, &flags, device).await?);
-            summary.validation_acc = Some(accuracy_at(&distances, &flags, ARTICLE_THRESHOLD));
-        }
+        let train_loss = (loss_sum / pairs.len() as f64) as f32;
+        let summary =
+            match check_epoch(&model, data, epoch, &pairs, train_loss, &loss_fn, device).await {
+                Err(collapse @ TrainError::Collapsed { .. }) => {
+                    interrupted = Some(collapse);
+                    break 'epochs;
+                }
+                other => other?,
+            };
         let control = observer.on_epoch(&summary).await;
         history.push(summary);
         last_good = Some(model.clone());
@@ -355,14 +395,7 @@ pub async fn train(
             break;
         }
     }
-    let interrupted = match (interrupted, last_good) {
-        (Some(failure), None) => return Err(failure),
-        (Some(failure), Some(good)) => {
-            model = good;
-            Some(failure)
-        }
-        (None, _) => None,
-    };
+    let (model, interrupted) = fall_back(model, last_good, interrupted)?;
     let train_s = started.elapsed().as_secs_f64();
     Ok(TrainedModel {
         model,
