@@ -7,6 +7,7 @@ use crate::pairs::Pair;
 
 /// `n` pairs as one batch of `2n` images (the left images, then their partners), so one pass
 /// through the shared tower serves both sides, and the pairs' labels (1.0 dissimilar, 0.0 similar).
+#[derive(Clone, Debug)]
 pub struct PairBatch {
     pub images: Tensor<4>,
     pub dissimilar: Tensor<1>,
@@ -50,6 +51,29 @@ impl HostBatch {
 
     pub fn is_empty(&self) -> bool {
         self.pairs == 0
+    }
+
+    /// The batch as batches of at most `pairs` pairs each, the same pairs in the same order.
+    pub fn split(self, pairs: usize) -> Vec<HostBatch> {
+        if pairs >= self.pairs {
+            return vec![self];
+        }
+        let (n, image) = (self.pairs, self.shape.pixels());
+        (0..n)
+            .step_by(pairs.max(1))
+            .map(|start| {
+                let end = (start + pairs).min(n);
+                let side = |side: usize| {
+                    &self.pixels[(side * n + start) * image..(side * n + end) * image]
+                };
+                HostBatch {
+                    shape: self.shape,
+                    pairs: end - start,
+                    pixels: [side(0), side(1)].concat(),
+                    dissimilar: self.dissimilar[start..end].to_vec(),
+                }
+            })
+            .collect()
     }
 
     pub fn to_device(self, device: &Device) -> PairBatch {
@@ -112,8 +136,8 @@ mod tests {
     use super::*;
     use crate::pairs::PairSampler;
 
-    #[test]
-    fn an_epochs_batches_hold_its_pairs_in_order() {
+    /// Images whose first value is their index (in 1/255), and an epoch of their pairs.
+    fn ten_images_and_their_pairs() -> (ImageSet, Vec<Pair>) {
         let shape = ImageShape::new(1, 1, 2);
         let mut set = ImageSet::new(shape, vec!["a".into(), "b".into()]);
         for i in 0..10 {
@@ -122,6 +146,12 @@ mod tests {
         let pairs = PairSampler::with_seed(set.labels(), &set.class_names, 3)
             .unwrap()
             .epoch_pairs(1);
+        (set, pairs)
+    }
+
+    #[test]
+    fn an_epochs_batches_hold_its_pairs_in_order() {
+        let (set, pairs) = ten_images_and_their_pairs();
         let batches: Vec<HostBatch> = epoch_batches(&set, pairs.clone(), 4).collect();
         assert_eq!(batches.len(), pairs.len().div_ceil(4));
         let mut read = Vec::new();
@@ -141,5 +171,25 @@ mod tests {
             .map(|p| (p.left, p.right, f32::from(u8::from(p.dissimilar))))
             .collect();
         assert_eq!(read, expected);
+    }
+
+    #[test]
+    fn a_split_batch_holds_the_same_pairs_in_order() {
+        let (set, pairs) = ten_images_and_their_pairs();
+        let parts = HostBatch::new(&set, &pairs[..7]).split(3);
+        assert_eq!(
+            parts.iter().map(HostBatch::len).collect::<Vec<_>>(),
+            [3, 3, 1]
+        );
+        let expected: Vec<HostBatch> = pairs[..7]
+            .chunks(3)
+            .map(|chunk| HostBatch::new(&set, chunk))
+            .collect();
+        for (part, expected) in parts.iter().zip(&expected) {
+            assert_eq!(
+                (&part.pixels, &part.dissimilar),
+                (&expected.pixels, &expected.dissimilar)
+            );
+        }
     }
 }

@@ -28,6 +28,9 @@ pub struct SiameseNetConfig {
     pub embedding_size: usize,
 }
 
+/// Channels of the first convolution's output, the tower's largest activation.
+pub const FIRST_CONV_CHANNELS: usize = 32;
+
 /// The article's tower: Conv2d(32, 3x3, ReLU) -> MaxPool(2) -> Conv2d(64, 3x3, ReLU) ->
 /// MaxPool(2) -> Flatten -> Dense(embedding_size, ReLU).
 #[derive(Module, Debug)]
@@ -71,8 +74,9 @@ impl SiameseNetConfig {
     pub fn init(&self, device: &Device) -> Result<SiameseNet, String> {
         let (h, w) = self.feature_map_size()?;
         Ok(SiameseNet {
-            conv1: Conv2dConfig::new([self.channels, 32], [3, 3]).init(device),
-            conv2: Conv2dConfig::new([32, 64], [3, 3]).init(device),
+            conv1: Conv2dConfig::new([self.channels, FIRST_CONV_CHANNELS], [3, 3]).init(device),
+
+            conv2: Conv2dConfig::new([FIRST_CONV_CHANNELS, 64], [3, 3]).init(device),
             pool: MaxPool2dConfig::new([2, 2]).with_strides([2, 2]).init(),
             dense: LinearConfig::new(64 * h * w, self.embedding_size).init(device),
         })

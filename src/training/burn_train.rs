@@ -26,9 +26,10 @@ use burn::data::dataloader::{DataLoader, DataLoaderBuilder};
 use burn::data::dataset::{Dataset, DatasetError};
 use burn::module::Module;
 use burn::optim::AdamConfig;
-use burn::tensor::{Device, Tensor};
+use burn::tensor::{Device, ExecutionError};
 use burn::train::checkpoint::{Checkpointer, FileCheckpointer, KeepLastNCheckpoints};
 use burn::train::logger::{EvaluationProgressLogger, TrainingProgressLogger};
+use burn::train::metric::ItemLazy;
 use burn::train::metric::MetricDefinition;
 use burn::train::renderer::{
     EvaluationName, MetricState, MetricsRenderer, MetricsRendererEvaluation,
@@ -36,16 +37,16 @@ use burn::train::renderer::{
 };
 use burn::train::{
     ExecutionStrategy, InferenceStep, Interrupter, Learner, LearningResult, MultiDeviceOptim,
-    RegressionOutput, SupervisedTraining, TrainOutput, TrainStep,
+    SupervisedTraining, TrainOutput, TrainStep,
 };
 use serde::{Deserialize, Serialize};
 use web_time::Instant;
 
 use super::{
     BatchProgress, Control, EpochSummary, TrainConfig, TrainError, TrainObserver, TrainedModel,
-    TrainingData, check_epoch, diverged, fall_back,
+    TrainingData, batch_gradients, check_epoch, diverged, fall_back, micro_batch_pairs,
 };
-use crate::batch::HostBatch;
+use crate::batch::{HostBatch, PairBatch};
 use crate::data::{ImageSet, ImageShape};
 use crate::loss::ContrastiveLoss;
 use crate::model::{SiameseNet, SiameseNetConfig};
@@ -89,53 +90,67 @@ fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
     }
 }
 
-/// One device's share of a batch. `share` (1/devices) scales its loss before the backward
-/// pass: burn-train sums the devices' gradients, so that the sum is the gradient of the whole
-/// batch's mean loss, as on one device.
+/// One device's share of a batch, as the micro-batches the session's loop would cut it into.
+/// `share` (1/devices) scales its loss before the backward pass: burn-train sums the devices'
+/// gradients, so that the sum is the gradient of the whole batch's mean loss, as on one device.
 #[derive(Clone, Debug)]
 struct TwinBatch {
-    images: Tensor<4>,
-    dissimilar: Tensor<1>,
+    parts: Vec<PairBatch>,
     share: f32,
 }
 
+impl TwinBatch {
+    fn pairs(&self) -> usize {
+        self.parts
+            .iter()
+            .map(|part| part.dissimilar.dims()[0])
+            .sum()
+    }
+}
+
+/// What a step gives burn-train: the loss its observer was already sent (burn-train's metrics
+/// are not used).
+struct StepLoss;
+
+impl ItemLazy for StepLoss {
+    fn sync(self) -> Result<Self, ExecutionError> {
+        Ok(self)
+    }
+}
+
 impl Twin {
-    fn output(&self, batch: &TwinBatch) -> (Tensor<1>, RegressionOutput) {
-        let pairs = batch.dissimilar.dims()[0];
-        let distances = self.net.pair_distances(batch.images.clone());
-        let loss = ContrastiveLoss::new()
-            .with_margin(self.margin)
-            .forward(distances.clone(), batch.dissimilar.clone());
-        let output = RegressionOutput::new(
-            loss.clone().reshape([1]),
-            distances.reshape([pairs, 1]),
-            batch.dissimilar.clone().reshape([pairs, 1]),
-        );
-        (loss, output)
+    fn loss_fn(&self) -> ContrastiveLoss {
+        ContrastiveLoss::new().with_margin(self.margin)
     }
 }
 
 impl TrainStep for Twin {
     type Input = TwinBatch;
-    type Output = RegressionOutput;
+    type Output = StepLoss;
 
-    fn step(&self, batch: TwinBatch) -> TrainOutput<RegressionOutput> {
-        let (loss, output) = self.output(&batch);
+    fn step(&self, batch: TwinBatch) -> TrainOutput<StepLoss> {
+        let pairs = batch.pairs();
+        let (grads, loss) = batch_gradients(&self.net, batch.parts, &self.loss_fn(), batch.share);
         // Natively a read blocks; the session's loop reads every step's loss too.
         let _ = self.losses.send(Message::Step {
-            pairs: batch.dissimilar.dims()[0],
-            loss: loss.clone().into_scalar(),
+            pairs,
+            loss: loss.into_scalar(),
         });
-        TrainOutput::new(self, (loss * batch.share).backward(), output)
+        TrainOutput {
+            grads,
+            item: StepLoss,
+        }
     }
 }
 
+/// Never called: validation is the session's own, between launches (burn-train is given no
+/// validation pairs).
 impl InferenceStep for Twin {
     type Input = TwinBatch;
-    type Output = RegressionOutput;
+    type Output = StepLoss;
 
-    fn step(&self, batch: TwinBatch) -> RegressionOutput {
-        self.output(&batch).1
+    fn step(&self, _: TwinBatch) -> StepLoss {
+        StepLoss
     }
 }
 
@@ -163,10 +178,13 @@ struct TwinBatcher {
 
 impl Batcher<Pair, TwinBatch> for TwinBatcher {
     fn batch(&self, pairs: Vec<Pair>, device: &Device) -> TwinBatch {
-        let batch = HostBatch::new(&self.set, &pairs).to_device(device);
+        let micro = micro_batch_pairs(self.set.shape, device);
         TwinBatch {
-            images: batch.images,
-            dissimilar: batch.dissimilar,
+            parts: HostBatch::new(&self.set, &pairs)
+                .split(micro)
+                .into_iter()
+                .map(|part| part.to_device(device))
+                .collect(),
             share: self.share,
         }
     }

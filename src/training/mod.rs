@@ -8,17 +8,17 @@ pub mod burn_train;
 use std::future::Future;
 
 use burn::config::Config;
-use burn::optim::{AdamConfig, GradientsParams};
+use burn::optim::{AdamConfig, GradientsAccumulator, GradientsParams};
 use burn::tensor::{Device, Tensor, TensorData};
 use serde::{Deserialize, Serialize};
 use web_time::Instant;
 
-use crate::batch::epoch_batches;
-use crate::data::ImageSet;
+use crate::batch::{PairBatch, epoch_batches};
+use crate::data::{ImageSet, ImageShape};
 use crate::evaluation::{ARTICLE_THRESHOLD, accuracy_at};
 use crate::inference::{dissimilar_flags, pair_distances};
 use crate::loss::ContrastiveLoss;
-use crate::model::{SiameseNet, SiameseNetConfig};
+use crate::model::{FIRST_CONV_CHANNELS, SiameseNet, SiameseNetConfig};
 use crate::pairs::{Pair, PairError, PairSampler};
 
 /// Every knob of a run, with the article's defaults.
@@ -264,6 +264,60 @@ const COLLAPSED_DISTANCE: f32 = 1e-3;
 /// Training pairs the collapse check looks at when there are no validation pairs.
 const COLLAPSE_CHECK_PAIRS: usize = 512;
 
+/// On the CPU a batch trains as micro-batches, their gradients summed into those of the whole
+/// batch: the same step, ~1.3x faster on the digits, as smaller tensors stay in the caches
+/// (PERFORMANCE.md). A micro-batch holds as many pairs as keep the first convolution's output
+/// (the largest activation) within that of 16 pairs of digits, the best of 8, 16 and 32
+/// measured; 1 pair of 224x224 images. A GPU takes the batch whole: there, fewer and larger
+/// kernels win.
+const CPU_MICRO_BATCH_VALUES: usize = 16 * 2 * FIRST_CONV_CHANNELS * 28 * 28;
+
+/// Pairs per micro-batch on `device` for images of `shape`.
+pub(crate) fn micro_batch_pairs(shape: ImageShape, device: &Device) -> usize {
+    if device.clone().without_autodiff() != Device::flex() {
+        return usize::MAX;
+    }
+    let first_activation = FIRST_CONV_CHANNELS * shape.height * shape.width;
+    (CPU_MICRO_BATCH_VALUES / (2 * first_activation)).max(1)
+}
+
+/// The gradients of the mean contrastive loss over `parts` (one batch, cut into micro-batches),
+/// scaled by `scale`, and that mean loss (unscaled, detached).
+pub(crate) fn batch_gradients(
+    model: &SiameseNet,
+    parts: Vec<PairBatch>,
+    loss_fn: &ContrastiveLoss,
+    scale: f32,
+) -> (GradientsParams, Tensor<1>) {
+    let pairs: usize = parts.iter().map(|part| part.dissimilar.dims()[0]).sum();
+    let mut accumulator = GradientsAccumulator::new();
+    let mut total: Option<Tensor<1>> = None;
+    let whole = parts.len() == 1;
+    for part in parts {
+        let part_pairs = part.dissimilar.dims()[0];
+        let mut loss = loss_fn.forward(model.pair_distances(part.images), part.dissimilar);
+        if !whole {
+            loss = loss * (part_pairs as f32 / pairs as f32);
+        }
+        let scaled = if scale == 1.0 {
+            loss.clone()
+        } else {
+            loss.clone() * scale
+        };
+        let grads = GradientsParams::from_grads(scaled.backward(), model);
+        if whole {
+            return (grads, loss.detach());
+        }
+        accumulator.accumulate(model, grads);
+        let loss = loss.detach();
+        total = Some(match total {
+            Some(sum) => sum + loss,
+            None => loss,
+        });
+    }
+    (accumulator.grads(), total.expect("a batch has pairs"))
+}
+
 /// After an epoch, for either engine: the collapse check and, with validation pairs, the
 /// validation loss and accuracy. `pairs` are the epoch's training pairs.
 async fn check_epoch(
@@ -340,16 +394,13 @@ pub async fn train(
         let batches = epoch_batches(&data.train, pairs.clone(), config.batch_size);
         for (step, batch) in batches.enumerate() {
             let batch_pairs = batch.len();
-            let batch_tensors = batch.to_device(device);
-            let loss = loss_fn.forward(
-                model.pair_distances(batch_tensors.images),
-                batch_tensors.dissimilar,
-            );
-            let loss_value: f32 = loss
-                .clone()
-                .into_scalar_async()
-                .await
-                .map_err(backend_error)?;
+            let parts = batch
+                .split(micro_batch_pairs(data.train.shape, device))
+                .into_iter()
+                .map(|part| part.to_device(device))
+                .collect();
+            let (grads, loss) = batch_gradients(&model, parts, &loss_fn, 1.0);
+            let loss_value: f32 = loss.into_scalar_async().await.map_err(backend_error)?;
             if diverged(loss_value, config.margin) {
                 interrupted = Some(TrainError::Diverged {
                     epoch,
@@ -358,7 +409,6 @@ pub async fn train(
                 });
                 break 'epochs;
             }
-            let grads = GradientsParams::from_grads(loss.backward(), &model);
             model = optimizer.step(config.learning_rate, model, grads);
 
             loss_sum += f64::from(loss_value) * batch_pairs as f64;
@@ -406,4 +456,64 @@ pub async fn train(
         pairs_per_s: pairs_seen as f64 / train_s.max(1e-9),
         train_s,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::batch::HostBatch;
+    use crate::data::mnist::parse_mnist;
+
+    #[test]
+    fn micro_batches_give_the_gradients_and_loss_of_the_whole_batch() {
+        let digits = parse_mnist(include_bytes!("../../assets/mnist-10k.bin.gz")).unwrap();
+        let pairs = PairSampler::with_seed(digits.labels(), &digits.class_names, 5)
+            .unwrap()
+            .epoch_pairs(1);
+        let device = Device::flex().autodiff();
+        device.seed(3);
+        let model = SiameseNetConfig::for_shape(digits.shape)
+            .init(&device)
+            .unwrap();
+        let loss_fn = ContrastiveLoss::new();
+        let parts = |micro: usize| -> Vec<PairBatch> {
+            let batch = HostBatch::new(&digits, &pairs[..10]);
+            batch
+                .split(micro)
+                .into_iter()
+                .map(|part| part.to_device(&device))
+                .collect()
+        };
+        let (whole, whole_loss) = batch_gradients(&model, parts(10), &loss_fn, 1.0);
+        let (micro, micro_loss) = batch_gradients(&model, parts(3), &loss_fn, 0.5);
+        let values = |tensor: Tensor<1>| tensor.into_data().iter::<f32>().collect::<Vec<_>>();
+        let whole_loss = values(whole_loss)[0];
+        assert!(whole_loss > 0.0);
+        assert!((values(micro_loss)[0] - whole_loss).abs() < 1e-5 * whole_loss.max(1.0));
+        for (name, id, size) in [
+            (
+                "conv1",
+                model.conv1.weight.id,
+                model.conv1.weight.shape().num_elements(),
+            ),
+            (
+                "conv2",
+                model.conv2.weight.id,
+                model.conv2.weight.shape().num_elements(),
+            ),
+        ] {
+            let flat =
+                |grads: &GradientsParams| values(grads.get::<4>(id).unwrap().reshape([size]));
+            let (whole, micro) = (flat(&whole), flat(&micro));
+            let largest = whole.iter().fold(0.0f32, |m, g| m.max(g.abs()));
+            assert!(largest > 0.0, "{name}: no gradient");
+            for (w, m) in whole.iter().zip(&micro) {
+                // `micro` was scaled by 0.5.
+                assert!(
+                    (0.5 * w - m).abs() < 1e-4 * largest,
+                    "{name}: {w} against {m}"
+                );
+            }
+        }
+    }
 }
