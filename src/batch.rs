@@ -14,6 +14,15 @@ pub struct PairBatch {
 }
 
 impl PairBatch {
+    /// Pairs in the batch.
+    pub fn len(&self) -> usize {
+        self.dissimilar.dims()[0]
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
     pub fn new(set: &ImageSet, pairs: &[Pair], device: &Device) -> Self {
         HostBatch::new(set, pairs).to_device(device)
     }

@@ -75,7 +75,6 @@ impl SiameseNetConfig {
         let (h, w) = self.feature_map_size()?;
         Ok(SiameseNet {
             conv1: Conv2dConfig::new([self.channels, FIRST_CONV_CHANNELS], [3, 3]).init(device),
-
             conv2: Conv2dConfig::new([FIRST_CONV_CHANNELS, 64], [3, 3]).init(device),
             pool: MaxPool2dConfig::new([2, 2]).with_strides([2, 2]).init(),
             dense: LinearConfig::new(64 * h * w, self.embedding_size).init(device),

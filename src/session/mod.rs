@@ -71,8 +71,6 @@ pub trait Host {
     fn pixel_store(&mut self, shape: ImageShape) -> Result<PixelStore, String> {
         Ok(PixelStore::in_memory(shape.pixels()))
     }
-    /// The GPU a run trains on when it asks for one: WebGPU, unless the host was given another
-    /// (the command line's `--device cuda:1`).
     /// Natively, burn-train's devices and checkpoint folder when the host was given them (the
     /// command line's `--device cpu,cpu`, `--checkpoints DIR`); None trains with the session's
     /// own loop on the device [`choose_device`] picks.
@@ -80,6 +78,8 @@ pub trait Host {
     fn burn_train(&mut self) -> impl Future<Output = Result<Option<BurnTrainRun>, String>> {
         async { Ok(None) }
     }
+    /// The GPU a run trains on when it asks for one: WebGPU, unless the host was given another
+    /// (the command line's `--device cuda:1`).
     fn gpu(&mut self) -> impl Future<Output = Gpu> {
         async {
             Gpu {

@@ -44,7 +44,7 @@ use web_time::Instant;
 
 use super::{
     BatchProgress, Control, EpochSummary, TrainConfig, TrainError, TrainObserver, TrainedModel,
-    TrainingData, batch_gradients, check_epoch, diverged, fall_back, micro_batch_pairs,
+    TrainingData, batch_gradients, check_epoch, diverged, fall_back, micro_batches,
 };
 use crate::batch::{HostBatch, PairBatch};
 use crate::data::{ImageSet, ImageShape};
@@ -101,10 +101,7 @@ struct TwinBatch {
 
 impl TwinBatch {
     fn pairs(&self) -> usize {
-        self.parts
-            .iter()
-            .map(|part| part.dissimilar.dims()[0])
-            .sum()
+        self.parts.iter().map(PairBatch::len).sum()
     }
 }
 
@@ -178,13 +175,8 @@ struct TwinBatcher {
 
 impl Batcher<Pair, TwinBatch> for TwinBatcher {
     fn batch(&self, pairs: Vec<Pair>, device: &Device) -> TwinBatch {
-        let micro = micro_batch_pairs(self.set.shape, device);
         TwinBatch {
-            parts: HostBatch::new(&self.set, &pairs)
-                .split(micro)
-                .into_iter()
-                .map(|part| part.to_device(device))
-                .collect(),
+            parts: micro_batches(HostBatch::new(&self.set, &pairs), self.set.shape, device),
             share: self.share,
         }
     }

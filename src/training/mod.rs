@@ -13,7 +13,7 @@ use burn::tensor::{Device, Tensor, TensorData};
 use serde::{Deserialize, Serialize};
 use web_time::Instant;
 
-use crate::batch::{PairBatch, epoch_batches};
+use crate::batch::{HostBatch, PairBatch, epoch_batches};
 use crate::data::{ImageSet, ImageShape};
 use crate::evaluation::{ARTICLE_THRESHOLD, accuracy_at};
 use crate::inference::{dissimilar_flags, pair_distances};
@@ -273,12 +273,25 @@ const COLLAPSE_CHECK_PAIRS: usize = 512;
 const CPU_MICRO_BATCH_VALUES: usize = 16 * 2 * FIRST_CONV_CHANNELS * 28 * 28;
 
 /// Pairs per micro-batch on `device` for images of `shape`.
-pub(crate) fn micro_batch_pairs(shape: ImageShape, device: &Device) -> usize {
+fn micro_batch_pairs(shape: ImageShape, device: &Device) -> usize {
     if device.clone().without_autodiff() != Device::flex() {
         return usize::MAX;
     }
     let first_activation = FIRST_CONV_CHANNELS * shape.height * shape.width;
     (CPU_MICRO_BATCH_VALUES / (2 * first_activation)).max(1)
+}
+
+/// `batch` (of images of `shape`) on `device`, as the micro-batches that device trains on.
+pub(crate) fn micro_batches(
+    batch: HostBatch,
+    shape: ImageShape,
+    device: &Device,
+) -> Vec<PairBatch> {
+    batch
+        .split(micro_batch_pairs(shape, device))
+        .into_iter()
+        .map(|part| part.to_device(device))
+        .collect()
 }
 
 /// The gradients of the mean contrastive loss over `parts` (one batch, cut into micro-batches),
@@ -289,25 +302,14 @@ pub(crate) fn batch_gradients(
     loss_fn: &ContrastiveLoss,
     scale: f32,
 ) -> (GradientsParams, Tensor<1>) {
-    let pairs: usize = parts.iter().map(|part| part.dissimilar.dims()[0]).sum();
+    let pairs: usize = parts.iter().map(PairBatch::len).sum();
     let mut accumulator = GradientsAccumulator::new();
     let mut total: Option<Tensor<1>> = None;
-    let whole = parts.len() == 1;
     for part in parts {
-        let part_pairs = part.dissimilar.dims()[0];
-        let mut loss = loss_fn.forward(model.pair_distances(part.images), part.dissimilar);
-        if !whole {
-            loss = loss * (part_pairs as f32 / pairs as f32);
-        }
-        let scaled = if scale == 1.0 {
-            loss.clone()
-        } else {
-            loss.clone() * scale
-        };
-        let grads = GradientsParams::from_grads(scaled.backward(), model);
-        if whole {
-            return (grads, loss.detach());
-        }
+        // Each part's mean loss weighted by its share of the pairs (1 for a whole batch).
+        let weight = part.len() as f32 / pairs as f32;
+        let loss = loss_fn.forward(model.pair_distances(part.images), part.dissimilar) * weight;
+        let grads = GradientsParams::from_grads((loss.clone() * scale).backward(), model);
         accumulator.accumulate(model, grads);
         let loss = loss.detach();
         total = Some(match total {
@@ -394,11 +396,7 @@ pub async fn train(
         let batches = epoch_batches(&data.train, pairs.clone(), config.batch_size);
         for (step, batch) in batches.enumerate() {
             let batch_pairs = batch.len();
-            let parts = batch
-                .split(micro_batch_pairs(data.train.shape, device))
-                .into_iter()
-                .map(|part| part.to_device(device))
-                .collect();
+            let parts = micro_batches(batch, data.train.shape, device);
             let (grads, loss) = batch_gradients(&model, parts, &loss_fn, 1.0);
             let loss_value: f32 = loss.into_scalar_async().await.map_err(backend_error)?;
             if diverged(loss_value, config.margin) {
@@ -461,7 +459,6 @@ pub async fn train(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::batch::HostBatch;
     use crate::data::mnist::parse_mnist;
 
     #[test]
