@@ -89,6 +89,65 @@ impl Embeddings {
     }
 }
 
+/// The pairs of rows where a model errs the most: the `count` closest pairs of different
+/// classes and the `count` farthest of the same class, as (row, row, distance), worst first.
+/// Every pair of rows is measured: this is where mislabelled and near-duplicate images show up.
+pub fn hardest_pairs(embeddings: &Embeddings, count: usize) -> HardestPairs {
+    let mut closest = WorstPairs::new(count);
+    let mut farthest = WorstPairs::new(count);
+    for left in 0..embeddings.len() {
+        for right in left + 1..embeddings.len() {
+            let squared = squared_distance(embeddings.row(left), embeddings.row(right));
+            if embeddings.labels[left] == embeddings.labels[right] {
+                farthest.offer(squared, (left, right, squared));
+            } else {
+                closest.offer(-squared, (left, right, squared));
+            }
+        }
+    }
+    HardestPairs {
+        closest_dissimilar: closest.into_pairs(),
+        farthest_similar: farthest.into_pairs(),
+    }
+}
+
+/// The `count` pairs of highest badness seen, worst first.
+struct WorstPairs {
+    count: usize,
+    kept: Vec<(f32, (usize, usize, f32))>,
+}
+
+impl WorstPairs {
+    fn new(count: usize) -> Self {
+        Self {
+            count,
+            kept: Vec::with_capacity(count + 1),
+        }
+    }
+
+    fn offer(&mut self, badness: f32, pair: (usize, usize, f32)) {
+        if self.kept.len() == self.count && self.kept.last().is_none_or(|w| w.0 >= badness) {
+            return;
+        }
+        let at = self.kept.partition_point(|w| w.0 >= badness);
+        self.kept.insert(at, (badness, pair));
+        self.kept.truncate(self.count);
+    }
+
+    /// With Euclidean distances instead of squared ones.
+    fn into_pairs(self) -> Vec<(usize, usize, f32)> {
+        self.kept
+            .into_iter()
+            .map(|(_, (left, right, squared))| (left, right, squared.sqrt()))
+            .collect()
+    }
+}
+
+pub struct HardestPairs {
+    pub closest_dissimilar: Vec<(usize, usize, f32)>,
+    pub farthest_similar: Vec<(usize, usize, f32)>,
+}
+
 fn squared_distance(a: &[f32], b: &[f32]) -> f32 {
     a.iter().zip(b).map(|(x, y)| (x - y) * (x - y)).sum()
 }
@@ -202,6 +261,17 @@ fn principal_axis(matrix: &[f64], dim: usize, exclude: Option<&[f64]>) -> Vec<f6
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn hardest_pairs_are_the_closest_of_different_classes_and_farthest_of_one() {
+        // On a line: class 0 at 0, 1 and 9; class 1 at 3 and 8.
+        let embeddings = Embeddings::new(1, vec![0.0, 1.0, 9.0, 3.0, 8.0], vec![0, 0, 0, 1, 1]);
+        let hardest = hardest_pairs(&embeddings, 2);
+        // Different classes: 9-8 (1), 1-3 (2), then 0-3 (3).
+        assert_eq!(hardest.closest_dissimilar, [(2, 4, 1.0), (1, 3, 2.0)]);
+        // Same class: 0-9 (9), 1-9 (8), then 3-8 (5).
+        assert_eq!(hardest.farthest_similar, [(0, 2, 9.0), (1, 2, 8.0)]);
+    }
 
     /// Two tight classes in 3-D: class 0 near the origin, class 1 near (10, 0, 0).
     fn two_clusters() -> Embeddings {

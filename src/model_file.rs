@@ -39,6 +39,22 @@ pub struct ModelInfo {
     /// Test pair accuracy at `threshold` when it was trained; None when its data had no test
     /// pairs.
     pub test_acc: Option<f64>,
+    /// Classes added after training from a few images each (absent from earlier files, and
+    /// ignored by their reader).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub enrolled: Vec<EnrolledClass>,
+    /// The distance to the nearest class's prototype past which an image is none of the
+    /// classes; None until the model's first analysis picks one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unknown_distance: Option<f32>,
+}
+
+/// A class enrolled from a few images: their embeddings, whose mean is its prototype.
+#[cfg_attr(test, derive(ts_rs::TS))]
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct EnrolledClass {
+    pub name: String,
+    pub embeddings: Vec<Vec<f32>>,
 }
 
 #[derive(Debug, PartialEq)]
@@ -195,6 +211,8 @@ mod tests {
             dataset: "test".into(),
             epochs_trained: 1,
             test_acc: Some(0.9),
+            enrolled: Vec::new(),
+            unknown_distance: None,
         }
     }
 
@@ -218,6 +236,40 @@ mod tests {
         assert_eq!(loaded_info.shape, shape);
         assert_eq!(loaded_info.class_names, ["cat", "dog"]);
         assert_eq!(loaded_info.threshold, 0.6);
+    }
+
+    #[test]
+    fn enrolled_classes_are_kept_and_files_of_the_previous_version_still_read() {
+        let device = Device::flex();
+        let shape = ImageShape::MNIST;
+        let model = SiameseNetConfig::for_shape(shape).init(&device).unwrap();
+        let mut newer = info(shape);
+        newer.config.held_out_classes = Some(vec!["bird".into()]);
+        newer.enrolled = vec![EnrolledClass {
+            name: "bird".into(),
+            embeddings: vec![vec![0.5; 128]; 3],
+        }];
+        newer.unknown_distance = Some(0.4);
+        let file = pollster::block_on(save_model(&model, &newer)).unwrap();
+        let (_, read) = load_model(&file, &device).unwrap();
+        assert_eq!(read.config.held_out(), ["bird"]);
+        assert_eq!(read.enrolled[0].embeddings.len(), 3);
+        assert_eq!(read.unknown_distance, Some(0.4));
+
+        // The previous version wrote none of the three fields.
+        let (_, weights) = read_model_info(&file).unwrap();
+        let mut metadata: serde_json::Value = serde_json::to_value(&newer).unwrap();
+        let fields = metadata.as_object_mut().unwrap();
+        fields.remove("enrolled");
+        fields.remove("unknown_distance");
+        fields["config"]
+            .as_object_mut()
+            .unwrap()
+            .remove("held_out_classes");
+        let older = model_file(&serde_json::to_vec(&metadata).unwrap(), weights);
+        let (_, read) = load_model(&older, &device).unwrap();
+        assert!(read.enrolled.is_empty() && read.config.held_out().is_empty());
+        assert_eq!(read.unknown_distance, None);
     }
 
     /// Casts every weight to half precision, as a model trained in f16 on a GPU has them.

@@ -355,3 +355,47 @@ fn two_cpu_devices_train_data_parallel_to_the_accuracy_of_one() {
         "one device {one_acc}, two {two_acc}"
     );
 }
+
+#[test]
+fn held_out_digits_are_unknown_then_enrolled_from_the_command_line() {
+    let refused = siamese(&["train", "--mnist", "--enrol-held-out", "5"]);
+    assert!(!refused.success);
+    assert!(
+        refused
+            .stderr
+            .contains("--enrol-held-out enrols the classes of --hold-out")
+    );
+    let missing = siamese(&["train", "--mnist", "--hold-out", "cat", "--epochs", "1"]);
+    assert!(!missing.success);
+    assert!(
+        missing.stderr.contains("no class \"cat\" to hold out"),
+        "{}",
+        missing.stderr
+    );
+
+    let run = siamese(&[
+        "train",
+        "--mnist",
+        "--train-images",
+        "1500",
+        "--test-images",
+        "500",
+        "--epochs",
+        "1",
+        "--hold-out",
+        "8,9",
+        "--enrol-held-out",
+        "5",
+    ]);
+    assert!(run.success, "{}", run.stderr);
+    let open_set = &run.line["open_set"];
+    assert_eq!(
+        open_set["unknowns"]["classes"],
+        serde_json::json!(["8", "9"])
+    );
+    assert!(number(open_set, "eer") < 0.5, "{open_set}");
+    let enrolled = &run.line["after_enrolment"];
+    assert_eq!(enrolled["enrolled"][1]["name"], "9", "{enrolled}");
+    assert_eq!(enrolled["enrolled"][1]["images"], 5, "{enrolled}");
+    assert!(number(enrolled, "enrolled_acc") > 0.3, "{enrolled}");
+}

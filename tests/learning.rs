@@ -172,6 +172,8 @@ fn a_short_run_on_mnist_learns_to_tell_digits_apart() {
         dataset: "MNIST sample".into(),
         epochs_trained: 2,
         test_acc: Some(evaluation.test_acc_best),
+        enrolled: Vec::new(),
+        unknown_distance: None,
     };
     let file = pollster::block_on(save_model(&trained.model, &info)).unwrap();
     let (loaded, _) = load_model(&file, &device).unwrap();

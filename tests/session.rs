@@ -8,7 +8,7 @@ use std::io::Cursor;
 use siamese_web::benchmark::BenchmarkJob;
 use siamese_web::rng::SeededRng;
 use siamese_web::session::messages::{
-    BackendChoice, Command, ImageRef, Reply, Request, UploadedFile, WebGpuSupport,
+    BackendChoice, Command, ImageRef, Reply, Request, UnknownQueries, UploadedFile, WebGpuSupport,
 };
 use siamese_web::session::{Host, Session};
 use siamese_web::training::{ThresholdSource, TrainConfig};
@@ -384,6 +384,136 @@ fn a_run_is_trained_tested_analysed_used_saved_and_loaded_on_one_set_of_test_pai
     );
     let timed = find!(benchmark, Reply::Benchmark(result) => result);
     assert_eq!((timed.backend.as_str(), timed.steps), ("cpu", 2));
+}
+
+#[test]
+fn classes_held_out_of_training_are_unknown_until_enrolled_from_a_few_images() {
+    let session = Session::new();
+    let loaded = run(&session, mnist(1500, 500));
+    let test_images = find!(loaded, Reply::DatasetLoaded(summary) => summary.test_images);
+    let mut config = TrainConfig::new().with_epochs(2);
+    config.held_out_classes = Some(vec!["8".into(), "9".into()]);
+    let replies = run(&session, train(config));
+    let report = find!(replies, Reply::Done(report) => report);
+    let analysis = find!(replies, Reply::Analysis(analysis) => analysis);
+    // Test figures are on the pairs of the trained digits: fewer, and the same in both.
+    assert!(report.result.test_pairs < 2 * test_images * 9 / 10);
+    assert_eq!(analysis.test_pairs, report.result.test_pairs);
+    assert_eq!(analysis.pair_acc, report.result.test_acc_best);
+    assert_eq!(analysis.one_shot_ways, 8);
+
+    let open = analysis.open_set.as_ref().unwrap();
+    let trained: Vec<String> = (0..8).map(|d| d.to_string()).collect();
+    assert_eq!(open.classes, trained);
+    assert!(
+        matches!(&open.unknowns, UnknownQueries::HeldOut { classes } if classes == &["8", "9"]),
+        "{:?}",
+        open.unknowns
+    );
+    // About a fifth of the test digits are 8s and 9s.
+    assert_eq!(open.known_queries + open.unknown_queries, test_images);
+    assert!((70..130).contains(&open.unknown_queries), "{open:?}");
+    let equal = open.equal_error.unwrap();
+    let eer = open.eer.unwrap();
+    assert!(
+        eer < 0.45 && (equal.far - equal.frr).abs() < 0.05,
+        "{eer} {equal:?}"
+    );
+    assert!(open.closed_set_acc > 0.8, "{}", open.closed_set_acc);
+    // The default distance rejects 5 % of the validation images: about as many known test
+    // images, and some of the unknowns.
+    let chosen = open.chosen;
+    assert!(chosen.frr > 0.01 && chosen.frr < 0.12, "{chosen:?}");
+    assert!(chosen.far < 0.9, "{chosen:?}");
+
+    // The hardest pairs: of different classes nearest first, of one class farthest first.
+    let near = &analysis.closest_dissimilar;
+    let far = &analysis.farthest_similar;
+    assert_eq!((near.len(), far.len()), (6, 6));
+    assert!(near.iter().all(|p| p.left_class != p.right_class));
+    assert!(far.iter().all(|p| p.left_class == p.right_class));
+    assert!(near.windows(2).all(|w| w[0].distance <= w[1].distance));
+    assert!(far.windows(2).all(|w| w[0].distance >= w[1].distance));
+    assert!(near[0].distance < far[0].distance);
+
+    // At the equal error rate's distance.
+    let moved = run(
+        &session,
+        Command::SetUnknownDistance {
+            distance: equal.distance,
+        },
+    );
+    let at_equal = find!(moved, Reply::OpenSet(report) => report);
+    assert_eq!(at_equal.chosen, equal);
+    let query = ImageRef::Test { index: 0 };
+    let found = run(&session, Command::Neighbours { query, k: 3 });
+    let recognised =
+        find!(found, Reply::Neighbours { recognised, .. } => recognised.clone().unwrap());
+    assert_eq!(recognised.unknown_distance, equal.distance);
+    assert_eq!(
+        recognised.class_name.is_some(),
+        recognised.distance <= equal.distance
+    );
+
+    assert_refused(
+        &session,
+        Command::Enrol {
+            class_name: "3".into(),
+            images: vec![ImageRef::Test { index: 0 }],
+        },
+        "trained on \"3\" already",
+    );
+    assert_refused(
+        &session,
+        Command::Enrol {
+            class_name: "new".into(),
+            images: Vec::new(),
+        },
+        "from 1 to 20 images",
+    );
+    // Enrolled from five training images each, the 8s and 9s are recognised among ten
+    // classes; no class is unknown any more, so the curve leaves each class out in turn.
+    let enrolled = run(
+        &session,
+        Command::EnrolHeldOut {
+            images_per_class: 5,
+        },
+    );
+    let open = find!(enrolled, Reply::OpenSet(report) => report);
+    assert_eq!(open.classes.len(), 10);
+    assert!(
+        open.enrolled
+            .iter()
+            .all(|class| class.images == 5 && ["8", "9"].contains(&class.name.as_str()))
+    );
+    assert!(matches!(open.unknowns, UnknownQueries::LeaveOneClassOut));
+    assert_eq!(open.enrolled_queries, test_images - at_equal.known_queries);
+    let enrolled_acc = open.enrolled_acc.unwrap();
+    assert!(enrolled_acc > 0.4, "{enrolled_acc}");
+    assert_refused(
+        &session,
+        Command::EnrolHeldOut {
+            images_per_class: 5,
+        },
+        "no held-out class is left",
+    );
+
+    // The model file keeps the enrolled classes and the unknown distance.
+    let saved = run(&session, Command::SaveModel);
+    let bytes = find!(saved, Reply::ModelFile { bytes, .. } => bytes.clone());
+    let other = Session::new();
+    run(&other, mnist(1500, 500));
+    let reloaded = run(
+        &other,
+        Command::LoadModel {
+            file_name: "enrolled.siamese".into(),
+            bytes,
+        },
+    );
+    let again = find!(reloaded, Reply::Analysis(analysis) => analysis);
+    let open_again = again.open_set.as_ref().unwrap();
+    assert_eq!(open_again.enrolled_acc, open.enrolled_acc);
+    assert_eq!(open_again.chosen.distance, equal.distance);
 }
 
 #[test]

@@ -5,7 +5,7 @@ import {
   droppedFiles, thumbnailCanvas, describeWebGpu, formatSeconds, percent, runProgress,
 } from './trainer.js';
 import { TrainingController } from './controller.js';
-import { LossChart, histogramChart, rocChart, embeddingMap } from './charts.js';
+import { LossChart, histogramChart, rocChart, embeddingMap, detChart } from './charts.js';
 import { listModels, keepModel as storeModel, forgetModel } from './model-store.js';
 
 /** @typedef {import('./messages').Message} Message */
@@ -16,9 +16,13 @@ const $ = (id) => document.getElementById(id);
 const params = new URLSearchParams(location.search);
 
 const state = {
-  dataset: null, trained: false, histogram: null, roc: null, map: null,
+  dataset: null, trained: false, histogram: null, roc: null, map: null, det: null,
+  // The last "none of the above" report: the slider previews its curve.
+  openSet: null,
   // The current model, once trained or loaded.
   model: null, analysed: false, settingsFilled: false,
+  // The kept (IndexedDB) entry of the model trained here, updated when it changes.
+  keptId: null, loadingKeptId: null,
 };
 const lossChart = new LossChart($('loss-chart'));
 const controller = new TrainingController({
@@ -44,6 +48,10 @@ function refreshButtons() {
   $('compare').disabled = training || !state.model;
   $('compare-random').disabled = training || !state.model || !state.dataset;
   $('neighbour-random').disabled = !state.analysed;
+  $('unknown-distance').disabled = training || !state.openSet;
+  $('enrol').disabled = training || !state.analysed;
+  // Held-out classes play the unknowns until every one is enrolled.
+  $('enrol-held-out').disabled = training || state.openSet?.unknowns.kind !== 'held_out';
   $('download-model').disabled = !state.model;
   $('load-model').disabled = training;
 }
@@ -90,6 +98,10 @@ function onWorkerMessage(message) {
       break;
     case 'analysis':
       showAnalysis(message);
+      break;
+    case 'open_set':
+      showOpenSet(message);
+      keepModel({ changed: true });
       break;
     case 'neighbours':
       showNeighbours(message);
@@ -203,9 +215,16 @@ function readSettings() {
       margin: number('margin'),
       validation_split: number('validation_split'),
       seed: number('seed'),
+      held_out_classes: heldOutClasses(String(form.get('held_out_classes') ?? '')),
     },
     backend: /** @type {import('./messages').BackendChoice} */ (form.get('backend')),
   };
+}
+
+/** "8, 9" as ['8', '9']; none as null, the session's "nothing held out". */
+function heldOutClasses(text) {
+  const names = text.split(',').map((name) => name.trim()).filter(Boolean);
+  return names.length ? names : null;
 }
 
 function startTraining() {
@@ -252,7 +271,9 @@ const THRESHOLD_SOURCE = {
 function showResults({ result, evaluation, gallery, stopped, interrupted, note }) {
   state.trained = true;
   state.model = {};
+  state.keptId = null;
   state.analysed = false;
+  state.openSet = null;
   $('analysis').textContent = 'Classifying the test images with the new embeddings…';
   keepModel(); // in this browser, as soon as its file arrives
   if (interrupted) showMessage(interrupted, 'warning');
@@ -318,23 +339,29 @@ function compareRandom() {
 }
 
 /** @param {Extract<Message, { type: 'compared' }>} comparison */
-function showComparison({ distance, threshold, dissimilar, left, right }) {
-  $('compare-result').replaceChildren(pairCard(left, right,
-    `D = ${distance.toFixed(3)}: ${dissimilar ? 'dissimilar' : 'similar'} (threshold ${threshold.toFixed(3)})`, true));
+function showComparison({ distance, threshold, dissimilar, left, right, left_recognised, right_recognised }) {
+  const card = pairCard(left, right,
+    `D = ${distance.toFixed(3)}: ${dissimilar ? 'dissimilar' : 'similar'} (threshold ${threshold.toFixed(3)})`, true);
+  const recognised = document.createElement('p');
+  recognised.className = 'hint recognised';
+  recognised.textContent = left_recognised && right_recognised
+    ? `First: ${describeRecognition(left_recognised)}. Second: ${describeRecognition(right_recognised)}.`
+    : 'Load data of the model\'s image size to recognise the images as its classes.';
+  $('compare-result').replaceChildren(card, recognised);
+}
+
+/** @param {import('./messages').Recognition} r */
+function describeRecognition(r) {
+  return r.class_name != null
+    ? `"${r.class_name}" (${r.distance.toFixed(3)} from it)`
+    : `none of the above (nearest "${r.nearest_class}" is ${r.distance.toFixed(3)} away, past ${r.unknown_distance.toFixed(3)})`;
 }
 
 // ---- use the model: classification, the embedding map, neighbours ---------------------
 
-/** @param {import('./messages').AnalysisReport} report */
-function showAnalysis(report) {
-  state.analysed = true;
+/** A table of [label, figure] rows. @param {string[][]} rows */
+function figureTable(rows) {
   const table = document.createElement('table');
-  const rows = [
-    [`Test pair accuracy at the model's threshold ${report.threshold.toFixed(3)} (${report.test_pairs} test pairs)`, figure(report.pair_acc)],
-    [`k-NN classification (k = ${report.knn_k}, over ${report.reference_images} labelled training images)`, figure(report.knn_acc)],
-    [`${report.one_shot_ways}-way one-shot classification (one random example per class)`, figure(report.one_shot_acc)],
-    ['Chance for one-shot', figure(report.one_shot_ways ? 1 / report.one_shot_ways : null)],
-  ];
   for (const [label, value] of rows) {
     const row = table.insertRow();
     const th = document.createElement('th');
@@ -342,6 +369,18 @@ function showAnalysis(report) {
     row.append(th);
     row.insertCell().textContent = value;
   }
+  return table;
+}
+
+/** @param {import('./messages').AnalysisReport} report */
+function showAnalysis(report) {
+  state.analysed = true;
+  const table = figureTable([
+    [`Test pair accuracy at the model's threshold ${report.threshold.toFixed(3)} (${report.test_pairs} test pairs)`, figure(report.pair_acc)],
+    [`k-NN classification (k = ${report.knn_k}, over ${report.reference_images} labelled training images)`, figure(report.knn_acc)],
+    [`${report.one_shot_ways}-way one-shot classification (one random example per class)`, figure(report.one_shot_acc)],
+    ['Chance for one-shot', figure(report.one_shot_ways ? 1 / report.one_shot_ways : null)],
+  ]);
   const caption = document.createElement('p');
   caption.textContent = report.note ?? `On ${report.test_images} test images.`;
   $('analysis').replaceChildren(table, caption);
@@ -349,7 +388,87 @@ function showAnalysis(report) {
     pair_acc: report.pair_acc, knn_acc: report.knn_acc, one_shot_acc: report.one_shot_acc, one_shot_ways: report.one_shot_ways,
   });
   state.map = embeddingMap($('map-chart'), report, showMapPoint, state.map);
+  showHardestPairs(report);
+  if (report.open_set) showOpenSet(report.open_set);
+  else {
+    state.openSet = null;
+    $('open-set').textContent = 'No test images to recognise.';
+  }
   refreshButtons();
+}
+
+/** @param {import('./messages').AnalysisReport} report */
+function showHardestPairs({ closest_dissimilar: closest, farthest_similar: farthest }) {
+  const card = (p) => pairCard(p.left, p.right,
+    `${p.left_class} · ${p.right_class} · D = ${p.distance.toFixed(3)}`, false);
+  $('closest-dissimilar').replaceChildren(...closest.map(card));
+  $('closest-dissimilar').setAttribute('aria-label', 'Closest pairs of different classes');
+  $('farthest-similar').replaceChildren(...farthest.map(card));
+  $('farthest-similar').setAttribute('aria-label', 'Farthest pairs of one class');
+}
+
+/** @param {import('./messages').OpenSetReport} report */
+function showOpenSet(report) {
+  state.openSet = report;
+  const { unknowns, chosen, equal_error: equal } = report;
+  const source = unknowns.kind === 'held_out'
+    ? `The unknowns are the ${report.unknown_queries} test images of ${unknowns.classes.join(', ')}, held out of training.`
+    : 'No class is unknown, so each test image is also scored as if its own class were missing (its distance to the ' +
+      'nearest other class): kinder than truly new things, which only held-out classes measure.';
+  const rows = [
+    ['Classes recognised', report.classes.join(', ')],
+    ['Known test images recognised as their class, at no distance limit', figure(report.closed_set_acc)],
+    [`Equal error rate${equal ? ` (at distance ${equal.distance.toFixed(3)})` : ''}`, figure(report.eer)],
+  ];
+  if (report.enrolled.length) {
+    rows.push([`Enrolled: ${report.enrolled.map((c) => `${c.name} (${c.images} images)`).join(', ')}; ` +
+      `their ${report.enrolled_queries} test images recognised as their class`, figure(report.enrolled_acc)]);
+  }
+  const table = figureTable(rows);
+  const caption = document.createElement('p');
+  caption.textContent = `${source} On ${report.known_queries} test images of known classes.`;
+  $('open-set').replaceChildren(table, caption);
+  $('open-set').dataset.result = JSON.stringify({
+    unknowns: unknowns.kind, classes: report.classes, eer: report.eer, chosen, enrolled_acc: report.enrolled_acc,
+  });
+  state.det = detChart($('det-chart'), report, state.det);
+  const slider = $('unknown-distance');
+  const distances = report.curve.map((p) => p.distance);
+  slider.min = String(Math.min(0, ...distances));
+  slider.max = String(Math.max(chosen.distance, ...distances, 0.001));
+  slider.value = String(chosen.distance);
+  showRates(chosen);
+  refreshButtons();
+}
+
+/** The rates at one distance, beside the slider. @param {import('./messages').OperatingPoint} p */
+function showRates(p) {
+  $('unknown-distance-value').textContent = p.distance.toFixed(3);
+  const text = `Unknowns accepted ${percent(p.far)} · known images rejected ${percent(p.frr)} · ` +
+    `known images recognised as their class ${percent(p.recognised)}`;
+  $('unknown-distance-rates').textContent = text;
+  $('unknown-distance').setAttribute('aria-valuetext', `distance ${p.distance.toFixed(3)}: ${text}`);
+}
+
+/** While the slider moves: the curve's point nearest it, before the session answers. */
+function previewUnknownDistance() {
+  const distance = Number($('unknown-distance').value);
+  const nearest = state.openSet.curve.reduce((best, p) =>
+    (Math.abs(p.distance - distance) < Math.abs(best.distance - distance) ? p : best), state.openSet.chosen);
+  showRates({ ...nearest, distance });
+}
+
+async function enrolFiles() {
+  const files = [...$('enrol-files').files];
+  const name = $('enrol-name').value.trim();
+  if (!name || files.length === 0) {
+    showMessage('Give the new class a name and pick 1 to 20 images of it.');
+    return;
+  }
+  const images = await Promise.all(files.map(async (file) =>
+    ({ kind: /** @type {const} */ ('file'), file_name: file.name, bytes: new Uint8Array(await file.arrayBuffer()) })));
+  controller.send({ type: 'enrol', class_name: name, images });
+  $('enrol-files').value = '';
 }
 
 function showMapPoint(point, className) {
@@ -365,11 +484,14 @@ async function findNeighbours(file) {
 }
 
 /** @param {Extract<Message, { type: 'neighbours' }>} found */
-function showNeighbours({ query, predicted_class: predicted, neighbours }) {
+function showNeighbours({ query, predicted_class: predicted, recognised, neighbours }) {
   const queryCard = document.createElement('figure');
   queryCard.className = 'pair query';
   const caption = document.createElement('figcaption');
-  caption.textContent = predicted ? `query: looks like "${predicted}"` : 'query';
+  caption.textContent = [
+    predicted ? `query: looks like "${predicted}" (most of its nearest)` : 'query',
+    recognised ? `recognised as ${describeRecognition(recognised)}` : null,
+  ].filter(Boolean).join(' · ');
   queryCard.append(thumbnailCanvas(query), caption);
   $('neighbours').replaceChildren(queryCard, ...neighbours.map((n) => {
     const card = document.createElement('figure');
@@ -389,18 +511,22 @@ function describeModel(info) {
     `${info.shape.channels === 1 ? 'grey' : 'RGB'}, ${info.class_names.length} classes, test pair accuracy ${figure(info.test_acc)}`;
 }
 
-/** Keeps the model just trained in this browser (IndexedDB). */
-async function keepModel() {
+/** Keeps the current model in this browser (IndexedDB): a new entry for a model just trained
+ * or read from a file, or in place of its entry once it changed (a class enrolled, a new unknown
+ * distance). */
+async function keepModel({ changed = false } = {}) {
+  const replacing = changed ? state.keptId : null;
   const reply = await controller.request({ type: 'save_model' });
   if (reply.type !== 'model_file') return; // the error is shown by onWorkerMessage
   const { file_name, info, bytes } = reply;
   try {
-    await storeModel({ file_name, info, bytes });
+    state.keptId = await storeModel({ file_name, info, bytes }, replacing);
   } catch (error) {
     showMessage(`The model could not be kept in this browser (${error.message}); download it to keep it.`, 'warning');
   }
   showSavedModels();
   $('model-status').textContent = `Current model: ${describeModel(info)}.`;
+  $('model-status').dataset.kept = (info.enrolled ?? []).map((c) => c.name).join(',');
 }
 
 async function downloadModel() {
@@ -416,6 +542,9 @@ async function downloadModel() {
 /** @param {Extract<Message, { type: 'model_loaded' }>} loaded */
 function onModelLoaded({ file_name, info }) {
   state.model = {};
+  // A model from this browser's list stays that entry; one from a file gets its own once changed.
+  state.keptId = state.loadingKeptId;
+  state.loadingKeptId = null;
   state.analysed = false;
   $('model-status').textContent = `Loaded ${file_name}: ${describeModel(info)}.`;
   $('model-status').dataset.loaded = file_name;
@@ -428,6 +557,7 @@ function onModelLoaded({ file_name, info }) {
 async function loadModelFile(file) {
   if (!file) return;
   const bytes = new Uint8Array(await file.arrayBuffer());
+  state.loadingKeptId = null;
   controller.send({ type: 'load_model', file_name: file.name, bytes }, [bytes.buffer]);
 }
 
@@ -444,7 +574,10 @@ async function showSavedModels() {
     const text = document.createElement('span');
     text.textContent = `${model.file_name} · ${new Date(model.saved_at).toLocaleString()} · ${describeModel(model.info)} `;
     const load = Object.assign(document.createElement('button'), { type: 'button', textContent: 'Load', className: 'small' });
-    load.addEventListener('click', () => controller.send({ type: 'load_model', file_name: model.file_name, bytes: model.bytes }));
+    load.addEventListener('click', () => {
+      state.loadingKeptId = model.id;
+      controller.send({ type: 'load_model', file_name: model.file_name, bytes: model.bytes });
+    });
     const forget = Object.assign(document.createElement('button'), { type: 'button', textContent: 'Forget', className: 'small secondary' });
     forget.addEventListener('click', async () => {
       await forgetModel(model.id);
@@ -466,6 +599,7 @@ async function restoreLastModel() {
   const loading = controller.source ? imageShape() : null;
   const fits = (shape) => !loading || ['channels', 'height', 'width'].every((key) => shape[key] === loading[key]);
   if (newest && fits(newest.info.shape) && !state.model && !controller.training) {
+    state.loadingKeptId = newest.id;
     controller.send({ type: 'load_model', file_name: newest.file_name, bytes: newest.bytes });
   }
 }
@@ -496,6 +630,11 @@ $('compare').addEventListener('click', compareFiles);
 $('compare-random').addEventListener('click', compareRandom);
 $('neighbour-random').addEventListener('click', () => controller.send({ type: 'neighbours', query: randomTestImage(), k: 8 }));
 $('neighbour-file').addEventListener('change', (e) => findNeighbours(e.target.files[0]));
+$('unknown-distance').addEventListener('input', previewUnknownDistance);
+$('unknown-distance').addEventListener('change', (e) =>
+  controller.send({ type: 'set_unknown_distance', distance: Number(e.target.value) }));
+$('enrol').addEventListener('click', enrolFiles);
+$('enrol-held-out').addEventListener('click', () => controller.send({ type: 'enrol_held_out', images_per_class: 5 }));
 const neighbourZone = $('neighbour-zone');
 neighbourZone.addEventListener('dragover', (e) => { e.preventDefault(); neighbourZone.classList.add('over'); });
 neighbourZone.addEventListener('dragleave', () => neighbourZone.classList.remove('over'));

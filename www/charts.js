@@ -157,3 +157,30 @@ export function embeddingMap(canvas, { map, class_names: classNames }, onPoint, 
     },
   });
 }
+
+/** "None of the above" as a DET curve: unknowns accepted against known images rejected as the
+ * unknown distance moves, with the equal error rate and the chosen distance marked. */
+export function detChart(canvas, { curve, equal_error: equal, chosen }, previous) {
+  previous?.destroy();
+  const point = (p) => ({ x: p.far, y: p.frr });
+  /** @type {Record<string, any>[]} */
+  const datasets = [
+    { label: 'as the distance moves', data: curve.map(point), showLine: true, borderColor: COLORS.train, pointRadius: 0 },
+    { label: `chosen distance ${chosen.distance.toFixed(3)}`, data: [point(chosen)], backgroundColor: COLORS.validation, pointRadius: 6 },
+  ];
+  if (equal) {
+    datasets.push({ label: `equal error rate ${(100 * (equal.far + equal.frr) / 2).toFixed(1)} %`, data: [point(equal)], backgroundColor: COLORS.similar, pointStyle: 'rectRot', pointRadius: 7 });
+  }
+  return new Chart(canvas, {
+    type: 'scatter',
+    data: { datasets },
+    options: {
+      ...BASE,
+      scales: {
+        x: { min: 0, max: 1, title: { display: true, text: 'unknowns accepted (false accept rate)' } },
+        y: { min: 0, max: 1, title: { display: true, text: 'known images rejected (false reject rate)' } },
+      },
+      plugins: { title: { display: true, text: 'None of the above (test images)' } },
+    },
+  });
+}

@@ -7,7 +7,7 @@ export type Request = Command & { id: number };
 /** What the worker posts: a reply and the id of the request it answers (0: none). */
 export type Message = Reply & { id: number };
 
-export type Command = { "type": "use_mnist", url: string, train_images: number | null, test_images: number | null, } | { "type": "begin_files", total: number, channels: number, height: number, width: number, } | { "type": "add_files", files: Array<UploadedFile>, } | { "type": "end_files" } | { "type": "train", config: TrainConfig, backend: BackendChoice, } | { "type": "stop" } | { "type": "compare", left: ImageRef, right: ImageRef, } | { "type": "neighbours", query: ImageRef, k: number, } | { "type": "save_model" } | { "type": "evaluate" } | { "type": "export_projector" } | { "type": "benchmark", backend: BackendChoice, job: BenchmarkJob, } | { "type": "load_model", file_name: string, bytes: Uint8Array, };
+export type Command = { "type": "use_mnist", url: string, train_images: number | null, test_images: number | null, } | { "type": "begin_files", total: number, channels: number, height: number, width: number, } | { "type": "add_files", files: Array<UploadedFile>, } | { "type": "end_files" } | { "type": "train", config: TrainConfig, backend: BackendChoice, } | { "type": "stop" } | { "type": "compare", left: ImageRef, right: ImageRef, } | { "type": "neighbours", query: ImageRef, k: number, } | { "type": "save_model" } | { "type": "evaluate" } | { "type": "export_projector" } | { "type": "benchmark", backend: BackendChoice, job: BenchmarkJob, } | { "type": "enrol", class_name: string, images: Array<ImageRef>, } | { "type": "enrol_held_out", images_per_class: number, } | { "type": "set_unknown_distance", distance: number, } | { "type": "load_model", file_name: string, bytes: Uint8Array, };
 
 export type Reply = { "type": "ready", webgpu: WebGpuSupport, 
 /**
@@ -21,11 +21,20 @@ memory_bytes: number, epoch: number, train_loss: number,
 /**
  * None when the validation part is too small to make both kinds of pair.
  */
-validation_loss: number | null, validation_acc: number | null, } | { "type": "done" } & RunReport | { "type": "compared", distance: number, threshold: number, dissimilar: boolean, left: Thumbnail, right: Thumbnail, } | { "type": "analysis" } & AnalysisReport | { "type": "neighbours", query: Thumbnail, 
+validation_loss: number | null, validation_acc: number | null, } | { "type": "done" } & RunReport | { "type": "compared", distance: number, threshold: number, dissimilar: boolean, left: Thumbnail, right: Thumbnail, 
+/**
+ * What each image is among the classes ("none of the above" past the model's unknown
+ * distance); None without data of the model's image size loaded.
+ */
+left_recognised: Recognition | null, right_recognised: Recognition | null, } | { "type": "analysis" } & AnalysisReport | { "type": "neighbours", query: Thumbnail, 
 /**
  * The class most of the nearest `knn_k` images have.
  */
-predicted_class: string | null, neighbours: Array<Neighbour>, } | { "type": "model_file", file_name: string, bytes: Uint8Array, info: ModelInfo, } | { "type": "model_loaded", file_name: string, info: ModelInfo, } | { "type": "benchmark" } & BenchmarkResult | { "type": "evaluated", 
+predicted_class: string | null, 
+/**
+ * The class whose prototype is nearest, or none of the above.
+ */
+recognised: Recognition | null, neighbours: Array<Neighbour>, } | { "type": "open_set" } & OpenSetReport | { "type": "model_file", file_name: string, bytes: Uint8Array, info: ModelInfo, } | { "type": "model_loaded", file_name: string, info: ModelInfo, } | { "type": "benchmark" } & BenchmarkResult | { "type": "evaluated", 
 /**
  * The test pairs every test figure is measured on.
  */
@@ -111,9 +120,81 @@ test_images: number, class_names: Array<string>,
 /**
  * Test images on the first two principal components of their embeddings.
  */
-map: Array<MapPoint>, note: string | null, };
+map: Array<MapPoint>, 
+/**
+ * None without test images or classes to recognise.
+ */
+open_set: OpenSetReport | null, 
+/**
+ * Of every pair of the classified test images: the closest of different classes and the
+ * farthest of one class, worst first; where mislabelled and near-duplicate images show up.
+ */
+closest_dissimilar: Array<HardPair>, farthest_similar: Array<HardPair>, note: string | null, };
 
 export type MapPoint = { x: number, y: number, label: number, thumbnail: Thumbnail, };
+
+export type OpenSetReport = { 
+/**
+ * The classes recognised: those trained on (each a prototype of its reference images)
+ * then those enrolled.
+ */
+classes: Array<string>, enrolled: Array<EnrolledSummary>, unknowns: UnknownQueries, 
+/**
+ * Test images of the recognised classes, and of the unknowns.
+ */
+known_queries: number, unknown_queries: number, 
+/**
+ * Known test images whose nearest prototype is their class's, at no distance limit.
+ */
+closed_set_acc: number, 
+/**
+ * The same, of the enrolled classes' test images only; None when the data has none.
+ */
+enrolled_acc: number | null, enrolled_queries: number, 
+/**
+ * The rates as the unknown distance moves (a DET curve), nearest first.
+ */
+curve: Array<OperatingPoint>, 
+/**
+ * Where the false accepts and false rejects are nearest; None without unknowns.
+ */
+equal_error: OperatingPoint | null, eer: number | null, 
+/**
+ * The model's unknown distance and its rates.
+ */
+chosen: OperatingPoint, };
+
+export type UnknownQueries = { "kind": "held_out", classes: Array<string>, } | { "kind": "leave_one_class_out" };
+
+export type EnrolledSummary = { name: string, images: number, };
+
+export type HardPair = { left: Thumbnail, right: Thumbnail, left_class: string, right_class: string, distance: number, };
+
+export type OperatingPoint = { distance: number, 
+/**
+ * Unknown queries accepted as some class (false accepts).
+ */
+far: number, 
+/**
+ * Known queries called unknown (false rejects).
+ */
+frr: number, 
+/**
+ * Known queries accepted as their own class.
+ */
+recognised: number, };
+
+export type Recognition = { 
+/**
+ * The class it is recognised as; None: none of the above.
+ */
+class_name: string | null, nearest_class: string, 
+/**
+ * To the nearest class's prototype.
+ */
+distance: number, unknown_distance: number, };
+
+export type EnrolledClass = { name: string, embeddings: Array<Array<number>>, };
 
 export type Neighbour = { thumbnail: Thumbnail, class_name: string, distance: number, };
 
@@ -127,7 +208,14 @@ batch_size: number, learning_rate: number, margin: number,
 /**
  * Fraction of the training images held out to validate each epoch and pick the threshold.
  */
-validation_split: number, seed: number, };
+validation_split: number, seed: number, 
+/**
+ * Classes left out of training: the unknowns that "none of the above" is measured on, and
+ * the classes one may enrol from a few images afterwards. Test pair figures then use only
+ * the trained classes' test pairs. (An Option so that model files of earlier versions,
+ * which lack the field, still read.)
+ */
+held_out_classes: Array<string> | null, };
 
 export type BatchProgress = { 
 /**
@@ -182,7 +270,17 @@ dataset: string, epochs_trained: number,
  * Test pair accuracy at `threshold` when it was trained; None when its data had no test
  * pairs.
  */
-test_acc: number | null, };
+test_acc: number | null, 
+/**
+ * Classes added after training from a few images each (absent from earlier files, and
+ * ignored by their reader).
+ */
+enrolled?: Array<EnrolledClass>, 
+/**
+ * The distance to the nearest class's prototype past which an image is none of the
+ * classes; None until the model's first analysis picks one.
+ */
+unknown_distance?: number | null, };
 
 export type ImageShape = { channels: number, height: number, width: number, };
 

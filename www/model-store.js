@@ -36,11 +36,15 @@ export async function listModels() {
   return all.sort((a, b) => b.id - a.id);
 }
 
-/** Keeps a model file, dropping the oldest beyond `KEPT_MODELS`. */
-export async function keepModel({ file_name, info, bytes }) {
-  await transaction('readwrite', (store) => store.add({ file_name, info, bytes, saved_at: new Date().toISOString() }));
+/** Keeps a model file, dropping the oldest beyond `KEPT_MODELS`; `replacing` the entry of that
+ * id (the same model, changed since: a class enrolled) when given. Returns the entry's id. */
+export async function keepModel({ file_name, info, bytes }, replacing = null) {
+  const entry = { file_name, info, bytes, saved_at: new Date().toISOString() };
+  const id = await transaction('readwrite', (store) =>
+    (replacing == null ? store.add(entry) : store.put({ ...entry, id: replacing })));
   const all = await listModels();
   for (const old of all.slice(KEPT_MODELS)) await forgetModel(old.id);
+  return id;
 }
 
 export function forgetModel(id) {

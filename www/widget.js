@@ -5,6 +5,8 @@
 //   <script type="module" src="/files/siamese-web/www/widget.js"></script>
 //   <siamese-trainer dataset="mnist" epochs="3" compact>A live demo (needs JavaScript).</siamese-trainer>
 //   <siamese-trainer model="digits.siamese">…</siamese-trainer>  (starts from a model saved by the app)
+//   <siamese-trainer hold-out="8 9">…</siamese-trainer>  (trains without those digits, then
+//     says how often it calls them none of the above)
 //
 // Each widget has its own worker, so several train independently. Its styles live in its Shadow
 // DOM; the element's text content shows only where the script cannot run.
@@ -156,7 +158,7 @@ class SiameseTrainer extends HTMLElement {
         this.ui.uses.textContent = message.knn_acc == null ? message.note :
           `Classifying test images by their embeddings: ${percent(message.knn_acc)} with the ` +
           `${message.knn_k} nearest training images, ${percent(message.one_shot_acc)} ${message.one_shot_ways}-way one-shot ` +
-          `(one example per class).`;
+          `(one example per class).${noneOfTheAbove(message.open_set)}`;
         this.analysis = message;
         this.dispatchEvent(new CustomEvent('siamese-analysis', { detail: message, bubbles: true, composed: true }));
         break;
@@ -251,6 +253,9 @@ class SiameseTrainer extends HTMLElement {
       }
       config[field] = value;
     }
+    // hold-out="8 9": classes left out of training, which it should call none of the above.
+    const heldOut = (this.getAttribute('hold-out') ?? '').split(/[\s,]+/).filter(Boolean);
+    if (heldOut.length) config.held_out_classes = heldOut;
     const backend = (this.getAttribute('backend') ?? 'auto').toLowerCase();
     if (!['auto', 'webgpu', 'cpu'].includes(backend)) {
       this.showError(`backend="${backend}" must be auto, webgpu or cpu.`);
@@ -313,6 +318,15 @@ class SiameseTrainer extends HTMLElement {
       this.showError(`WebGPU failed during training (${this.ui.error.textContent}): the demo restarted on the CPU; press Train.`);
     }
   }
+}
+
+/** What it says of classes it never saw, when some were held out of training.
+ * @param {import('./messages').OpenSetReport | null} report */
+function noneOfTheAbove(report) {
+  if (report?.unknowns.kind !== 'held_out') return '';
+  const { chosen } = report;
+  return ` Never trained on ${report.unknowns.classes.join(', ')}: ${percent(1 - chosen.far)} of those images ` +
+    `are called none of the above, and ${percent(chosen.recognised)} of the known ones recognised as their class.`;
 }
 
 /** @param {import('./messages').GalleryPair} pair */

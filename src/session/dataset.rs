@@ -62,6 +62,20 @@ impl Dataset {
         Self::new(format!("your images ({files} files)"), train, test)
     }
 
+    /// The test pairs of a model trained without the `held_out` classes: those with no image
+    /// of them (all of them when none is held out); None when the test part cannot pair.
+    pub fn trained_test_pairs(&self, held_out: &[String]) -> Option<Vec<Pair>> {
+        let pairs = self.test_pairs.as_ref().ok()?;
+        let held = |i: usize| held_out.contains(&self.test.class_names[self.test.labels()[i]]);
+        Some(
+            pairs
+                .iter()
+                .filter(|pair| !held(pair.left) && !held(pair.right))
+                .copied()
+                .collect(),
+        )
+    }
+
     /// Why there are no test pair figures, when there are none.
     pub fn no_test_pairs_reason(&self) -> Option<String> {
         let err = self.test_pairs.as_ref().err()?;

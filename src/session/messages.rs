@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 use crate::benchmark::{BenchmarkJob, BenchmarkResult};
 use crate::evaluation::Evaluation;
 use crate::model_file::ModelInfo;
+use crate::open_set::{OperatingPoint, Recognition};
 use crate::projector::ProjectorFiles;
 use crate::training::{BatchProgress, EpochSummary, ThresholdSource, TrainConfig};
 
@@ -26,6 +27,9 @@ pub struct Envelope<'a> {
     #[serde(flatten)]
     pub reply: &'a Reply,
 }
+
+/// Images a class is enrolled from, at most.
+pub const MAX_ENROL_IMAGES: usize = 20;
 
 /// What a front end may ask for.
 #[cfg_attr(test, derive(ts_rs::TS))]
@@ -75,6 +79,18 @@ pub enum Command {
         backend: BackendChoice,
         job: BenchmarkJob,
     },
+    /// Add a class to the current model from a few images (1 to [`MAX_ENROL_IMAGES`]), without
+    /// retraining: their mean embedding becomes its prototype (answered with `open_set`).
+    Enrol {
+        class_name: String,
+        images: Vec<ImageRef>,
+    },
+    /// Enrol each class held out of training from this many of its training images, the
+    /// first in the data's seeded order: how well enrolment works, on classes never trained on.
+    EnrolHeldOut { images_per_class: usize },
+    /// The distance to the nearest class past which an image is none of the classes; kept in
+    /// the model (answered with `open_set`).
+    SetUnknownDistance { distance: f32 },
     /// Replace the current model with one from a file; refused (the current one kept) when the
     /// file is not a whole model of ours or was made for another input size than the data.
     LoadModel {
@@ -159,6 +175,10 @@ pub enum Reply {
         dissimilar: bool,
         left: Thumbnail,
         right: Thumbnail,
+        /// What each image is among the classes ("none of the above" past the model's unknown
+        /// distance); None without data of the model's image size loaded.
+        left_recognised: Option<Recognition>,
+        right_recognised: Option<Recognition>,
     },
     /// What the current model's embeddings do on the loaded data; sent after training, after a
     /// model is loaded, and after data is loaded for an existing model.
@@ -167,8 +187,12 @@ pub enum Reply {
         query: Thumbnail,
         /// The class most of the nearest `knn_k` images have.
         predicted_class: Option<String>,
+        /// The class whose prototype is nearest, or none of the above.
+        recognised: Option<Recognition>,
         neighbours: Vec<Neighbour>,
     },
+    /// "None of the above" on the loaded data, after an enrolment or a new unknown distance.
+    OpenSet(OpenSetReport),
     ModelFile {
         file_name: String,
         #[serde(with = "serde_bytes")]
@@ -320,7 +344,70 @@ pub struct AnalysisReport {
     pub class_names: Vec<String>,
     /// Test images on the first two principal components of their embeddings.
     pub map: Vec<MapPoint>,
+    /// None without test images or classes to recognise.
+    pub open_set: Option<OpenSetReport>,
+    /// Of every pair of the classified test images: the closest of different classes and the
+    /// farthest of one class, worst first; where mislabelled and near-duplicate images show up.
+    pub closest_dissimilar: Vec<HardPair>,
+    pub farthest_similar: Vec<HardPair>,
     pub note: Option<String>,
+}
+
+/// Test images recognised as the class of the nearest prototype, or as none of the above.
+#[cfg_attr(test, derive(ts_rs::TS))]
+#[derive(Debug, Serialize)]
+pub struct OpenSetReport {
+    /// The classes recognised: those trained on (each a prototype of its reference images)
+    /// then those enrolled.
+    pub classes: Vec<String>,
+    pub enrolled: Vec<EnrolledSummary>,
+    pub unknowns: UnknownQueries,
+    /// Test images of the recognised classes, and of the unknowns.
+    pub known_queries: usize,
+    pub unknown_queries: usize,
+    /// Known test images whose nearest prototype is their class's, at no distance limit.
+    pub closed_set_acc: f64,
+    /// The same, of the enrolled classes' test images only; None when the data has none.
+    pub enrolled_acc: Option<f64>,
+    pub enrolled_queries: usize,
+    /// The rates as the unknown distance moves (a DET curve), nearest first.
+    pub curve: Vec<OperatingPoint>,
+    /// Where the false accepts and false rejects are nearest; None without unknowns.
+    pub equal_error: Option<OperatingPoint>,
+    pub eer: Option<f64>,
+    /// The model's unknown distance and its rates.
+    pub chosen: OperatingPoint,
+}
+
+/// Which test images play the unknowns.
+#[cfg_attr(test, derive(ts_rs::TS))]
+#[derive(Debug, Serialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum UnknownQueries {
+    /// Those of classes held out of training and not enrolled: never seen, as in use.
+    HeldOut { classes: Vec<String> },
+    /// No class is unknown, so each known test image is also scored as if its own class were
+    /// missing: its distance to the nearest other class. The model has seen those classes, so
+    /// this is kinder than held-out classes.
+    LeaveOneClassOut,
+}
+
+#[cfg_attr(test, derive(ts_rs::TS))]
+#[derive(Debug, Serialize)]
+pub struct EnrolledSummary {
+    pub name: String,
+    pub images: usize,
+}
+
+/// Two test images, their classes and distance.
+#[cfg_attr(test, derive(ts_rs::TS))]
+#[derive(Debug, Serialize)]
+pub struct HardPair {
+    pub left: Thumbnail,
+    pub right: Thumbnail,
+    pub left_class: String,
+    pub right_class: String,
+    pub distance: f32,
 }
 
 #[cfg_attr(test, derive(ts_rs::TS))]
@@ -421,6 +508,8 @@ mod typescript {
     use super::*;
     use crate::benchmark::BenchmarkJob;
     use crate::data::ImageShape;
+    use crate::model_file::EnrolledClass;
+    use crate::open_set::{OperatingPoint, Recognition};
     use crate::projector::ProjectorFiles;
     use crate::training::TrainConfig;
 
@@ -442,6 +531,13 @@ mod typescript {
             RunResult::decl(&config),
             AnalysisReport::decl(&config),
             MapPoint::decl(&config),
+            OpenSetReport::decl(&config),
+            UnknownQueries::decl(&config),
+            EnrolledSummary::decl(&config),
+            HardPair::decl(&config),
+            OperatingPoint::decl(&config),
+            Recognition::decl(&config),
+            EnrolledClass::decl(&config),
             Neighbour::decl(&config),
             GalleryPair::decl(&config),
             TrainConfig::decl(&config),

@@ -9,6 +9,7 @@
 
 pub mod dataset;
 pub mod messages;
+mod recognition;
 mod thumbnails;
 
 use std::cell::{Cell, RefCell};
@@ -20,6 +21,7 @@ use burn::tensor::Device;
 pub use dataset::{Dataset, SPLIT_SEED};
 use dataset::{sample_indices, stratified_sample};
 use messages::*;
+use recognition::default_unknown_distance;
 use thumbnails::{small_thumbnail, thumbnail};
 
 use crate::backend::{Backend, training_device};
@@ -28,13 +30,14 @@ use crate::data::images::{LabelledFile, LabelledImages, decode_image};
 use crate::data::mnist::parse_mnist;
 use crate::data::pixels::PixelStore;
 use crate::data::{ImageSet, ImageShape};
-use crate::embeddings::{Embeddings, pca_2d};
+use crate::embeddings::{Embeddings, hardest_pairs, pca_2d};
 use crate::evaluation::{Evaluation, best_threshold};
 use crate::inference::{
     KNN_K, classify, dissimilar_flags, embed_images, pair_accuracy, pair_distances,
 };
 use crate::model::{SiameseNet, SiameseNetConfig};
 use crate::model_file::{MODEL_FILE_EXTENSION, ModelInfo, load_model, save_model};
+use crate::open_set::Prototypes;
 use crate::pairs::Pair;
 use crate::projector::{EmbeddedPart, projector_files};
 #[cfg(not(target_arch = "wasm32"))]
@@ -52,6 +55,10 @@ pub const ANALYSIS_IMAGES: usize = 2000;
 /// Points on the embedding map, and the largest side of their thumbnails.
 const MAP_POINTS: usize = 500;
 const MAP_THUMBNAIL_SIDE: usize = 32;
+/// Validation images the default unknown distance is chosen on, at most.
+const VALIDATION_IMAGES: usize = 1000;
+/// Hardest pairs shown of each kind.
+const HARDEST_PAIRS: usize = 6;
 
 /// What a session needs from the place it runs in: a browser worker, a terminal, a test.
 pub trait Host {
@@ -170,13 +177,20 @@ struct CurrentModel {
     info: ModelInfo,
 }
 
-/// Labelled training images and their embeddings under the current model, searched by
-/// neighbour queries; and the test images' embeddings, which Evaluate and ExportProjector take
-/// instead of embedding the test part again. Cleared whenever the model or the data change.
+/// Labelled training images of the trained classes and their embeddings under the current
+/// model, searched by neighbour queries, and their classes' prototypes; the test images'
+/// embeddings, which Evaluate and ExportProjector take instead of embedding the test part again;
+/// and the sample of test images the analysis classifies. Cleared whenever the model or the
+/// data change.
 struct Reference {
     set: ImageSet,
     embeddings: Embeddings,
+    trained_prototypes: Prototypes,
     test: Embeddings,
+    /// Indices of the classified test images, and their embeddings.
+    queries: Vec<usize>,
+    query_embeddings: Embeddings,
+    default_unknown_distance: f32,
 }
 
 /// The user's files arriving in batches.
@@ -298,6 +312,13 @@ impl Session {
                 self.load_model(&file_name, &bytes, host).await
             }
             Command::Benchmark { backend, job } => self.benchmark(backend, &job, host).await,
+            Command::Enrol { class_name, images } => {
+                self.enrol_images(class_name, images, host).await
+            }
+            Command::EnrolHeldOut { images_per_class } => {
+                self.enrol_held_out(images_per_class, host).await
+            }
+            Command::SetUnknownDistance { distance } => self.set_unknown_distance(distance, host),
         }
     }
 
@@ -477,8 +498,9 @@ impl Session {
         let test_embeddings = embed_images(&trained.model, &dataset.test, &device)
             .await
             .map_err(failed)?;
-        let (evaluation, gallery) = match &dataset.test_pairs {
-            Ok(pairs) => {
+        let test_pairs = dataset.trained_test_pairs(config.held_out());
+        let (evaluation, gallery) = match &test_pairs {
+            Some(pairs) => {
                 let distances = test_embeddings.pair_distances(pairs);
                 let evaluation = Evaluation::new(
                     (&threshold_distances, &threshold_flags),
@@ -488,7 +510,7 @@ impl Session {
                 let gallery = gallery(&dataset.test, pairs, &distances, evaluation.best_threshold);
                 (Some(evaluation), gallery)
             }
-            Err(_) => (None, Vec::new()),
+            None => (None, Vec::new()),
         };
         let threshold = evaluation.as_ref().map_or_else(
             || best_threshold(&threshold_distances, &threshold_flags).0,
@@ -504,11 +526,13 @@ impl Session {
             dataset: dataset.name.clone(),
             epochs_trained: trained.history.len(),
             test_acc: evaluation.as_ref().map(|e| e.test_acc_best),
+            enrolled: Vec::new(),
+            unknown_distance: None,
         };
         let result = RunResult {
             backend: chosen.backend,
             epochs: trained.history.len(),
-            test_pairs: dataset.test_pairs.as_ref().map_or(0, Vec::len),
+            test_pairs: test_pairs.as_ref().map_or(0, Vec::len),
             test_acc: evaluation.as_ref().map(|e| e.test_acc),
             best_threshold: threshold,
             threshold_source,
@@ -571,10 +595,30 @@ impl Session {
                 .map_err(failed)?,
         };
         host.yield_now().await;
-        let reference_set = stratified_sample(dataset.train.clone(), Some(ANALYSIS_IMAGES));
+        // The model has not seen the held-out classes: they are no reference for anything.
+        let held_out = current.info.config.held_out();
+        let trained_images: Vec<usize> = (0..dataset.train.len())
+            .filter(|&i| !held_out.contains(&dataset.train.class_names[dataset.train.labels()[i]]))
+            .collect();
+        let reference_set =
+            stratified_sample(dataset.train.subset(&trained_images), Some(ANALYSIS_IMAGES));
         let reference = embed_images(&current.model, &reference_set, &current.device)
             .await
             .map_err(failed)?;
+        host.yield_now().await;
+        // The images the run validated on (the same split, from the model's settings): it did
+        // not train on them, so the default unknown distance is chosen on them.
+        let validation = match TrainingData::split(&dataset.train, &current.info.config) {
+            Ok(data) if !data.validation.is_empty() => {
+                let sample = stratified_sample(data.validation, Some(VALIDATION_IMAGES));
+                Some(
+                    embed_images(&current.model, &sample, &current.device)
+                        .await
+                        .map_err(failed)?,
+                )
+            }
+            _ => None,
+        };
         host.yield_now().await;
         if self.generation() != generation {
             return Ok(()); // a newer model or data came meanwhile, with an analysis of its own
@@ -582,8 +626,19 @@ impl Session {
         let threshold = current.info.threshold;
         let queries = sample_indices(test.len(), ANALYSIS_IMAGES);
         let query_embeddings = test.subset(&queries);
-        let classification =
-            (!queries.is_empty()).then(|| classify(&reference, &query_embeddings, SPLIT_SEED));
+        // k-NN and one-shot classify among the trained classes, so only their images.
+        let trained_queries: Vec<usize> = (0..queries.len())
+            .filter(|&row| {
+                !held_out.contains(&dataset.test.class_names[query_embeddings.labels[row]])
+            })
+            .collect();
+        let classification = (!trained_queries.is_empty()).then(|| {
+            classify(
+                &reference,
+                &query_embeddings.subset(&trained_queries),
+                SPLIT_SEED,
+            )
+        });
         let projected = pca_2d(&query_embeddings);
         let map = queries
             .iter()
@@ -596,6 +651,22 @@ impl Session {
                 thumbnail: small_thumbnail(&dataset.test, i, MAP_THUMBNAIL_SIDE),
             })
             .collect();
+        let hardest = hardest_pairs(&query_embeddings, HARDEST_PAIRS);
+        let hard_pairs = |pairs: Vec<(usize, usize, f32)>| -> Vec<HardPair> {
+            let class = |row: usize| dataset.test.class_names[query_embeddings.labels[row]].clone();
+            pairs
+                .into_iter()
+                .map(|(left, right, distance)| HardPair {
+                    left: thumbnail(&dataset.test, queries[left]),
+                    right: thumbnail(&dataset.test, queries[right]),
+                    left_class: class(left),
+                    right_class: class(right),
+                    distance,
+                })
+                .collect()
+        };
+        let closest_dissimilar = hard_pairs(hardest.closest_dissimilar);
+        let farthest_similar = hard_pairs(hardest.farthest_similar);
         let note = match (&classification, dataset.no_test_pairs_reason()) {
             (None, _) => Some(
                 "no images are held out for the test, so no classification figures are shown: \
@@ -604,29 +675,55 @@ impl Session {
             ),
             (Some(_), reason) => reason,
         };
+        let test_pairs = dataset.trained_test_pairs(held_out);
+        let trained_prototypes =
+            Prototypes::of_classes(&reference, &reference_set.class_names, held_out);
+        let default_unknown_distance = default_unknown_distance(
+            &trained_prototypes,
+            validation.as_ref().unwrap_or(&reference),
+            &reference_set.class_names,
+            threshold,
+        );
+        let analysed = Reference {
+            trained_prototypes,
+            default_unknown_distance,
+            set: reference_set,
+            embeddings: reference,
+            test,
+            queries,
+            query_embeddings,
+        };
         host.send(Reply::Analysis(AnalysisReport {
-            pair_acc: dataset
-                .test_pairs
+            pair_acc: test_pairs
                 .as_ref()
-                .ok()
-                .map(|pairs| pair_accuracy(&test, pairs, threshold)),
-            test_pairs: dataset.test_pairs.as_ref().map_or(0, Vec::len),
+                .map(|pairs| pair_accuracy(&analysed.test, pairs, threshold)),
+            test_pairs: test_pairs.as_ref().map_or(0, Vec::len),
             threshold,
             knn_k: KNN_K,
             knn_acc: classification.as_ref().map(|c| c.knn_acc),
             one_shot_ways: classification.as_ref().map_or(0, |c| c.one_shot_ways),
             one_shot_acc: classification.as_ref().map(|c| c.one_shot_acc),
-            reference_images: reference_set.len(),
-            test_images: queries.len(),
+            reference_images: analysed.set.len(),
+            test_images: trained_queries.len(),
             class_names: dataset.test.class_names.clone(),
             map,
+            open_set: analysed.open_set(&current.info, &dataset.test),
+            closest_dissimilar,
+            farthest_similar,
             note,
         }));
-        self.state.borrow_mut().reference = Some(Rc::new(Reference {
-            set: reference_set,
-            embeddings: reference,
-            test,
-        }));
+        let mut state = self.state.borrow_mut();
+        if current.info.unknown_distance.is_none() {
+            // Kept in the model from now on, and in its file.
+            let mut info = current.info.clone();
+            info.unknown_distance = Some(default_unknown_distance);
+            state.model = Some(Rc::new(CurrentModel {
+                model: current.model.clone(),
+                device: current.device.clone(),
+                info,
+            }));
+        }
+        state.reference = Some(Rc::new(analysed));
         Ok(())
     }
 
@@ -660,15 +757,19 @@ impl Session {
             right: 1,
             dissimilar: false,
         };
-        let distance = pair_distances(&current.model, &pair_set, &[pair], &current.device)
+        let embedded = embed_images(&current.model, &pair_set, &current.device)
             .await
-            .map_err(|e| e.to_string())?[0];
+            .map_err(|e| e.to_string())?;
+        let distance = embedded.pair_distances(&[pair])[0];
+        let recognised = |row: usize| self.recognise(&current.info, embedded.row(row));
         host.send(Reply::Compared {
             distance,
             threshold: current.info.threshold,
             dissimilar: distance > current.info.threshold,
             left: thumbnail(&pair_set, 0),
             right: thumbnail(&pair_set, 1),
+            left_recognised: recognised(0),
+            right_recognised: recognised(1),
         });
         Ok(())
     }
@@ -697,6 +798,7 @@ impl Session {
                 .embeddings
                 .knn_class(embedded.row(0), KNN_K)
                 .map(|c| reference.set.class_names[c].clone()),
+            recognised: self.recognise(&current.info, embedded.row(0)),
             neighbours: found
                 .into_iter()
                 .map(|(index, distance)| Neighbour {
@@ -737,7 +839,8 @@ impl Session {
     async fn evaluate(&self, host: &mut impl Host) -> Outcome {
         let (current, dataset) = self.model_and_data()?;
         let test = self.test_embeddings(&current, &dataset).await?;
-        let evaluation = dataset.test_pairs.as_ref().ok().map(|pairs| {
+        let test_pairs = dataset.trained_test_pairs(current.info.config.held_out());
+        let evaluation = test_pairs.as_ref().map(|pairs| {
             Evaluation::at_threshold(
                 current.info.threshold,
                 &test.pair_distances(pairs),
@@ -745,7 +848,7 @@ impl Session {
             )
         });
         host.send(Reply::Evaluated {
-            test_pairs: dataset.test_pairs.as_ref().map_or(0, Vec::len),
+            test_pairs: test_pairs.as_ref().map_or(0, Vec::len),
             evaluation,
             note: dataset.no_test_pairs_reason(),
         });

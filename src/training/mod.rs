@@ -39,6 +39,11 @@ pub struct TrainConfig {
     pub validation_split: f64,
     #[config(default = 42)]
     pub seed: u64,
+    /// Classes left out of training: the unknowns that "none of the above" is measured on, and
+    /// the classes one may enrol from a few images afterwards. Test pair figures then use only
+    /// the trained classes' test pairs. (An Option so that model files of earlier versions,
+    /// which lack the field, still read.)
+    pub held_out_classes: Option<Vec<String>>,
 }
 
 impl TrainConfig {
@@ -64,6 +69,26 @@ impl TrainConfig {
             None
         };
         problem.map_or(Ok(()), |message| Err(TrainError::Settings(message)))
+    }
+
+    /// The classes left out of training, by name.
+    pub fn held_out(&self) -> &[String] {
+        self.held_out_classes.as_deref().unwrap_or_default()
+    }
+
+    /// The labels of the held-out classes among `class_names`; refuses a name the data lacks.
+    pub fn held_out_labels(&self, class_names: &[String]) -> Result<Vec<usize>, TrainError> {
+        self.held_out()
+            .iter()
+            .map(|name| {
+                class_names.iter().position(|c| c == name).ok_or_else(|| {
+                    TrainError::Settings(format!(
+                        "there is no class {name:?} to hold out; the classes are {}",
+                        class_names.join(", ")
+                    ))
+                })
+            })
+            .collect()
     }
 }
 
@@ -174,10 +199,17 @@ pub struct TrainingData {
 }
 
 impl TrainingData {
-    /// Holds out `config.validation_split` of each class; refuses a set that cannot train.
+    /// Holds out `config.validation_split` of each class and leaves out the held-out classes;
+    /// refuses a set that cannot train.
     pub fn split(set: &ImageSet, config: &TrainConfig) -> Result<Self, TrainError> {
         config.validate()?;
-        let (train, validation) = set.split(config.validation_split, config.seed);
+        let held_out = config.held_out_labels(&set.class_names)?;
+        let trained: Vec<usize> = (0..set.len())
+            .filter(|&i| !held_out.contains(&set.labels()[i]))
+            .collect();
+        let (train, validation) = set
+            .subset(&trained)
+            .split(config.validation_split, config.seed);
         let train_pairs = PairSampler::with_seed(train.labels(), &train.class_names, config.seed)?;
         let validation_pairs =
             PairSampler::with_seed(validation.labels(), &validation.class_names, !config.seed)

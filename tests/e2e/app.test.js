@@ -144,6 +144,88 @@ test('a folder of the user\'s images trains without a request beyond the app\'s 
   await again.page.close();
 });
 
+test('held-out digits are called none of the above, the distance is chosen, classes are enrolled, and the hardest pairs shown', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'siamese-web-enrol-'));
+  const rings = [6, 8, 10].map((radius) => {
+    const path = join(dir, `ring-${radius}.png`);
+    writeFileSync(path, greyPng(28, 28, (x, y) => (Math.abs(Math.hypot(x - 14, y - 14) - radius) < 1.5 ? 255 : 0)));
+    return path;
+  });
+  // A browser of its own, for a list of kept models of its own.
+  const ownBrowser = await launchChromium();
+  try {
+    await heldOutDigits(ownBrowser, rings);
+  } finally {
+    await ownBrowser.close();
+  }
+});
+
+async function heldOutDigits(ownBrowser, rings) {
+  const { page, problems } = await openPage(ownBrowser,
+    `${base}index.html?dataset=mnist&train_images=1500&test_images=500&epochs=1&autostart=1&backend=cpu&held_out_classes=8,9`);
+  await page.waitForFunction(() => document.querySelector('[name=held_out_classes]').value === '8,9');
+  const run = await waitForRun(page, 300_000);
+  assert.equal(run.state, 'done', run.messages);
+  const openSet = () => page.locator('#open-set').getAttribute('data-result').then((text) => JSON.parse(text));
+  await page.waitForSelector('#open-set[data-result]', { timeout: 120_000 });
+  const first = await openSet();
+  console.log('open set', JSON.stringify(first));
+  assert.equal(first.unknowns, 'held_out');
+  assert.deepEqual(first.classes, ['0', '1', '2', '3', '4', '5', '6', '7']);
+  assert.ok(first.eer < 0.5, `EER ${first.eer}`);
+  assert.match(await page.locator('#open-set').innerText(), /test images of 8, 9, held out of training/);
+  // Test pair figures are on the trained digits' pairs only.
+  assert.ok(JSON.parse(run.result).test_pairs < 1000, run.result);
+
+  // The slider: at 0 every image is none of the above; the session's answer says so.
+  const slider = page.locator('#unknown-distance');
+  assert.equal(await slider.isDisabled(), false);
+  await slider.evaluate((el) => {
+    el.value = '0';
+    el.dispatchEvent(new Event('input'));
+    el.dispatchEvent(new Event('change'));
+  });
+  await page.waitForFunction(() => JSON.parse(document.getElementById('open-set').dataset.result).chosen.distance === 0);
+  const strict = await openSet();
+  assert.deepEqual([strict.chosen.far, strict.chosen.frr], [0, 1]);
+  assert.match(await page.locator('#unknown-distance-rates').innerText(), /known images rejected 100/);
+  await page.click('#neighbour-random');
+  await page.waitForSelector('#neighbours .query figcaption');
+  assert.match(await page.locator('#neighbours .query figcaption').innerText(), /recognised as none of the above/);
+
+  // Enrolled from five training images each, 8 and 9 join the classes.
+  await page.click('#enrol-held-out');
+  await page.waitForFunction(() => JSON.parse(document.getElementById('open-set').dataset.result).enrolled_acc != null);
+  const enrolled = await openSet();
+  assert.equal(enrolled.classes.length, 10);
+  assert.equal(enrolled.unknowns, 'leave_one_class_out');
+  assert.ok(enrolled.enrolled_acc > 0.3, `enrolled accuracy ${enrolled.enrolled_acc}`);
+  assert.equal(await page.locator('#enrol-held-out').isDisabled(), true);
+  // And a class of the user's own, from three files.
+  await page.fill('#enrol-name', 'rings');
+  await page.setInputFiles('#enrol-files', rings);
+  await page.click('#enrol');
+  await page.waitForFunction(() => JSON.parse(document.getElementById('open-set').dataset.result).classes.includes('rings'));
+  assert.match(await page.locator('#open-set').innerText(), /rings \(3 images\)/);
+
+  // The hardest pairs: six of each kind, with their classes and distances.
+  assert.equal(await page.locator('#closest-dissimilar .pair').count(), 6);
+  assert.equal(await page.locator('#farthest-similar .pair').count(), 6);
+  const [closest] = await page.locator('#closest-dissimilar figcaption').allInnerTexts();
+  const [a, b] = closest.split(' · ');
+  assert.notEqual(a, b, closest);
+
+  // Kept in the browser as it is now: after a reload the enrolled classes and the distance are back.
+  await page.waitForFunction(() => /rings/.test(document.getElementById('model-status').dataset.kept));
+  assert.equal(await page.locator('#saved-models li').count(), 1);
+  await page.goto(`${base}index.html?dataset=mnist&train_images=1500&test_images=500`);
+  await page.waitForSelector('#open-set[data-result]', { timeout: 120_000 });
+  const restored = await openSet();
+  assert.ok(restored.classes.includes('rings') && restored.classes.length === 11, JSON.stringify(restored));
+  assert.equal(restored.chosen.distance, 0);
+  assert.deepEqual(problems, []);
+}
+
 test('a model is used, kept, downloaded, restored after a reload, and bad model files are refused', async () => {
   const dir = mkdtempSync(join(tmpdir(), 'siamese-web-model-'));
   const [left, right] = [join(dir, 'ring.png'), join(dir, 'bar.png')];

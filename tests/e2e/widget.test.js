@@ -166,7 +166,7 @@ test('a widget starts from a model file the app saved, and says so when the file
   await page.close();
 });
 
-test('widget files on another origin (a CDN) work in a browser without WebGPU', async () => {
+test('widget files on another origin (a CDN) work in a browser without WebGPU; held-out digits are called none of the above', async () => {
   const plain = await launchChromium({ webgpu: false });
   try {
     const page = await plain.newPage();
@@ -176,7 +176,7 @@ test('widget files on another origin (a CDN) work in a browser without WebGPU', 
     // The post is on the blog's server; the widget's files come from the CDN's.
     writeFileSync(join(root, 'blog-post.html'), `<!doctype html><title>post</title><p id="text">Before.</p>
       <script type="module" src="${widgetUrl}"></script>
-      <siamese-trainer id="w" train-images="600" test-images="300" epochs="1" autostart compact>No demo.</siamese-trainer>`);
+      <siamese-trainer id="w" train-images="600" test-images="300" epochs="1" hold-out="8 9" autostart compact>No demo.</siamese-trainer>`);
     await page.goto(`http://127.0.0.1:${server.address().port}/blog-post.html`);
     await page.waitForFunction(() => ['done', 'error'].includes(document.querySelector('#w').dataset.state), null, { timeout: 300_000, polling: 500 });
     const { state, result, error } = await page.$eval('#w', (w) => ({ state: w.dataset.state, result: w.result, error: w.shadowRoot.querySelector('.error').textContent }));
@@ -184,6 +184,8 @@ test('widget files on another origin (a CDN) work in a browser without WebGPU', 
     assert.equal(result.backend, 'cpu');
     assert.match(await page.locator('#w .status').innerText(), /training will run on the CPU|Training on the CPU/);
     assert.equal(await page.locator('#text').innerText(), 'Before.');
+    await page.waitForFunction(() => /Never trained on 8, 9: [\d.]+ % of those images are called none of the above/
+      .test(document.querySelector('#w').shadowRoot.querySelector('.uses').textContent));
     assert.deepEqual(problems, []);
   } finally {
     await plain.close();

@@ -9,7 +9,9 @@ use siamese_web::data::folder::labelled_files;
 use siamese_web::model_file::read_model_info;
 use siamese_web::projector::{CONFIG_FILE, METADATA_FILE, SPRITE_FILE, VECTORS_FILE};
 use siamese_web::session::Session;
-use siamese_web::session::messages::{BackendChoice, Command, ImageRef, Reply, UploadedFile};
+use siamese_web::session::messages::{
+    BackendChoice, Command, ImageRef, OpenSetReport, Reply, UploadedFile,
+};
 use web_time::Instant;
 
 use crate::options::{DataSource, Invocation};
@@ -193,10 +195,27 @@ fn analysis_fields(answers: &[Reply]) -> Value {
                 "knn_acc": report.knn_acc,
                 "one_shot_acc": report.one_shot_acc,
                 "reference_images": report.reference_images,
+                "open_set": report.open_set.as_ref().map(open_set_fields),
             })),
             _ => None,
         })
         .unwrap_or_else(|| json!({}))
+}
+
+/// "None of the above" in figures: the curve left out.
+fn open_set_fields(report: &OpenSetReport) -> Value {
+    json!({
+        "unknowns": report.unknowns,
+        "known_queries": report.known_queries,
+        "unknown_queries": report.unknown_queries,
+        "closed_set_acc": report.closed_set_acc,
+        "eer": report.eer,
+        "equal_error": report.equal_error,
+        "chosen": report.chosen,
+        "enrolled": report.enrolled,
+        "enrolled_acc": report.enrolled_acc,
+        "enrolled_queries": report.enrolled_queries,
+    })
 }
 
 fn merged(mut line: Value, more: Value) -> Value {
@@ -226,6 +245,7 @@ pub async fn run(invocation: Invocation) -> Result<String, String> {
             shape,
             config,
             devices,
+            enrol_held_out,
             save,
             ..
         } => {
@@ -248,10 +268,17 @@ pub async fn run(invocation: Invocation) -> Result<String, String> {
             if report.stopped {
                 eprintln!("note: the run was stopped early");
             }
-            let line = merged(
+            let mut line = merged(
                 serde_json::to_value(&report.result).expect("results serialise"),
                 analysis_fields(&answers),
             );
+            if let Some(images_per_class) = enrol_held_out {
+                let enrolled = cli.ask(Command::EnrolHeldOut { images_per_class }).await?;
+                let Some(Reply::OpenSet(report)) = enrolled.first() else {
+                    return Err("the held-out classes were not enrolled".into());
+                };
+                line = merged(line, json!({ "after_enrolment": open_set_fields(report) }));
+            }
             if let Some(path) = &save {
                 let saved = cli.ask(Command::SaveModel).await?;
                 let Some(Reply::ModelFile { bytes, .. }) = saved.first() else {

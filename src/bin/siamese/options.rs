@@ -23,6 +23,11 @@ usage:
                                 through burn-train: each takes its share of every batch
         --checkpoints DIR       trains through burn-train with a checkpoint in DIR after every
                                 epoch; the same command again resumes after the last one
+        --hold-out A,B          leaves these classes out of training: the unknowns that \"none
+                                of the above\" is measured on (test pair figures then use the
+                                trained classes' pairs)
+        --enrol-held-out N      after training, enrols each held-out class from N of its
+                                training images and reports how well they are recognised
         --train-images N, --test-images N   with --mnist: stratified samples, for quick runs
         --cache DIR             keeps the decoded images of --data on disk in DIR (also for
                                 evaluate and embed): memory holds a few batches, not the
@@ -62,6 +67,8 @@ pub enum Invocation {
         devices: Vec<Backend>,
         /// burn-train's checkpoint folder, where a run resumes.
         checkpoints: Option<PathBuf>,
+        /// Training images each held-out class is enrolled from after the run.
+        enrol_held_out: Option<usize>,
         save: Option<PathBuf>,
     },
     Evaluate {
@@ -92,6 +99,7 @@ struct Given {
     cache: Option<PathBuf>,
     devices: Vec<Backend>,
     checkpoints: Option<PathBuf>,
+    enrol_held_out: Option<usize>,
     train_images: Option<usize>,
     test_images: Option<usize>,
     config: TrainConfig,
@@ -160,6 +168,7 @@ pub fn parse(args: &[String]) -> Result<Option<Parsed>, String> {
             config: given.config.clone(),
             devices: given.devices.clone(),
             checkpoints: given.checkpoints.clone(),
+            enrol_held_out: given.enrol_held_out,
             save: given.save.clone(),
         },
         "evaluate" => Invocation::Evaluate {
@@ -180,8 +189,16 @@ pub fn parse(args: &[String]) -> Result<Option<Parsed>, String> {
             },
         },
     };
-    if let Invocation::Train { config, .. } = &invocation {
+    if let Invocation::Train {
+        config,
+        enrol_held_out,
+        ..
+    } = &invocation
+    {
         config.validate().map_err(|err| err.to_string())?;
+        if enrol_held_out.is_some() && config.held_out().is_empty() {
+            return Err("--enrol-held-out enrols the classes of --hold-out: give them".into());
+        }
     }
     Ok(Some(Parsed {
         invocation,
@@ -231,6 +248,8 @@ const VALUED_OPTIONS: &[&str] = &[
     "--cache",
     "--device",
     "--checkpoints",
+    "--hold-out",
+    "--enrol-held-out",
     "--train-images",
     "--test-images",
     "--epochs",
@@ -253,6 +272,7 @@ fn read_options(args: &[String]) -> Result<Given, String> {
         cache: None,
         devices: Vec::new(),
         checkpoints: None,
+        enrol_held_out: None,
         train_images: None,
         test_images: None,
         config: TrainConfig::new(),
@@ -294,6 +314,15 @@ fn read_options(args: &[String]) -> Result<Given, String> {
                     .map_err(bad)?
             }
             "--checkpoints" => given.checkpoints = Some(value.into()),
+            "--hold-out" => {
+                given.config.held_out_classes = Some(
+                    value
+                        .split(',')
+                        .map(|name| name.trim().to_string())
+                        .collect(),
+                )
+            }
+            "--enrol-held-out" => given.enrol_held_out = Some(count(value)?),
             "--train-images" => given.train_images = Some(count(value)?),
             "--test-images" => given.test_images = Some(count(value)?),
             "--epochs" => given.config.epochs = count(value)?,
@@ -343,7 +372,8 @@ mod tests {
     #[test]
     fn train_takes_a_folder_its_size_and_the_settings() {
         let invocation = parse(&words(
-            "train --data photos --image-size 64x32-rgb --epochs 3 --lr 0.01 --threads 2 --save m.siamese",
+            "train --data photos --image-size 64x32-rgb --epochs 3 --lr 0.01 --threads 2 --save m.siamese \
+             --hold-out cat,dog --enrol-held-out 5",
         ))
         .unwrap();
         let Some(Parsed {
@@ -354,6 +384,7 @@ mod tests {
                     config,
                     devices,
                     checkpoints,
+                    enrol_held_out,
                     save,
                 },
             threads,
@@ -376,6 +407,8 @@ mod tests {
         assert_eq!((devices, checkpoints), (Vec::new(), None));
         assert_eq!(save, Some("m.siamese".into()));
         assert_eq!(threads, Some(2));
+        assert_eq!(config.held_out(), ["cat", "dog"]);
+        assert_eq!(enrol_held_out, Some(5));
     }
 
     #[test]
