@@ -193,48 +193,58 @@ pub fn one_shot_accuracy(reference: &Embeddings, queries: &Embeddings, seed: u64
     (right as f64 / queries.len().max(1) as f64, present.len())
 }
 
-/// Projects the rows onto their first two principal components (centred; power iteration with
-/// deflation on the covariance, which is `dim x dim`, so the cost does not grow with the rows).
-pub fn pca_2d(embeddings: &Embeddings) -> Vec<[f32; 2]> {
-    let (n, dim) = (embeddings.len(), embeddings.dim);
-    if n == 0 {
-        return Vec::new();
-    }
-    let mut mean = vec![0.0f64; dim];
-    for i in 0..n {
-        for (m, &x) in mean.iter_mut().zip(embeddings.row(i)) {
-            *m += f64::from(x) / n as f64;
-        }
-    }
-    let centred = |i: usize| {
-        embeddings
-            .row(i)
-            .iter()
-            .zip(&mean)
-            .map(|(&x, m)| f64::from(x) - m)
-    };
-    let mut covariance = vec![0.0f64; dim * dim];
-    for i in 0..n {
-        let row: Vec<f64> = centred(i).collect();
-        for a in 0..dim {
-            if row[a] == 0.0 {
-                continue;
-            }
-            for b in 0..dim {
-                covariance[a * dim + b] += row[a] * row[b];
+/// The mean and first two principal components of some embeddings (power iteration with
+/// deflation on the covariance, which is `dim x dim`, so the cost does not grow with the rows);
+/// other embeddings (the same images after an earlier epoch) projected on them share the map's
+/// axes.
+pub struct Pca2 {
+    mean: Vec<f64>,
+    axes: [Vec<f64>; 2],
+}
+
+impl Pca2 {
+    pub fn fit(embeddings: &Embeddings) -> Self {
+        let (n, dim) = (embeddings.len(), embeddings.dim);
+        let mut mean = vec![0.0f64; dim];
+        for i in 0..n {
+            for (m, &x) in mean.iter_mut().zip(embeddings.row(i)) {
+                *m += f64::from(x) / n as f64;
             }
         }
+        let mut covariance = vec![0.0f64; dim * dim];
+        for i in 0..n {
+            let row: Vec<f64> = centred(embeddings.row(i), &mean).collect();
+            for a in 0..dim {
+                if row[a] == 0.0 {
+                    continue;
+                }
+                for b in 0..dim {
+                    covariance[a * dim + b] += row[a] * row[b];
+                }
+            }
+        }
+        let first = principal_axis(&covariance, dim, None);
+        let second = principal_axis(&covariance, dim, Some(&first));
+        Self {
+            mean,
+            axes: [first, second],
+        }
     }
-    let first = principal_axis(&covariance, dim, None);
-    let second = principal_axis(&covariance, dim, Some(&first));
-    (0..n)
-        .map(|i| {
-            let row: Vec<f64> = centred(i).collect();
-            let project =
-                |axis: &[f64]| row.iter().zip(axis).map(|(x, a)| x * a).sum::<f64>() as f32;
-            [project(&first), project(&second)]
-        })
-        .collect()
+
+    pub fn project(&self, embeddings: &Embeddings) -> Vec<[f32; 2]> {
+        (0..embeddings.len())
+            .map(|i| {
+                let row: Vec<f64> = centred(embeddings.row(i), &self.mean).collect();
+                self.axes
+                    .each_ref()
+                    .map(|axis| row.iter().zip(axis).map(|(x, a)| x * a).sum::<f64>() as f32)
+            })
+            .collect()
+    }
+}
+
+fn centred<'a>(row: &'a [f32], mean: &'a [f64]) -> impl Iterator<Item = f64> + 'a {
+    row.iter().zip(mean).map(|(&x, m)| f64::from(x) - m)
 }
 
 /// The dominant eigenvector of a symmetric matrix, orthogonal to `exclude` when given.
@@ -325,7 +335,9 @@ mod tests {
             let z = if i % 4 == 0 || i % 4 == 3 { 0.1 } else { -0.1 };
             values.extend_from_slice(&[t, 2.0 * t, z]);
         }
-        let points = pca_2d(&Embeddings::new(3, values, vec![0; 20]));
+        let line = Embeddings::new(3, values.clone(), vec![0; 20]);
+        let pca = Pca2::fit(&line);
+        let points = pca.project(&line);
         let spread = |axis: usize| points.iter().map(|p| p[axis] * p[axis]).sum::<f32>() / 20.0;
         // The first axis carries the line's variance (t² · 5 on average, 33.25 · 5), the second
         // only the ±0.1 along z.
@@ -333,5 +345,16 @@ mod tests {
         assert!((spread(1) - 0.01).abs() < 1e-4, "{}", spread(1));
         // Distances along the line are kept: neighbours are sqrt(5) apart.
         assert!(((points[1][0] - points[0][0]).abs() - 5f32.sqrt()).abs() < 1e-4);
+        // Other rows on the same axes: the line moved by one step along itself moves each point
+        // by sqrt(5) along the first axis and not at all along the second.
+        let moved: Vec<f32> = values
+            .chunks(3)
+            .flat_map(|p| [p[0] + 1.0, p[1] + 2.0, p[2]])
+            .collect();
+        let shifted = pca.project(&Embeddings::new(3, moved, vec![0; 20]));
+        for (before, after) in points.iter().zip(&shifted) {
+            assert!(((after[0] - before[0]).abs() - 5f32.sqrt()).abs() < 1e-4);
+            assert!((after[1] - before[1]).abs() < 1e-4);
+        }
     }
 }

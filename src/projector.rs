@@ -1,9 +1,13 @@
 //! Embeddings as the files the TensorFlow Embedding Projector opens: `vectors.tsv` (one
 //! embedding a row), `metadata.tsv` (a header, then each image's class and part) and a sprite
 //! (every image in one PNG grid, row-major in the order of the vectors), with the
-//! `projector_config.json` that ties them together.
+//! `projector_config.json` that ties them together; and the four as one zip archive, for a
+//! browser, which downloads one file at a time.
 
-use std::io::Cursor;
+use std::io::{Cursor, Write};
+
+use flate2::Crc;
+use flate2::write::DeflateEncoder;
 
 use image::{ImageFormat, RgbaImage, imageops};
 use serde::Serialize;
@@ -84,6 +88,73 @@ pub fn projector_files(parts: &[EmbeddedPart]) -> ProjectorFiles {
         rows,
         sprite_image_side: side,
     }
+}
+
+/// The four files as one zip archive (deflated), as the page downloads them.
+pub fn projector_archive(files: &ProjectorFiles) -> Vec<u8> {
+    zip(&[
+        (VECTORS_FILE, files.vectors_tsv.as_bytes()),
+        (METADATA_FILE, files.metadata_tsv.as_bytes()),
+        (SPRITE_FILE, &files.sprite_png),
+        (CONFIG_FILE, files.config_json.as_bytes()),
+    ])
+}
+
+/// A zip archive of `entries` (name, bytes), each deflated: local headers and data, then the
+/// central directory that lists them, then its end record (PKWARE's APPNOTE, no zip64: every
+/// size here is far under 4 GB).
+fn zip(entries: &[(&str, &[u8])]) -> Vec<u8> {
+    const VERSION: u16 = 20; // 2.0: deflate
+    const DEFLATE: u16 = 8;
+    const DATE_1980_01_01: u16 = (1 << 5) | 1;
+    let mut archive = Vec::new();
+    let mut directory = Vec::new();
+    let put16 = |out: &mut Vec<u8>, value: u16| out.extend_from_slice(&value.to_le_bytes());
+    let put32 = |out: &mut Vec<u8>, value: u32| out.extend_from_slice(&value.to_le_bytes());
+    for (name, bytes) in entries {
+        let mut crc = Crc::new();
+        crc.update(bytes);
+        let mut encoder = DeflateEncoder::new(Vec::new(), flate2::Compression::default());
+        encoder.write_all(bytes).expect("deflating into memory");
+        let deflated = encoder.finish().expect("deflating into memory");
+        let offset = archive.len() as u32;
+        // What the local header and the directory entry both say of the file.
+        let mut common = Vec::new();
+        put16(&mut common, VERSION);
+        put16(&mut common, 0); // flags
+        put16(&mut common, DEFLATE);
+        put16(&mut common, 0); // time
+        put16(&mut common, DATE_1980_01_01);
+        put32(&mut common, crc.sum());
+        put32(&mut common, deflated.len() as u32);
+        put32(&mut common, bytes.len() as u32);
+        put16(&mut common, name.len() as u16);
+        put16(&mut common, 0); // extra field
+        put32(&mut archive, 0x0403_4b50);
+        archive.extend_from_slice(&common);
+        archive.extend_from_slice(name.as_bytes());
+        archive.extend_from_slice(&deflated);
+        put32(&mut directory, 0x0201_4b50);
+        put16(&mut directory, VERSION); // made by
+        directory.extend_from_slice(&common);
+        put16(&mut directory, 0); // comment
+        put16(&mut directory, 0); // disk
+        put16(&mut directory, 0); // internal attributes
+        put32(&mut directory, 0); // external attributes
+        put32(&mut directory, offset);
+        directory.extend_from_slice(name.as_bytes());
+    }
+    let directory_offset = archive.len() as u32;
+    archive.extend_from_slice(&directory);
+    put32(&mut archive, 0x0605_4b50);
+    put16(&mut archive, 0); // this disk
+    put16(&mut archive, 0); // the directory's disk
+    put16(&mut archive, entries.len() as u16);
+    put16(&mut archive, entries.len() as u16);
+    put32(&mut archive, directory.len() as u32);
+    put32(&mut archive, directory_offset);
+    put16(&mut archive, 0); // comment
+    archive
 }
 
 /// Tabs and line breaks in a class name would shift the projector's columns and rows.
@@ -180,6 +251,60 @@ mod tests {
             config["embeddings"][0]["sprite"]["singleImageDim"],
             serde_json::json!([2, 2])
         );
+    }
+
+    /// Reads every entry back through the central directory, as an unzip tool does: its name,
+    /// and the bytes its local header points at, inflated and checked against its CRC-32.
+    fn unzipped(archive: &[u8]) -> Vec<(String, Vec<u8>)> {
+        let u16_at = |at: usize| u16::from_le_bytes([archive[at], archive[at + 1]]) as usize;
+        let u32_at = |at: usize| u32::from_le_bytes(archive[at..at + 4].try_into().unwrap());
+        let end = archive.len() - 22;
+        assert_eq!(u32_at(end), 0x0605_4b50, "the end record is last");
+        let mut entry = u32_at(end + 16) as usize;
+        (0..u16_at(end + 10))
+            .map(|_| {
+                assert_eq!(u32_at(entry), 0x0201_4b50);
+                let (crc, name_len) = (u32_at(entry + 16), u16_at(entry + 28));
+                let name = String::from_utf8(archive[entry + 46..entry + 46 + name_len].to_vec());
+                let local = u32_at(entry + 42) as usize;
+                assert_eq!(u32_at(local), 0x0403_4b50);
+                let start = local + 30 + u16_at(local + 26) + u16_at(local + 28);
+                let deflated = &archive[start..start + u32_at(local + 18) as usize];
+                let mut bytes = Vec::new();
+                std::io::Read::read_to_end(
+                    &mut flate2::read::DeflateDecoder::new(deflated),
+                    &mut bytes,
+                )
+                .unwrap();
+                assert_eq!(bytes.len(), u32_at(local + 22) as usize);
+                let mut check = Crc::new();
+                check.update(&bytes);
+                assert_eq!(check.sum(), crc);
+                entry += 46 + name_len;
+                (name.unwrap(), bytes)
+            })
+            .collect()
+    }
+
+    #[test]
+    fn the_archive_holds_the_four_files_as_they_are() {
+        let set = part_set();
+        let embeddings = Embeddings::new(2, vec![0.5, -1.0, 2.0, 0.25], vec![0, 1]);
+        let files = projector_files(&[EmbeddedPart {
+            name: "train",
+            set: &set,
+            embeddings: &embeddings,
+        }]);
+        let entries = unzipped(&projector_archive(&files));
+        let names: Vec<&str> = entries.iter().map(|(name, _)| name.as_str()).collect();
+        assert_eq!(
+            names,
+            [VECTORS_FILE, METADATA_FILE, SPRITE_FILE, CONFIG_FILE]
+        );
+        assert_eq!(entries[0].1, files.vectors_tsv.as_bytes());
+        assert_eq!(entries[1].1, files.metadata_tsv.as_bytes());
+        assert_eq!(entries[2].1, files.sprite_png);
+        assert_eq!(entries[3].1, files.config_json.as_bytes());
     }
 
     #[test]

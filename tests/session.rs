@@ -426,6 +426,27 @@ fn classes_held_out_of_training_are_unknown_until_enrolled_from_a_few_images() {
     assert!(chosen.frr > 0.01 && chosen.frr < 0.12, "{chosen:?}");
     assert!(chosen.far < 0.9, "{chosen:?}");
 
+    // The map before training and after each epoch, on the final map's axes: the last frame is
+    // the map, and the classes pull apart (their spread about their own centre shrinks against
+    // the whole map's).
+    let frames = &analysis.map_over_time;
+    assert_eq!(
+        frames.iter().map(|f| f.epoch).collect::<Vec<_>>(),
+        [0, 1, 2]
+    );
+    for (point, last) in analysis.map.iter().zip(&frames[2].points) {
+        assert!((point.x - last[0]).abs() < 1e-4 && (point.y - last[1]).abs() < 1e-4);
+    }
+    let labels: Vec<usize> = analysis.map.iter().map(|p| p.label).collect();
+    let (before, after) = (
+        within_class_share(&frames[0].points, &labels),
+        within_class_share(&frames[2].points, &labels),
+    );
+    assert!(
+        after < 0.8 * before,
+        "within-class spread {before} -> {after}"
+    );
+
     // The hardest pairs: of different classes nearest first, of one class farthest first.
     let near = &analysis.closest_dissimilar;
     let far = &analysis.farthest_similar;
@@ -514,6 +535,39 @@ fn classes_held_out_of_training_are_unknown_until_enrolled_from_a_few_images() {
     let open_again = again.open_set.as_ref().unwrap();
     assert_eq!(open_again.enrolled_acc, open.enrolled_acc);
     assert_eq!(open_again.chosen.distance, equal.distance);
+}
+
+/// The mean squared distance of points to their class's centre, as a share of that to the
+/// centre of all.
+fn within_class_share(points: &[[f32; 2]], labels: &[usize]) -> f32 {
+    let centre = |members: &[&[f32; 2]]| {
+        let n = members.len() as f32;
+        [0, 1].map(|axis| members.iter().map(|p| p[axis]).sum::<f32>() / n)
+    };
+    let spread = |members: &[&[f32; 2]]| {
+        let c = centre(members);
+        members
+            .iter()
+            .map(|p| (p[0] - c[0]).powi(2) + (p[1] - c[1]).powi(2))
+            .sum::<f32>()
+    };
+    let all: Vec<&[f32; 2]> = points.iter().collect();
+    let within: f32 = (0..=*labels.iter().max().unwrap())
+        .map(|class| {
+            let members: Vec<&[f32; 2]> = points
+                .iter()
+                .zip(labels)
+                .filter(|(_, l)| **l == class)
+                .map(|(p, _)| p)
+                .collect();
+            if members.is_empty() {
+                0.0
+            } else {
+                spread(&members)
+            }
+        })
+        .sum();
+    within / spread(&all)
 }
 
 #[test]

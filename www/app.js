@@ -17,6 +17,8 @@ const params = new URLSearchParams(location.search);
 
 const state = {
   dataset: null, trained: false, histogram: null, roc: null, map: null, det: null,
+  // The last analysis (its map and frames) and the frames' common axes.
+  mapReport: null, mapBounds: null,
   // The last "none of the above" report: the slider previews its curve.
   openSet: null,
   // The current model, once trained or loaded.
@@ -53,6 +55,7 @@ function refreshButtons() {
   // Held-out classes play the unknowns until every one is enrolled.
   $('enrol-held-out').disabled = training || state.openSet?.unknowns.kind !== 'held_out';
   $('download-model').disabled = !state.model;
+  $('export-projector').disabled = training || !state.analysed;
   $('load-model').disabled = training;
 }
 
@@ -387,7 +390,7 @@ function showAnalysis(report) {
   $('analysis').dataset.result = JSON.stringify({
     pair_acc: report.pair_acc, knn_acc: report.knn_acc, one_shot_acc: report.one_shot_acc, one_shot_ways: report.one_shot_ways,
   });
-  state.map = embeddingMap($('map-chart'), report, showMapPoint, state.map);
+  showMapOverTime(report);
   showHardestPairs(report);
   if (report.open_set) showOpenSet(report.open_set);
   else {
@@ -471,6 +474,48 @@ async function enrolFiles() {
   $('enrol-files').value = '';
 }
 
+/** The map, and the scrubber over its frames when a run just made them (fixed axes over all). */
+function showMapOverTime(report) {
+  const frames = report.map_over_time;
+  state.mapReport = report;
+  const slider = $('map-epoch');
+  slider.disabled = frames.length === 0;
+  if (frames.length === 0) {
+    state.mapBounds = null;
+    $('map-epoch-value').textContent = 'of the current model';
+    state.map = embeddingMap($('map-chart'), report, showMapPoint, state.map);
+    return;
+  }
+  const points = [...frames.flatMap((frame) => frame.points), ...report.map.map((p) => [p.x, p.y])];
+  const range = (axis) => {
+    const values = points.map((p) => p[axis]);
+    const [low, high] = [Math.min(...values), Math.max(...values)];
+    const pad = 0.05 * (high - low || 1);
+    return [low - pad, high + pad];
+  };
+  state.mapBounds = { x: range(0), y: range(1) };
+  slider.max = String(frames.length - 1);
+  slider.value = slider.max;
+  showMapFrame();
+}
+
+/** The frame the scrubber is at. */
+function showMapFrame() {
+  const report = state.mapReport;
+  const frame = report.map_over_time[Number($('map-epoch').value)];
+  $('map-epoch-value').textContent = frame.epoch === 0 ? 'before training' : `after epoch ${frame.epoch}`;
+  const map = report.map.map((point, i) => ({ ...point, x: frame.points[i][0], y: frame.points[i][1] }));
+  state.map = embeddingMap($('map-chart'), { ...report, map }, showMapPoint, state.map, state.mapBounds);
+  $('map-chart').dataset.axes = JSON.stringify(state.mapBounds); // the same for every frame
+}
+
+/** The loaded images' embeddings as the Embedding Projector's files, in one zip. */
+async function exportProjector() {
+  const reply = await controller.request({ type: 'export_projector_archive' });
+  if (reply.type !== 'projector_archive') return; // the error is shown by onWorkerMessage
+  saveFile(reply.file_name, reply.bytes, 'application/zip');
+}
+
 function showMapPoint(point, className) {
   const caption = document.createElement('figcaption');
   caption.textContent = className;
@@ -532,9 +577,14 @@ async function keepModel({ changed = false } = {}) {
 async function downloadModel() {
   const reply = await controller.request({ type: 'save_model' });
   if (reply.type !== 'model_file') return;
+  saveFile(reply.file_name, reply.bytes, 'application/octet-stream');
+}
+
+/** Offers `bytes` as a download named `fileName`. */
+function saveFile(fileName, bytes, type) {
   const link = document.createElement('a');
-  link.href = URL.createObjectURL(new Blob([/** @type {BlobPart} */ (reply.bytes)], { type: 'application/octet-stream' }));
-  link.download = reply.file_name;
+  link.href = URL.createObjectURL(new Blob([/** @type {BlobPart} */ (bytes)], { type }));
+  link.download = fileName;
   link.click();
   setTimeout(() => URL.revokeObjectURL(link.href), 10_000);
 }
@@ -631,6 +681,8 @@ $('compare-random').addEventListener('click', compareRandom);
 $('neighbour-random').addEventListener('click', () => controller.send({ type: 'neighbours', query: randomTestImage(), k: 8 }));
 $('neighbour-file').addEventListener('change', (e) => findNeighbours(e.target.files[0]));
 $('unknown-distance').addEventListener('input', previewUnknownDistance);
+$('map-epoch').addEventListener('input', showMapFrame);
+$('export-projector').addEventListener('click', exportProjector);
 $('unknown-distance').addEventListener('change', (e) =>
   controller.send({ type: 'set_unknown_distance', distance: Number(e.target.value) }));
 $('enrol').addEventListener('click', enrolFiles);

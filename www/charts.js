@@ -124,8 +124,9 @@ function classColour(index) {
 }
 
 /** Test images on the first two principal components of their embeddings, one colour per class;
- * `onPoint(point, className)` gets the point under the pointer. */
-export function embeddingMap(canvas, { map, class_names: classNames }, onPoint, previous) {
+ * `onPoint(point, className)` gets the point under the pointer. `bounds` ({x: [min, max], y:
+ * [min, max]}) fixes the axes, so frames of the map over time compare. */
+export function embeddingMap(canvas, { map, class_names: classNames }, onPoint, previous, bounds = null) {
   previous?.destroy();
   const datasets = classNames.map((name, label) => ({
     label: name,
@@ -141,8 +142,8 @@ export function embeddingMap(canvas, { map, class_names: classNames }, onPoint, 
       // The dot nearest the pointer, wherever it is: exploring the map needs no pixel aim.
       interaction: { mode: 'nearest', intersect: false },
       scales: {
-        x: { title: { display: true, text: 'first principal component' } },
-        y: { title: { display: true, text: 'second principal component' } },
+        x: { min: bounds?.x[0], max: bounds?.x[1], title: { display: true, text: 'first principal component' } },
+        y: { min: bounds?.y[0], max: bounds?.y[1], title: { display: true, text: 'second principal component' } },
       },
       plugins: {
         title: { display: true, text: 'Embedding map (PCA of test-image embeddings)' },

@@ -7,7 +7,7 @@ export type Request = Command & { id: number };
 /** What the worker posts: a reply and the id of the request it answers (0: none). */
 export type Message = Reply & { id: number };
 
-export type Command = { "type": "use_mnist", url: string, train_images: number | null, test_images: number | null, } | { "type": "begin_files", total: number, channels: number, height: number, width: number, } | { "type": "add_files", files: Array<UploadedFile>, } | { "type": "end_files" } | { "type": "train", config: TrainConfig, backend: BackendChoice, } | { "type": "stop" } | { "type": "compare", left: ImageRef, right: ImageRef, } | { "type": "neighbours", query: ImageRef, k: number, } | { "type": "save_model" } | { "type": "evaluate" } | { "type": "export_projector" } | { "type": "benchmark", backend: BackendChoice, job: BenchmarkJob, } | { "type": "enrol", class_name: string, images: Array<ImageRef>, } | { "type": "enrol_held_out", images_per_class: number, } | { "type": "set_unknown_distance", distance: number, } | { "type": "load_model", file_name: string, bytes: Uint8Array, };
+export type Command = { "type": "use_mnist", url: string, train_images: number | null, test_images: number | null, } | { "type": "begin_files", total: number, channels: number, height: number, width: number, } | { "type": "add_files", files: Array<UploadedFile>, } | { "type": "end_files" } | { "type": "train", config: TrainConfig, backend: BackendChoice, } | { "type": "stop" } | { "type": "compare", left: ImageRef, right: ImageRef, } | { "type": "neighbours", query: ImageRef, k: number, } | { "type": "save_model" } | { "type": "evaluate" } | { "type": "export_projector" } | { "type": "export_projector_archive" } | { "type": "benchmark", backend: BackendChoice, job: BenchmarkJob, } | { "type": "enrol", class_name: string, images: Array<ImageRef>, } | { "type": "enrol_held_out", images_per_class: number, } | { "type": "set_unknown_distance", distance: number, } | { "type": "load_model", file_name: string, bytes: Uint8Array, };
 
 export type Reply = { "type": "ready", webgpu: WebGpuSupport, 
 /**
@@ -42,7 +42,7 @@ test_pairs: number,
 /**
  * None without test pairs (`note` says why).
  */
-evaluation: Evaluation | null, note: string | null, } | { "type": "projector" } & ProjectorFiles | { "type": "error", message: string, fatal: boolean, };
+evaluation: Evaluation | null, note: string | null, } | { "type": "projector" } & ProjectorFiles | { "type": "projector_archive", file_name: string, bytes: Uint8Array, } | { "type": "error", message: string, fatal: boolean, };
 
 export type UploadedFile = { class_name: string, file_name: string, bytes: Uint8Array, };
 
@@ -122,6 +122,11 @@ test_images: number, class_names: Array<string>,
  */
 map: Array<MapPoint>, 
 /**
+ * After a run: the same images before training and after each epoch, on the axes of
+ * `map` (the final model's), so the classes are seen pulling apart; empty otherwise.
+ */
+map_over_time: Array<MapFrame>, 
+/**
  * None without test images or classes to recognise.
  */
 open_set: OpenSetReport | null, 
@@ -132,6 +137,8 @@ open_set: OpenSetReport | null,
 closest_dissimilar: Array<HardPair>, farthest_similar: Array<HardPair>, note: string | null, };
 
 export type MapPoint = { x: number, y: number, label: number, thumbnail: Thumbnail, };
+
+export type MapFrame = { epoch: number, points: Array<[number, number]>, };
 
 export type OpenSetReport = { 
 /**

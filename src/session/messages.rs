@@ -74,6 +74,8 @@ pub enum Command {
     /// Every loaded image's embedding under the current model, training images then test
     /// images, as the Embedding Projector's files (answered with `projector`).
     ExportProjector,
+    /// The same files as one zip archive, for a browser (answered with `projector_archive`).
+    ExportProjectorArchive,
     /// Time the fixed speed job (PERFORMANCE.md) on the loaded data.
     Benchmark {
         backend: BackendChoice,
@@ -214,6 +216,12 @@ pub enum Reply {
         note: Option<String>,
     },
     Projector(ProjectorFiles),
+    ProjectorArchive {
+        file_name: String,
+        #[serde(with = "serde_bytes")]
+        #[cfg_attr(test, ts(type = "Uint8Array"))]
+        bytes: Vec<u8>,
+    },
     /// Something the user must know; `fatal` when the worker cannot go on (a panic).
     Error {
         message: String,
@@ -344,6 +352,9 @@ pub struct AnalysisReport {
     pub class_names: Vec<String>,
     /// Test images on the first two principal components of their embeddings.
     pub map: Vec<MapPoint>,
+    /// After a run: the same images before training and after each epoch, on the axes of
+    /// `map` (the final model's), so the classes are seen pulling apart; empty otherwise.
+    pub map_over_time: Vec<MapFrame>,
     /// None without test images or classes to recognise.
     pub open_set: Option<OpenSetReport>,
     /// Of every pair of the classified test images: the closest of different classes and the
@@ -417,6 +428,14 @@ pub struct MapPoint {
     pub y: f32,
     pub label: usize,
     pub thumbnail: Thumbnail,
+}
+
+/// The map's points, in its order, under the model of one epoch (0: before training).
+#[cfg_attr(test, derive(ts_rs::TS))]
+#[derive(Debug, Serialize)]
+pub struct MapFrame {
+    pub epoch: usize,
+    pub points: Vec<[f32; 2]>,
 }
 
 #[cfg_attr(test, derive(ts_rs::TS))]
@@ -531,6 +550,7 @@ mod typescript {
             RunResult::decl(&config),
             AnalysisReport::decl(&config),
             MapPoint::decl(&config),
+            MapFrame::decl(&config),
             OpenSetReport::decl(&config),
             UnknownQueries::decl(&config),
             EnrolledSummary::decl(&config),

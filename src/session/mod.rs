@@ -30,7 +30,7 @@ use crate::data::images::{LabelledFile, LabelledImages, decode_image};
 use crate::data::mnist::parse_mnist;
 use crate::data::pixels::PixelStore;
 use crate::data::{ImageSet, ImageShape};
-use crate::embeddings::{Embeddings, hardest_pairs, pca_2d};
+use crate::embeddings::{Embeddings, Pca2, hardest_pairs};
 use crate::evaluation::{Evaluation, best_threshold};
 use crate::inference::{
     KNN_K, classify, dissimilar_flags, embed_images, pair_accuracy, pair_distances,
@@ -39,7 +39,7 @@ use crate::model::{SiameseNet, SiameseNetConfig};
 use crate::model_file::{MODEL_FILE_EXTENSION, ModelInfo, load_model, save_model};
 use crate::open_set::Prototypes;
 use crate::pairs::Pair;
-use crate::projector::{EmbeddedPart, projector_files};
+use crate::projector::{EmbeddedPart, ProjectorFiles, projector_archive, projector_files};
 #[cfg(not(target_arch = "wasm32"))]
 use crate::training::burn_train::{BurnTrainRun, train_with_burn};
 use crate::training::{
@@ -272,6 +272,7 @@ impl Session {
                 | Command::SaveModel
                 | Command::Evaluate
                 | Command::ExportProjector
+                | Command::ExportProjectorArchive
         );
         if changes_data_or_model {
             self.refuse_while_busy()?;
@@ -307,7 +308,19 @@ impl Session {
             Command::Neighbours { query, k } => self.neighbours(query, k, host).await,
             Command::SaveModel => self.save_model(host).await,
             Command::Evaluate => self.evaluate(host).await,
-            Command::ExportProjector => self.export_projector(host).await,
+            Command::ExportProjector => {
+                let files = self.projector_files(host).await?;
+                host.send(Reply::Projector(files));
+                Ok(())
+            }
+            Command::ExportProjectorArchive => {
+                let files = self.projector_files(host).await?;
+                host.send(Reply::ProjectorArchive {
+                    file_name: "siamese-web-projector.zip".into(),
+                    bytes: projector_archive(&files),
+                });
+                Ok(())
+            }
             Command::LoadModel { file_name, bytes } => {
                 self.load_model(&file_name, &bytes, host).await
             }
@@ -370,7 +383,7 @@ impl Session {
             state.reference = None;
             state.generation += 1;
         }
-        self.analyse(None, host).await
+        self.analyse(None, Vec::new(), host).await
     }
 
     fn begin_files(&self, total: usize, shape: ImageShape, host: &mut impl Host) -> Outcome {
@@ -476,9 +489,13 @@ impl Session {
             }
             other => Failure::from(other.to_string()),
         };
+        let map_images = dataset.test.subset(&map_indices(dataset.test.len()));
         let mut observer = SessionObserver {
             host: &mut *host,
             stop: &self.stop,
+            map_images: &map_images,
+            device: &device,
+            frames: Vec::new(),
         };
         #[cfg(not(target_arch = "wasm32"))]
         let trained = match &burn_train {
@@ -487,6 +504,7 @@ impl Session {
         };
         #[cfg(target_arch = "wasm32")]
         let trained = train(&data, &config, &device, &mut observer).await;
+        let frames = std::mem::take(&mut observer.frames);
         let trained = trained.map_err(failed)?;
 
         let (threshold_set, threshold_pairs, threshold_source) = data.threshold_pairs();
@@ -560,7 +578,7 @@ impl Session {
             note: dataset.no_test_pairs_reason(),
         }));
         drop(busy); // the analysis may be overtaken by a new run or new data
-        self.analyse(Some(test_embeddings), host).await
+        self.analyse(Some(test_embeddings), frames, host).await
     }
 
     fn set_model(&self, model: CurrentModel) {
@@ -575,7 +593,12 @@ impl Session {
     /// images' embeddings when a run has just computed them. Does nothing without both a model
     /// and data of its input size, and drops its result when the model or the data changed
     /// meanwhile.
-    async fn analyse(&self, test: Option<Embeddings>, host: &mut impl Host) -> Outcome {
+    async fn analyse(
+        &self,
+        test: Option<Embeddings>,
+        frames: Vec<(usize, Embeddings)>,
+        host: &mut impl Host,
+    ) -> Outcome {
         let generation = self.generation();
         let (model, dataset) = {
             let state = self.state.borrow();
@@ -639,7 +662,8 @@ impl Session {
                 SPLIT_SEED,
             )
         });
-        let projected = pca_2d(&query_embeddings);
+        let pca = Pca2::fit(&query_embeddings);
+        let projected = pca.project(&query_embeddings);
         let map = queries
             .iter()
             .zip(&projected)
@@ -649,6 +673,14 @@ impl Session {
                 y: point[1],
                 label: dataset.test.labels()[i],
                 thumbnail: small_thumbnail(&dataset.test, i, MAP_THUMBNAIL_SIDE),
+            })
+            .collect();
+        // On the final map's axes, the same images in the same order (`map_indices`).
+        let map_over_time = frames
+            .iter()
+            .map(|(epoch, embeddings)| MapFrame {
+                epoch: *epoch,
+                points: pca.project(embeddings),
             })
             .collect();
         let hardest = hardest_pairs(&query_embeddings, HARDEST_PAIRS);
@@ -707,6 +739,7 @@ impl Session {
             test_images: trained_queries.len(),
             class_names: dataset.test.class_names.clone(),
             map,
+            map_over_time,
             open_set: analysed.open_set(&current.info, &dataset.test),
             closest_dissimilar,
             farthest_similar,
@@ -855,7 +888,9 @@ impl Session {
         Ok(())
     }
 
-    async fn export_projector(&self, host: &mut impl Host) -> Outcome {
+    /// Every loaded image's embedding, training images then test images, as the Embedding
+    /// Projector's files.
+    async fn projector_files(&self, host: &mut impl Host) -> Result<ProjectorFiles, Failure> {
         let (current, dataset) = self.model_and_data()?;
         let train = embed_images(&current.model, &dataset.train, &current.device)
             .await
@@ -874,8 +909,7 @@ impl Session {
                 embeddings: &embedded[1],
             },
         ];
-        host.send(Reply::Projector(projector_files(&parts)));
-        Ok(())
+        Ok(projector_files(&parts))
     }
 
     async fn save_model(&self, host: &mut impl Host) -> Outcome {
@@ -933,7 +967,7 @@ impl Session {
             file_name: file_name.into(),
             info,
         });
-        self.analyse(None, host).await
+        self.analyse(None, Vec::new(), host).await
     }
 
     async fn benchmark(
@@ -953,10 +987,21 @@ impl Session {
     }
 }
 
-/// Passes a run's progress to the host, yields after every batch, and stops on request.
+/// The test images on the map: the first of those the analysis classifies.
+fn map_indices(test_images: usize) -> Vec<usize> {
+    let mut indices = sample_indices(test_images, ANALYSIS_IMAGES);
+    indices.truncate(MAP_POINTS);
+    indices
+}
+
+/// Passes a run's progress to the host, yields after every batch, and stops on request; keeps
+/// the map's images' embeddings before training and after each epoch.
 struct SessionObserver<'a, H: Host> {
     host: &'a mut H,
     stop: &'a Cell<bool>,
+    map_images: &'a ImageSet,
+    device: &'a Device,
+    frames: Vec<(usize, Embeddings)>,
 }
 
 impl<H: Host> SessionObserver<'_, H> {
@@ -982,6 +1027,13 @@ impl<H: Host> TrainObserver for SessionObserver<'_, H> {
             memory_bytes: self.host.memory_bytes(),
         });
         self.control()
+    }
+
+    async fn on_model(&mut self, epoch: usize, model: &SiameseNet) -> Result<(), TrainError> {
+        let embeddings = embed_images(model, self.map_images, self.device).await?;
+        self.frames.push((epoch, embeddings));
+        self.host.yield_now().await;
+        Ok(())
     }
 }
 

@@ -370,6 +370,8 @@ pub async fn train_with_burn(
     let mut pairs_seen = 0usize;
     let mut stopped = false;
     let mut interrupted = None;
+    // A resumed run shows the embeddings from the epoch it resumes after.
+    observer.on_model(resumed, &model.net).await?;
     for epoch in resumed + 1..=config.epochs {
         let pairs = data.train_pairs.epoch_pairs(epoch);
         let steps_per_epoch = pairs.len().div_ceil(config.batch_size);
@@ -483,6 +485,7 @@ pub async fn train_with_burn(
         let control = observer.on_epoch(&summary).await;
         journal.history.push(summary);
         journal.save(&dir)?;
+        observer.on_model(epoch, &model.net).await?;
         last_good = Some(model.net.clone());
         if control == Control::Stop {
             stopped = true;

@@ -187,6 +187,15 @@ pub enum Control {
 pub trait TrainObserver {
     fn on_batch(&mut self, progress: &BatchProgress) -> impl Future<Output = Control>;
     fn on_epoch(&mut self, summary: &EpochSummary) -> impl Future<Output = Control>;
+    /// The model before training (epoch 0) and after each epoch that validated, for a front
+    /// end that shows how the embeddings change.
+    fn on_model(
+        &mut self,
+        _epoch: usize,
+        _model: &SiameseNet,
+    ) -> impl Future<Output = Result<(), TrainError>> {
+        async { Ok(()) }
+    }
 }
 
 /// Training images and the held-out validation images, each with its pair sampler.
@@ -421,6 +430,7 @@ pub async fn train(
     // The model after the newest epoch that validated well, to fall back on if a later one fails.
     let mut last_good: Option<SiameseNet> = None;
     let mut interrupted = None;
+    observer.on_model(0, &model).await?;
     'epochs: for epoch in 1..=config.epochs {
         let pairs = data.train_pairs.epoch_pairs(epoch);
         let steps_per_epoch = pairs.len().div_ceil(config.batch_size);
@@ -469,6 +479,7 @@ pub async fn train(
             };
         let control = observer.on_epoch(&summary).await;
         history.push(summary);
+        observer.on_model(epoch, &model).await?;
         last_good = Some(model.clone());
         if control == Control::Stop {
             stopped = true;

@@ -144,7 +144,7 @@ test('a folder of the user\'s images trains without a request beyond the app\'s 
   await again.page.close();
 });
 
-test('held-out digits are called none of the above, the distance is chosen, classes are enrolled, and the hardest pairs shown', async () => {
+test('held-out digits are called none of the above, the distance is chosen, classes are enrolled; the map over time, the projector export and the hardest pairs', async () => {
   const dir = mkdtempSync(join(tmpdir(), 'siamese-web-enrol-'));
   const rings = [6, 8, 10].map((radius) => {
     const path = join(dir, `ring-${radius}.png`);
@@ -154,13 +154,13 @@ test('held-out digits are called none of the above, the distance is chosen, clas
   // A browser of its own, for a list of kept models of its own.
   const ownBrowser = await launchChromium();
   try {
-    await heldOutDigits(ownBrowser, rings);
+    await heldOutDigits(ownBrowser, dir, rings);
   } finally {
     await ownBrowser.close();
   }
 });
 
-async function heldOutDigits(ownBrowser, rings) {
+async function heldOutDigits(ownBrowser, dir, rings) {
   const { page, problems } = await openPage(ownBrowser,
     `${base}index.html?dataset=mnist&train_images=1500&test_images=500&epochs=1&autostart=1&backend=cpu&held_out_classes=8,9`);
   await page.waitForFunction(() => document.querySelector('[name=held_out_classes]').value === '8,9');
@@ -176,6 +176,31 @@ async function heldOutDigits(ownBrowser, rings) {
   assert.match(await page.locator('#open-set').innerText(), /test images of 8, 9, held out of training/);
   // Test pair figures are on the trained digits' pairs only.
   assert.ok(JSON.parse(run.result).test_pairs < 1000, run.result);
+
+  // The map over time: before training and after the one epoch, on fixed axes.
+  const scrubber = page.locator('#map-epoch');
+  assert.equal(await scrubber.getAttribute('max'), '1');
+  assert.match(await page.locator('#map-epoch-value').innerText(), /after epoch 1/);
+  const axes = () => page.locator('#map-chart').getAttribute('data-axes');
+  const finalAxes = await axes();
+  await scrubber.evaluate((el) => {
+    el.value = '0';
+    el.dispatchEvent(new Event('input'));
+  });
+  assert.match(await page.locator('#map-epoch-value').innerText(), /before training/);
+  assert.ok(finalAxes);
+  assert.equal(await axes(), finalAxes);
+
+  // The embeddings for the Embedding Projector: one zip of its four files.
+  const [archive] = await Promise.all([page.waitForEvent('download'), page.click('#export-projector')]);
+  assert.equal(archive.suggestedFilename(), 'siamese-web-projector.zip');
+  const zipPath = join(dir, archive.suggestedFilename());
+  await archive.saveAs(zipPath);
+  const zip = readFileSync(zipPath);
+  assert.equal(zip.subarray(0, 4).toString('latin1'), 'PK\x03\x04');
+  for (const name of ['vectors.tsv', 'metadata.tsv', 'sprite.png', 'projector_config.json']) {
+    assert.ok(zip.includes(name), `${name} is not in the archive`);
+  }
 
   // The slider: at 0 every image is none of the above; the session's answer says so.
   const slider = page.locator('#unknown-distance');
