@@ -663,7 +663,9 @@ function fillSettings(defaults) {
   state.settingsFilled = true;
   for (const [name, value] of Object.entries(defaults)) {
     const field = $('settings').elements[name];
-    if (field) field.value = params.get(name === 'batch_size' ? 'batch' : name) ?? params.get(name) ?? value;
+    // No held-out classes arrive as undefined: an empty field, not the word.
+    const shown = Array.isArray(value) ? value.join(', ') : (value ?? '');
+    if (field) field.value = params.get(name === 'batch_size' ? 'batch' : name) ?? params.get(name) ?? shown;
   }
 }
 

@@ -40,6 +40,9 @@ test('the page loads and offers the MNIST digits', async () => {
   assert.equal(await page.locator('.class-card').count(), 10);
   assert.match(await page.locator('#dataset-summary').innerText(), /8000 training and 2000 test images/);
   assert.equal(await page.locator('#train').isDisabled(), false);
+  // The session's defaults fill the settings; none is held out.
+  assert.equal(await page.locator('[name=epochs]').inputValue(), '10');
+  assert.equal(await page.locator('[name=held_out_classes]').inputValue(), '');
   assert.deepEqual(problems, []);
   await page.close();
 });
