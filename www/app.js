@@ -436,9 +436,8 @@ function showOpenSet(report) {
   });
   state.det = detChart($('det-chart'), report, state.det);
   const slider = $('unknown-distance');
-  const distances = report.curve.map((p) => p.distance);
-  slider.min = String(Math.min(0, ...distances));
-  slider.max = String(Math.max(chosen.distance, ...distances, 0.001));
+  // From 0 (its min in the page) to past the farthest point of the curve.
+  slider.max = String(Math.max(chosen.distance, ...report.curve.map((p) => p.distance), 0.001));
   slider.value = String(chosen.distance);
   showRates(chosen);
   refreshButtons();

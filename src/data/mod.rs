@@ -206,6 +206,14 @@ impl ImageSet {
         counts
     }
 
+    /// The images not of the classes named in `names` (a new set sharing these pixels).
+    pub fn without_classes(&self, names: &[String]) -> ImageSet {
+        let kept: Vec<usize> = (0..self.len())
+            .filter(|&i| !names.contains(&self.class_names[self.labels[i]]))
+            .collect();
+        self.subset(&kept)
+    }
+
     /// A new set made of the images at `indices`, in that order, sharing this set's pixels.
     pub fn subset(&self, indices: &[usize]) -> ImageSet {
         ImageSet {
@@ -250,6 +258,15 @@ mod tests {
             set.push(&[i as f32 / 255.0], i % classes);
         }
         set
+    }
+
+    #[test]
+    fn without_classes_keeps_the_images_of_the_others_in_order() {
+        let set = numbered_set(2, 3);
+        let kept = set.without_classes(&["1".into()]);
+        assert_eq!(kept.labels(), [0, 2, 0, 2]);
+        assert_eq!(kept.image(1), [2.0 / 255.0]);
+        assert_eq!(kept.class_names, set.class_names);
     }
 
     #[test]

@@ -581,6 +581,16 @@ impl Session {
         self.analyse(Some(test_embeddings), frames, host).await
     }
 
+    /// The same model with other info (an enrolled class, an unknown distance): its
+    /// embeddings, and so the analysis, stay valid.
+    fn replace_info(&self, current: &CurrentModel, info: ModelInfo) {
+        self.state.borrow_mut().model = Some(Rc::new(CurrentModel {
+            model: current.model.clone(),
+            device: current.device.clone(),
+            info,
+        }));
+    }
+
     fn set_model(&self, model: CurrentModel) {
         let mut state = self.state.borrow_mut();
         state.model = Some(Rc::new(model));
@@ -620,11 +630,10 @@ impl Session {
         host.yield_now().await;
         // The model has not seen the held-out classes: they are no reference for anything.
         let held_out = current.info.config.held_out();
-        let trained_images: Vec<usize> = (0..dataset.train.len())
-            .filter(|&i| !held_out.contains(&dataset.train.class_names[dataset.train.labels()[i]]))
-            .collect();
-        let reference_set =
-            stratified_sample(dataset.train.subset(&trained_images), Some(ANALYSIS_IMAGES));
+        let reference_set = stratified_sample(
+            dataset.train.without_classes(held_out),
+            Some(ANALYSIS_IMAGES),
+        );
         let reference = embed_images(&current.model, &reference_set, &current.device)
             .await
             .map_err(failed)?;
@@ -745,18 +754,13 @@ impl Session {
             farthest_similar,
             note,
         }));
-        let mut state = self.state.borrow_mut();
         if current.info.unknown_distance.is_none() {
             // Kept in the model from now on, and in its file.
             let mut info = current.info.clone();
             info.unknown_distance = Some(default_unknown_distance);
-            state.model = Some(Rc::new(CurrentModel {
-                model: current.model.clone(),
-                device: current.device.clone(),
-                info,
-            }));
+            self.replace_info(&current, info);
         }
-        state.reference = Some(Rc::new(analysed));
+        self.state.borrow_mut().reference = Some(Rc::new(analysed));
         Ok(())
     }
 

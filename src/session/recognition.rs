@@ -2,10 +2,8 @@
 //! analysed test images are recognised, and the commands that change what the model recognises
 //! without retraining (enrolling a class, moving the unknown distance).
 
-use std::rc::Rc;
-
 use super::messages::*;
-use super::{CurrentModel, Host, Outcome, Reference, Session};
+use super::{Host, Outcome, Reference, Session};
 use crate::data::ImageSet;
 use crate::embeddings::Embeddings;
 use crate::inference::embed_images;
@@ -148,11 +146,7 @@ impl Session {
             }
         }
         .ok_or("load data of the model's image size first: its classes come from the data")?;
-        self.state.borrow_mut().model = Some(Rc::new(CurrentModel {
-            model: current.model.clone(),
-            device: current.device.clone(),
-            info,
-        }));
+        self.replace_info(&current, info);
         host.send(Reply::OpenSet(report));
         Ok(())
     }

@@ -76,19 +76,19 @@ impl TrainConfig {
         self.held_out_classes.as_deref().unwrap_or_default()
     }
 
-    /// The labels of the held-out classes among `class_names`; refuses a name the data lacks.
-    pub fn held_out_labels(&self, class_names: &[String]) -> Result<Vec<usize>, TrainError> {
-        self.held_out()
+    /// Refuses a held-out class that `class_names` lacks.
+    pub fn check_held_out(&self, class_names: &[String]) -> Result<(), TrainError> {
+        match self
+            .held_out()
             .iter()
-            .map(|name| {
-                class_names.iter().position(|c| c == name).ok_or_else(|| {
-                    TrainError::Settings(format!(
-                        "there is no class {name:?} to hold out; the classes are {}",
-                        class_names.join(", ")
-                    ))
-                })
-            })
-            .collect()
+            .find(|name| !class_names.contains(name))
+        {
+            Some(name) => Err(TrainError::Settings(format!(
+                "there is no class {name:?} to hold out; the classes are {}",
+                class_names.join(", ")
+            ))),
+            None => Ok(()),
+        }
     }
 }
 
@@ -212,12 +212,9 @@ impl TrainingData {
     /// refuses a set that cannot train.
     pub fn split(set: &ImageSet, config: &TrainConfig) -> Result<Self, TrainError> {
         config.validate()?;
-        let held_out = config.held_out_labels(&set.class_names)?;
-        let trained: Vec<usize> = (0..set.len())
-            .filter(|&i| !held_out.contains(&set.labels()[i]))
-            .collect();
+        config.check_held_out(&set.class_names)?;
         let (train, validation) = set
-            .subset(&trained)
+            .without_classes(config.held_out())
             .split(config.validation_split, config.seed);
         let train_pairs = PairSampler::with_seed(train.labels(), &train.class_names, config.seed)?;
         let validation_pairs =
