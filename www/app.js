@@ -7,6 +7,8 @@ import {
 import { TrainingController } from './controller.js';
 import { LossChart, histogramChart, rocChart, embeddingMap, detChart } from './charts.js';
 import { listModels, keepModel as storeModel, forgetModel } from './model-store.js';
+import { ClassCollection } from './classes.js';
+import { Camera } from './camera.js';
 
 /** @typedef {import('./messages').Message} Message */
 /** @typedef {import('./messages').ModelInfo} ModelInfo */
@@ -25,7 +27,14 @@ const state = {
   model: null, analysed: false, settingsFilled: false,
   // The kept (IndexedDB) entry of the model trained here, updated when it changes.
   keptId: null, loadingKeptId: null,
+  // The user's own images (picked, dropped, recorded), and whether they are the session's data.
+  samples: new ClassCollection(), ownData: false,
+  // Images the session decoded per class, for the last collection it was sent.
+  decoded: null,
+  // The data changed after the current model was trained.
+  outOfDate: false,
 };
+const camera = new Camera($('camera-video'));
 const lossChart = new LossChart($('loss-chart'));
 const controller = new TrainingController({
   state: (name) => {
@@ -57,6 +66,12 @@ function refreshButtons() {
   $('download-model').disabled = !state.model;
   $('export-projector').disabled = training || !state.analysed;
   $('load-model').disabled = training;
+  $('camera-record').disabled = training || !camera.on;
+  for (const button of /** @type {NodeListOf<HTMLButtonElement>} */ (document.querySelectorAll('#own-classes button'))) {
+    button.disabled = training;
+  }
+  $('use-own-images').hidden = state.ownData || state.samples.size === 0;
+  $('data-changed').hidden = !(state.model && state.outOfDate);
 }
 
 function showMessage(text, kind = 'error') {
@@ -148,14 +163,20 @@ function imageShape() {
   return { channels, height, width };
 }
 
+/** Loads of the user's images sent: a newer one, or the digits, ends the one before. */
+let ownLoads = 0;
+
 function useMnist() {
+  state.ownData = false;
+  ownLoads += 1; // a load of the user's images in flight ends here, and that is no failure
   $('image-size').value = '1,28,28';
   $('dataset-summary').textContent = 'Loading the MNIST digits…';
   const sample = (name) => Number(params.get(name)) || null;
   controller.useMnist({ train_images: sample('train_images'), test_images: sample('test_images') });
 }
 
-async function useFiles(entries) {
+/** Dropped or picked files are the new data, beside the classes recorded from the camera. */
+function useFiles(entries) {
   const images = entries.filter(({ file }) => !file.name.startsWith('.'));
   if (controller.training) {
     showMessage('Training is running: stop it before loading other data.');
@@ -165,10 +186,196 @@ async function useFiles(entries) {
     showMessage('No files were found in what was dropped.');
     return;
   }
-  $('dataset-summary').textContent = `Reading ${images.length} files…`;
-  if (!(await controller.useFiles(images, imageShape()))) {
+  state.samples.replaceFiles(images);
+  ownImagesChanged();
+}
+
+/** After any change to the user's classes: they are shown, and sent as the data. */
+function ownImagesChanged() {
+  if (state.model) state.outOfDate = true;
+  state.decoded = null;
+  showOwnClasses();
+  sendOwnImages();
+}
+
+async function sendOwnImages() {
+  const load = ++ownLoads;
+  const entries = state.samples.entries();
+  state.ownData = true;
+  refreshButtons();
+  if (entries.length === 0) {
+    state.dataset = null;
+    $('dataset-summary').textContent = 'No images: drop, pick or record some.';
+    refreshButtons();
+    return;
+  }
+  $('dataset-summary').textContent = `Reading ${entries.length} files…`;
+  // A newer change ends this load; only a load that stopped on its own is reported.
+  if (!(await controller.useFiles(entries, imageShape())) && load === ownLoads) {
     $('dataset-summary').textContent = 'Loading the files stopped before the end: drop them again.';
   }
+}
+
+/** The user's classes as cards to rename, delete and prune (the first images of each shown). */
+const SHOWN_PER_CLASS = 24;
+let shownUrls = [];
+
+function showOwnClasses() {
+  for (const url of shownUrls) URL.revokeObjectURL(url);
+  shownUrls = [];
+  $('own-classes').hidden = state.samples.size === 0;
+  $('own-class-cards').replaceChildren(...[...state.samples.classes].map(([name, files]) => {
+    const card = document.createElement('figure');
+    card.className = 'class-card own-class';
+    card.dataset.name = name;
+    const thumbs = document.createElement('div');
+    for (const file of files.slice(0, SHOWN_PER_CLASS)) {
+      const sample = document.createElement('span');
+      sample.className = 'sample';
+      const image = document.createElement('img');
+      image.src = URL.createObjectURL(file);
+      image.alt = file.name;
+      image.addEventListener('error', () => { image.title = `${file.name}: not an image this browser can show`; });
+      shownUrls.push(image.src);
+      const remove = Object.assign(document.createElement('button'), { type: 'button', className: 'remove', textContent: '×' });
+      remove.setAttribute('aria-label', `Remove ${file.name} from ${name}`);
+      remove.addEventListener('click', () => editOwnClasses(() => state.samples.remove(name, file)));
+      sample.append(image, remove);
+      thumbs.append(sample);
+    }
+    if (files.length > SHOWN_PER_CLASS) {
+      thumbs.append(Object.assign(document.createElement('span'), { className: 'more', textContent: `+${files.length - SHOWN_PER_CLASS} more` }));
+    }
+    // The images the session could use, once it answered (unusable files are named in messages).
+    const usable = state.decoded ? state.decoded.get(name) ?? 0 : files.length;
+    card.classList.toggle('unusable', usable === 0);
+    const caption = document.createElement('figcaption');
+    caption.textContent = `${name} (${usable})`;
+    if (usable === 0) caption.title = 'None of its files could be read: the messages say why.';
+    const actions = document.createElement('div');
+    const add = document.createElement('label');
+    add.className = 'button small secondary';
+    add.textContent = 'Add images…';
+    const picker = Object.assign(document.createElement('input'), { type: 'file', accept: 'image/*', multiple: true, hidden: true });
+    picker.setAttribute('aria-label', `Add images to ${name}`);
+    picker.addEventListener('change', () => editOwnClasses(() => { for (const file of picker.files) state.samples.add(name, file); }));
+    add.append(picker);
+    const rename = Object.assign(document.createElement('button'), { type: 'button', className: 'small secondary rename', textContent: 'Rename' });
+    rename.addEventListener('click', () => askNewName(card, name));
+    const remove = Object.assign(document.createElement('button'), { type: 'button', className: 'small secondary delete', textContent: 'Delete' });
+    remove.setAttribute('aria-label', `Delete the class ${name} and its ${files.length} images`);
+    remove.addEventListener('click', () => editOwnClasses(() => state.samples.delete(name)));
+    actions.append(add, rename, remove);
+    card.append(thumbs, caption, actions);
+    return card;
+  }));
+  refreshButtons();
+}
+
+/** An edit of the user's classes, refused while training (the run's data must not move). */
+function editOwnClasses(edit) {
+  if (controller.training) {
+    showMessage('Training is running: stop it before changing the classes.');
+    return;
+  }
+  edit();
+  ownImagesChanged();
+}
+
+/** A name field in place of the card's caption; Enter renames, Escape leaves it. */
+function askNewName(card, name) {
+  const form = document.createElement('form');
+  const field = Object.assign(document.createElement('input'), { value: name, required: true });
+  field.setAttribute('aria-label', `New name for ${name}`);
+  const save = Object.assign(document.createElement('button'), { type: 'submit', className: 'small', textContent: 'Save' });
+  form.append(field, save);
+  form.addEventListener('submit', (e) => {
+    e.preventDefault();
+    const to = field.value.trim();
+    if (to === name) {
+      showOwnClasses();
+      return;
+    }
+    const refused = state.samples.refusal(to, name);
+    if (refused) {
+      showMessage(`The class was not renamed: ${refused}.`);
+      return;
+    }
+    editOwnClasses(() => state.samples.rename(name, to));
+  });
+  field.addEventListener('keydown', (e) => { if (e.key === 'Escape') showOwnClasses(); });
+  card.querySelector('figcaption').replaceChildren(form);
+  field.focus();
+  field.select();
+}
+
+// ---- the camera ------------------------------------------------------------------------
+
+const CAPTURE_INTERVAL_MS = 150;
+let recording = null;
+
+async function startCamera() {
+  $('camera-start').disabled = true;
+  try {
+    await camera.start();
+    $('camera-video').hidden = false;
+    $('camera-stop').hidden = false;
+    $('camera-start').hidden = true;
+    $('camera-count').textContent = 'The camera is on: hold the button to record.';
+  } catch (error) {
+    $('camera-count').textContent = error.message;
+    showMessage(error.message);
+  } finally {
+    $('camera-start').disabled = false;
+    refreshButtons();
+  }
+}
+
+function stopCamera() {
+  stopRecording();
+  camera.stop();
+  $('camera-video').hidden = true;
+  $('camera-stop').hidden = true;
+  $('camera-start').hidden = false;
+  $('camera-count').textContent = '';
+  refreshButtons();
+}
+
+function startRecording() {
+  if (recording || !camera.on || controller.training) return;
+  const name = $('camera-class').value.trim();
+  const refused = state.samples.refusal(name, name);
+  if (refused) {
+    showMessage(`Nothing was recorded: ${refused}.`);
+    return;
+  }
+  $('camera-record').setAttribute('aria-pressed', 'true');
+  // The count moves with every frame: read out once, when the hold ends.
+  $('camera-count').setAttribute('aria-live', 'off');
+  const before = state.samples.classes.get(name)?.length ?? 0;
+  const captures = [];
+  const take = () => captures.push(camera.capture().then((blob) => {
+    state.samples.addCapture(name, blob);
+    $('camera-count').textContent = `${name}: ${state.samples.classes.get(name).length} images`;
+  }));
+  take();
+  recording = { name, before, captures, timer: setInterval(take, CAPTURE_INTERVAL_MS) };
+}
+
+/** The hold ended: the frames taken join their class, and the data follows once. */
+async function stopRecording() {
+  if (!recording) return;
+  const { name, before, captures, timer } = recording;
+  recording = null;
+  clearInterval(timer);
+  $('camera-record').setAttribute('aria-pressed', 'false');
+  const taken = await Promise.allSettled(captures);
+  const count = state.samples.classes.get(name)?.length ?? 0;
+  $('camera-count').setAttribute('aria-live', 'polite');
+  $('camera-count').textContent = `${name}: ${count} images (${count - before} new)`;
+  const failed = taken.find((t) => t.status === 'rejected');
+  if (failed) showMessage(`Some frames were not kept: ${/** @type {PromiseRejectedResult} */ (failed).reason.message}.`, 'warning');
+  ownImagesChanged();
 }
 
 /** @param {import('./messages').DatasetSummary} summary */
@@ -182,9 +389,14 @@ function showDataset(summary) {
   title.textContent = `${summary.name}: ${summary.train_images} training and ${summary.test_images} test images, ` +
     `${summary.classes.length} classes, ${summary.width}×${summary.height} ${summary.channels === 1 ? 'grey' : 'RGB'}.`;
   box.append(title);
+  // The user's own classes have their editable cards below; the digits get the session's.
+  if (state.ownData) {
+    state.decoded = new Map(summary.classes.map((c) => [c.name, c.count]));
+    showOwnClasses();
+  }
   const classes = document.createElement('div');
   classes.className = 'classes';
-  for (const c of summary.classes) {
+  for (const c of state.ownData ? [] : summary.classes) {
     const card = document.createElement('figure');
     card.className = 'class-card';
     const thumbs = document.createElement('div');
@@ -274,6 +486,7 @@ const THRESHOLD_SOURCE = {
 function showResults({ result, evaluation, gallery, stopped, interrupted, note }) {
   state.trained = true;
   state.model = {};
+  state.outOfDate = false;
   state.keptId = null;
   state.analysed = false;
   state.openSet = null;
@@ -591,6 +804,7 @@ function saveFile(fileName, bytes, type) {
 /** @param {Extract<Message, { type: 'model_loaded' }>} loaded */
 function onModelLoaded({ file_name, info }) {
   state.model = {};
+  state.outOfDate = false;
   // A model from this browser's list stays that entry; one from a file gets its own once changed.
   state.keptId = state.loadingKeptId;
   state.loadingKeptId = null;
@@ -675,6 +889,20 @@ function applyDeepLink() {
 }
 
 $('use-mnist').addEventListener('click', useMnist);
+$('use-own-images').addEventListener('click', sendOwnImages);
+// The user's images are decoded at the chosen size: a new size loads them again.
+$('image-size').addEventListener('change', () => { if (state.ownData && state.samples.size) sendOwnImages(); });
+$('camera-start').addEventListener('click', startCamera);
+$('camera-stop').addEventListener('click', stopCamera);
+const record = $('camera-record');
+record.addEventListener('pointerdown', (e) => { if (e.button === 0) startRecording(); });
+for (const end of ['pointerup', 'pointerleave', 'pointercancel', 'blur']) record.addEventListener(end, stopRecording);
+record.addEventListener('keydown', (e) => {
+  if (e.key !== ' ' && e.key !== 'Enter') return;
+  e.preventDefault();
+  if (!e.repeat) startRecording();
+});
+record.addEventListener('keyup', (e) => { if (e.key === ' ' || e.key === 'Enter') stopRecording(); });
 $('train').addEventListener('click', startTraining);
 $('stop').addEventListener('click', () => controller.stop());
 $('compare').addEventListener('click', compareFiles);

@@ -157,7 +157,7 @@ async function readLabelledFiles(entries) {
 }
 
 /** The folder holding the file, or for a loose file the start of its name (`cat_01.png` -> cat). */
-function classOf(path, name) {
+export function classOf(path, name) {
   const parts = (path || '').split('/').filter(Boolean);
   if (parts.length >= 2) return parts[parts.length - 2];
   const stem = name.replace(/\.[^.]*$/, '');

@@ -107,7 +107,7 @@ test('a folder of the user\'s images trains without a request beyond the app\'s 
   await page.waitForFunction(() => document.body.dataset.state === 'idle');
   await page.selectOption('#image-size', '3,64,64');
   await page.setInputFiles('#pick-folder', root);
-  await page.waitForSelector('.class-card');
+  await page.waitForFunction(() => /training and/.test(document.getElementById('dataset-summary').innerText));
   const names = await page.locator('.class-card figcaption').allInnerTexts();
   assert.deepEqual(names.map((n) => n.split(' ')[0]).sort(), [...classes].sort());
   assert.match(await page.locator('#dataset-summary').innerText(), /57 training and 15 test images/);
@@ -119,7 +119,9 @@ test('a folder of the user\'s images trains without a request beyond the app\'s 
   console.log('upload', run.result);
   assert.ok(result.test_acc_best > 0.8, `test pair accuracy ${result.test_acc_best}`);
   browser.off('request', onRequest);
-  const foreign = requests.filter((url) => !url.startsWith(base) || !existsSync(join(DIST, new URL(url).pathname)));
+  // The page's own object URLs (thumbnails of the user's files) are read in the browser, not sent.
+  const local = (url) => url.startsWith(`blob:${new URL(base).origin}/`);
+  const foreign = requests.filter((url) => !local(url) && (!url.startsWith(base) || !existsSync(join(DIST, new URL(url).pathname))));
   assert.deepEqual(foreign, [], 'requests for anything but the app\'s own files');
   assert.ok(requests.some((url) => url.endsWith('/siamese-web_bg.wasm')), 'the worker\'s requests were not seen');
   // Comparing two test images with the trained model gives a distance.
@@ -145,6 +147,105 @@ test('a folder of the user\'s images trains without a request beyond the app\'s 
   assert.equal(await again.page.evaluate(() => document.body.dataset.state), 'idle');
   assert.deepEqual(again.problems, []);
   await again.page.close();
+});
+
+test('classes recorded from the camera are renamed, pruned and deleted, the data follows each change, and a refused camera leaves the page working', async () => {
+  const { page, problems } = await openApp('?epochs=1&backend=cpu');
+  await page.waitForFunction(() => document.body.dataset.state === 'idle');
+  await page.click('#camera-start');
+  await page.waitForFunction(() => !document.getElementById('camera-record').disabled);
+  assert.ok(await page.evaluate(() => document.getElementById('camera-video').videoWidth > 0), 'no preview');
+
+  // Held with the mouse, then with Space: each hold's frames join the class named.
+  const record = page.locator('#camera-record');
+  await page.fill('#camera-class', 'wave');
+  await record.hover();
+  await page.mouse.down();
+  await page.waitForTimeout(1500);
+  await page.mouse.up();
+  await page.waitForFunction(() => /^wave: \d+ images \(\d+ new\)$/.test(document.getElementById('camera-count').innerText));
+  await page.fill('#camera-class', 'still');
+  await record.focus();
+  await page.keyboard.down('Space');
+  await page.waitForTimeout(1500);
+  await page.keyboard.up('Space');
+  await page.waitForFunction(() => /^still: /.test(document.getElementById('camera-count').innerText));
+
+  const cards = async () => Object.fromEntries((await page.locator('.own-class figcaption').allInnerTexts())
+    .map((text) => /^(.+) \((\d+)\)$/.exec(text).slice(1, 3)).map(([name, n]) => [name, Number(n)]));
+  /** The session's own count of the images it decoded, once it matches the cards'. */
+  const sessionImages = async (total) => {
+    await page.waitForFunction((n) => {
+      const m = /(\d+) training and (\d+) test images, (\d+) classes/.exec(document.getElementById('dataset-summary').innerText);
+      return m && Number(m[1]) + Number(m[2]) === n;
+    }, total);
+    return page.locator('#dataset-summary').innerText();
+  };
+  const recorded = await cards();
+  assert.deepEqual(Object.keys(recorded), ['wave', 'still']);
+  assert.ok(recorded.wave >= 6 && recorded.still >= 6, JSON.stringify(recorded));
+  assert.match(await sessionImages(recorded.wave + recorded.still), /2 classes, 28×28 grey/);
+
+  // Files picked join the recorded classes; a second pick replaces the first pick's files only.
+  const shapes = mkdtempSync(join(tmpdir(), 'siamese-web-shapes-'));
+  writeShapeFolders(shapes, 3, { flat: true });
+  const shape = (name) => [0, 1, 2].map((i) => join(shapes, `${name}_${i}.png`));
+  await page.setInputFiles('#pick-files', [...shape('rows'), ...shape('disc')]);
+  assert.deepEqual(await cards(), { wave: recorded.wave, still: recorded.still, rows: 3, disc: 3 });
+  await page.setInputFiles('#pick-files', shape('columns'));
+  assert.deepEqual(await cards(), { wave: recorded.wave, still: recorded.still, columns: 3 });
+  await page.setInputFiles('.own-class[data-name="columns"] input[type="file"]', shape('disc').slice(0, 1));
+  assert.deepEqual(await cards(), { wave: recorded.wave, still: recorded.still, columns: 4 });
+  await sessionImages(recorded.wave + recorded.still + 4);
+  await page.locator('.own-class[data-name="columns"] .delete').click();
+  assert.match(await sessionImages(recorded.wave + recorded.still), /2 classes/);
+
+  // Trained, then changed: the model is marked out of date.
+  await page.click('#train');
+  const run = await waitForRun(page, 300_000);
+  assert.equal(run.state, 'done', run.messages);
+  assert.equal(await page.locator('#data-changed').isHidden(), true);
+
+  await page.locator('.own-class[data-name="wave"] .rename').click();
+  await page.fill('.own-class[data-name="wave"] figcaption input', 'still');
+  await page.keyboard.press('Enter');
+  await page.waitForFunction(() => /not renamed: there is a class "still" already/.test(document.getElementById('messages').innerText));
+  await page.fill('.own-class[data-name="wave"] figcaption input', 'moving');
+  await page.keyboard.press('Enter');
+  await page.locator('.own-class[data-name="still"] .remove').first().click();
+  const edited = await cards();
+  assert.deepEqual(edited, { moving: recorded.wave, still: recorded.still - 1 });
+  await sessionImages(recorded.wave + recorded.still - 1);
+  assert.equal(await page.locator('#data-changed').isVisible(), true);
+
+  // The digits for a while: the classes wait, and come back as the data with one press.
+  await page.click('#use-mnist');
+  await page.waitForFunction(() => /MNIST digits/.test(document.getElementById('dataset-summary').innerText));
+  await page.click('#use-own-images');
+  await sessionImages(recorded.wave + recorded.still - 1);
+  await page.locator('.own-class[data-name="moving"] .delete').click();
+  assert.deepEqual(await cards(), { still: recorded.still - 1 });
+  await sessionImages(recorded.still - 1);
+  assert.match(await page.locator('#messages').innerText(), /cannot train yet: all images are of one class \(still\)/);
+  assert.equal(await page.locator('#train').isDisabled(), true);
+  await page.click('#camera-stop');
+  assert.equal(await page.locator('#camera-record').isDisabled(), true);
+  assert.deepEqual(problems, []);
+  await page.close();
+
+  // A camera refused by the user: a clear message, and the digits still train.
+  const refused = await browser.newPage();
+  await refused.addInitScript(() => {
+    navigator.mediaDevices.getUserMedia = () => Promise.reject(new DOMException('Permission denied', 'NotAllowedError'));
+  });
+  await refused.goto(`${base}index.html?dataset=mnist&train_images=300&test_images=100&epochs=1&backend=cpu`);
+  await refused.click('#camera-start');
+  await refused.waitForFunction(() => /camera was not allowed: allow it in the browser's site settings/.test(document.getElementById('messages').innerText));
+  assert.equal(await refused.locator('#camera-record').isDisabled(), true);
+  await refused.waitForFunction(() => !document.getElementById('train').disabled);
+  await refused.click('#train');
+  assert.equal((await waitForRun(refused, 300_000)).state, 'done');
+  await refused.close();
 });
 
 test('held-out digits are called none of the above, the distance is chosen, classes are enrolled; the map over time, the projector export and the hardest pairs', async () => {

@@ -20,6 +20,8 @@ export async function launchChromium({ webgpu = true } = {}) {
     args: [
       ...(webgpu ? ['--enable-unsafe-webgpu'] : []), '--no-sandbox', '--disable-background-networking',
       '--disable-component-update', '--disable-sync', '--no-first-run', '--disable-quic',
+      // A test pattern as the camera, allowed without asking.
+      '--use-fake-device-for-media-stream', '--use-fake-ui-for-media-stream',
     ],
   });
 }

@@ -1,0 +1,82 @@
+// The user's own images as the page holds them before the session decodes them: classes of files
+// (picked, dropped or captured from the camera) that the user adds, renames, deletes and prunes.
+// It is the page's file picker, not a data set: every change sends the whole collection to the
+// session again (controller.useFiles), which decodes, checks and splits it as for any upload.
+// A new drop replaces the files that came from the disk, where they still are; camera frames
+// exist nowhere else, so they stay until their class or they are deleted.
+import { classOf } from './trainer.js';
+
+/** @typedef {{ file: File, path: string }} Entry */
+
+export class ClassCollection {
+  constructor() {
+    /** Class name -> its files, in the order they came. @type {Map<string, File[]>} */
+    this.classes = new Map();
+    /** The frames taken from the camera. @type {Set<File>} */
+    this.captures = new Set();
+    this.framesTaken = 0;
+  }
+
+  get size() {
+    return [...this.classes.values()].reduce((sum, files) => sum + files.length, 0);
+  }
+
+  /** Picked or dropped files in place of the earlier ones from the disk, each into the class its
+   * path or name carries (trainer.js's rule). @param {Entry[]} entries */
+  replaceFiles(entries) {
+    for (const [name, files] of this.classes) {
+      const kept = files.filter((file) => this.captures.has(file));
+      if (kept.length) this.classes.set(name, kept);
+      else this.classes.delete(name);
+    }
+    for (const { file, path } of entries) this.add(classOf(path, file.name), file);
+  }
+
+  /** @param {string} className @param {File} file */
+  add(className, file) {
+    const files = this.classes.get(className) ?? [];
+    files.push(file);
+    this.classes.set(className, files);
+  }
+
+  /** A camera frame into `className`, named so its class survives the trip (`name/camera-7.jpg`). @param {string} className @param {Blob} blob */
+  addCapture(className, blob) {
+    this.framesTaken += 1;
+    const file = new File([blob], `camera-${this.framesTaken}.jpg`, { type: blob.type });
+    this.captures.add(file);
+    this.add(className, file);
+  }
+
+  /** The reason a name cannot be a class's, or null. @param {string} name @param {string} [current] */
+  refusal(name, current) {
+    if (!name) return 'a class needs a name';
+    if (name.includes('/')) return `"${name}": a class name cannot hold a "/"`;
+    if (name !== current && this.classes.has(name)) return `there is a class "${name}" already`;
+    return null;
+  }
+
+  /** Renames `from` (its order kept); throws the refusal when `to` cannot be a name. */
+  rename(from, to) {
+    const refused = this.refusal(to, from);
+    if (refused) throw new Error(refused);
+    this.classes = new Map([...this.classes].map(([name, files]) => [name === from ? to : name, files]));
+  }
+
+  delete(className) {
+    for (const file of this.classes.get(className) ?? []) this.captures.delete(file);
+    this.classes.delete(className);
+  }
+
+  /** Removes one file; a class left empty goes with it. */
+  remove(className, file) {
+    this.captures.delete(file);
+    const files = (this.classes.get(className) ?? []).filter((f) => f !== file);
+    if (files.length) this.classes.set(className, files);
+    else this.classes.delete(className);
+  }
+
+  /** Every file with a path whose folder is its class, for controller.useFiles. @returns {Entry[]} */
+  entries() {
+    return [...this.classes].flatMap(([name, files]) => files.map((file) => ({ file, path: `${name}/${file.name}` })));
+  }
+}
