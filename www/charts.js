@@ -8,7 +8,15 @@ if (typeof Chart !== 'function') throw new Error('Chart.js did not load');
 if (hostChart) Object.defineProperty(globalThis, 'Chart', hostChart);
 else delete globalThis.Chart;
 
-const COLORS = { train: '#2563eb', epoch: '#1e3a8a', validation: '#dc2626', similar: '#16a34a', dissimilar: '#9333ea' };
+// Text, grid lines and series follow the reader's colour scheme, as the page's and widget's CSS do.
+const DARK = globalThis.matchMedia?.('(prefers-color-scheme: dark)').matches ?? false;
+const COLORS = DARK
+  ? { train: '#60a5fa', epoch: '#bfdbfe', validation: '#f87171', similar: '#4ade80', dissimilar: '#c084fc' }
+  : { train: '#2563eb', epoch: '#1e3a8a', validation: '#dc2626', similar: '#16a34a', dissimilar: '#9333ea' };
+if (DARK) {
+  Chart.defaults.color = '#cbd5e1';
+  Chart.defaults.borderColor = 'rgba(255, 255, 255, 0.14)';
+}
 const BASE = { animation: false, responsive: true, maintainAspectRatio: false };
 
 /** Loss against epochs: every batch, the mean of each epoch, and validation. */
