@@ -2,7 +2,7 @@
 // All computation happens in the worker's session (src/session/); the controller (controller.js,
 // shared with the widget) runs the worker; this file only shows what they report.
 import {
-  droppedFiles, thumbnailCanvas, describeWebGpu, formatSeconds, percent, runProgress,
+  droppedFiles, thumbnailCanvas, describeWebGpu, formatSeconds, percent, runProgress, progressValueText,
 } from './trainer.js';
 import { TrainingController } from './controller.js';
 import { LossChart, histogramChart, rocChart, embeddingMap, detChart } from './charts.js';
@@ -448,7 +448,9 @@ function startTraining() {
   delete document.body.dataset.error;
   $('result-details').hidden = true;
   $('progress').value = 0;
+  $('progress').setAttribute('aria-valuetext', 'Starting');
   $('progress-text').textContent = 'Starting…';
+  $('progress-announce').textContent = `Training started: ${config.epochs} epoch(s).`;
   $('epoch-status').textContent = '';
   delete $('epoch-status').dataset.memory;
   lossChart.reset(config.epochs);
@@ -459,6 +461,7 @@ function startTraining() {
 function showProgress(p) {
   const { done, remaining_s } = runProgress(p);
   $('progress').value = done;
+  $('progress').setAttribute('aria-valuetext', progressValueText(p));
   $('progress-text').textContent = `Epoch ${p.epoch}/${p.epochs} · step ${p.step}/${p.steps_per_epoch} · ` +
     `loss ${p.loss.toFixed(4)} · ${p.pairs_per_s.toFixed(0)} pairs/s · ETA ${formatSeconds(remaining_s)}`;
   lossChart.addBatch(p);
@@ -471,6 +474,7 @@ function showEpoch({ epoch, train_loss, validation_loss, validation_acc, memory_
   const status = $('epoch-status');
   status.textContent = `Epoch ${epoch}: train loss ${train_loss.toFixed(4)}${validation}; ` +
     `worker memory ${(memory_bytes / 2 ** 20).toFixed(0)} MB.`;
+  $('progress-announce').textContent = `Epoch ${epoch} done${validation_acc == null ? '' : `: validation pair accuracy ${percent(validation_acc)}`}.`;
   status.dataset.memory = JSON.stringify([...JSON.parse(status.dataset.memory ?? '[]'), memory_bytes]);
 }
 
@@ -497,6 +501,8 @@ function showResults({ result, evaluation, gallery, stopped, interrupted, note }
   $('progress-text').textContent = `${stopped || interrupted ? 'Stopped' : 'Finished'} after ${result.epochs} epoch(s) in ` +
     `${result.train_s.toFixed(1)} s on ${result.backend === 'webgpu' ? 'WebGPU' : 'the CPU'} ` +
     `(${result.pairs_per_s.toFixed(0)} pairs/s).`;
+  $('progress').setAttribute('aria-valuetext', $('progress-text').textContent);
+  $('progress-announce').textContent = `${$('progress-text').textContent} Test pair accuracy ${figure(result.test_acc)}.`;
   $('metrics').innerHTML = `
     <table>
       <tr><th>Test pair accuracy, dissimilar if D &gt; 0.5 (the article's rule)</th><td>${figure(result.test_acc)}</td></tr>

@@ -140,6 +140,12 @@ export function formatSeconds(seconds) {
 
 export const percent = (x) => `${(100 * x).toFixed(2)} %`;
 
+/** The progress bar's spoken value: where the run is, not its every figure. */
+export function progressValueText(p) {
+  const { done, remaining_s } = runProgress(p);
+  return `Epoch ${p.epoch} of ${p.epochs}, ${Math.floor(100 * done)} % done, about ${formatSeconds(remaining_s)} left`;
+}
+
 /** Fraction of the run done and the seconds left, from a `progress` message. */
 export function runProgress(p) {
   const done = (p.epoch - 1 + p.step / p.steps_per_epoch) / p.epochs;

@@ -13,7 +13,7 @@
 // The element's `data-state` (loading, idle, training, done, error) and its `result` property
 // (the figures of the last run) are there for pages and tests; a `siamese-result` event fires
 // when a run ends.
-import { thumbnailCanvas, describeWebGpu, formatSeconds, percent, runProgress } from './trainer.js';
+import { thumbnailCanvas, describeWebGpu, formatSeconds, percent, runProgress, progressValueText } from './trainer.js';
 import { TrainingController } from './controller.js';
 
 const STYLESHEET = new URL('./widget.css', import.meta.url).href;
@@ -46,8 +46,10 @@ const TEMPLATE = `
       <button type="button" data-ref="stop" class="secondary" disabled>Stop</button>
       <span class="data-summary" data-ref="summary"></span>
     </div>
-    <progress data-ref="progress" max="1" value="0"></progress>
-    <p class="progress-text" data-ref="progressText" aria-live="polite"></p>
+    <progress data-ref="progress" max="1" value="0" aria-label="Training progress" aria-valuetext="Not started"></progress>
+    <!-- Moves every step, so not read out: the announcer says each epoch, and the metrics the end. -->
+    <p class="progress-text" data-ref="progressText"></p>
+    <p class="visually-hidden" data-ref="announce" role="status"></p>
     <div class="chart"><canvas data-ref="loss" aria-label="Loss during training"></canvas></div>
     <p class="metrics" data-ref="metrics" aria-live="polite"></p>
     <p class="uses" data-ref="uses" aria-live="polite"></p>
@@ -150,6 +152,8 @@ class SiameseTrainer extends HTMLElement {
         break;
       case 'epoch':
         this.lossChart?.addEpoch(message);
+        this.ui.announce.textContent = `Epoch ${message.epoch} done` +
+          `${message.validation_acc == null ? '' : `: validation pair accuracy ${percent(message.validation_acc)}`}.`;
         break;
       case 'done':
         this.onDone(message);
@@ -269,7 +273,9 @@ class SiameseTrainer extends HTMLElement {
     if (!settings || !this.controller) return;
     this.ui.error.hidden = true;
     this.ui.progress.value = 0;
+    this.ui.progress.setAttribute('aria-valuetext', 'Starting');
     this.ui.progressText.textContent = 'Starting…';
+    this.ui.announce.textContent = `Training started: ${settings.config.epochs} epoch(s).`;
     this.ui.metrics.textContent = '';
     this.ui.uses.textContent = '';
     this.ui.pairs.replaceChildren();
@@ -281,6 +287,7 @@ class SiameseTrainer extends HTMLElement {
   onProgress(p) {
     const { done, remaining_s } = runProgress(p);
     this.ui.progress.value = done;
+    this.ui.progress.setAttribute('aria-valuetext', progressValueText(p));
     this.ui.progressText.textContent = `Epoch ${p.epoch}/${p.epochs} · loss ${p.loss.toFixed(3)} · ` +
       `${p.pairs_per_s.toFixed(0)} pairs/s · ${formatSeconds(remaining_s)} left`;
     this.lossChart?.addBatch(p);
@@ -293,6 +300,8 @@ class SiameseTrainer extends HTMLElement {
     this.ui.progress.value = stopped || interrupted ? this.ui.progress.value : 1;
     this.ui.progressText.textContent = `${stopped || interrupted ? 'Stopped' : 'Done'}: ${result.epochs} epoch(s) in ` +
       `${result.train_s.toFixed(0)} s on ${result.backend === 'webgpu' ? 'WebGPU' : 'the CPU'}.`;
+    this.ui.progress.setAttribute('aria-valuetext', this.ui.progressText.textContent);
+    this.ui.announce.textContent = this.ui.progressText.textContent;
     this.ui.metrics.textContent = result.test_acc == null ? note :
       `Test pair accuracy ${percent(result.test_acc)} (dissimilar if D > 0.5), ` +
       `${percent(result.test_acc_best)} at the best threshold ${result.best_threshold.toFixed(2)} · ` +

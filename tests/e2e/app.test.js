@@ -50,6 +50,17 @@ test('the page loads and offers the MNIST digits', async () => {
 test('MNIST trains on the CPU backend for one epoch, far above chance, and the page stays responsive', async () => {
   const { page, problems } = await openApp('?dataset=mnist&epochs=1&autostart=1&backend=cpu');
   await page.waitForFunction(() => document.body.dataset.state === 'training', null, { timeout: 60_000 });
+  // What a screen reader hears: each announcement, against the steps shown.
+  await page.evaluate(() => {
+    const heard = [];
+    let steps = 0;
+    const watch = (id, seen) => new MutationObserver(seen).observe(document.getElementById(id), { childList: true, characterData: true, subtree: true });
+    watch('progress-announce', () => heard.push(document.getElementById('progress-announce').textContent));
+    watch('progress-text', () => { steps += 1; });
+    Object.assign(window, { announcements: () => ({ heard, steps }) });
+  });
+  await page.waitForFunction(() => /^Epoch 1\/1 · step/.test(document.getElementById('progress-text').innerText));
+  assert.match(await page.locator('#progress').getAttribute('aria-valuetext'), /^Epoch 1 of 1, \d+ % done, about \d+:\d\d left$/);
   // While the worker trains, the page's own timers must fire on time.
   const lateness = await page.evaluate(() => new Promise((resolve) => {
     const late = [];
@@ -78,6 +89,12 @@ test('MNIST trains on the CPU backend for one epoch, far above chance, and the p
   assert.ok(result.auc > 0.95, `AUC ${result.auc}`);
   assert.match(await page.locator('#metrics').innerText(), /Test pair accuracy/);
   assert.equal(await page.locator('#gallery .pair').count(), 12);
+  const { heard, steps } = await page.evaluate(() => /** @type {any} */ (window).announcements());
+  assert.ok(steps > 50, `${steps} steps shown`);
+  assert.equal(heard.length, 2, heard.join(' | '));
+  assert.match(heard[0], /^Epoch 1 done: validation pair accuracy \d+\.\d+ %\.$/);
+  assert.match(heard[1], /^Finished after 1 epoch\(s\) in [\d.]+ s on the CPU \(\d+ pairs\/s\)\. Test pair accuracy \d+\.\d+ %\.$/);
+  assert.match(await page.locator('#progress').getAttribute('aria-valuetext'), /^Finished after 1 epoch/);
   assert.deepEqual(problems, []);
   await page.close();
 });

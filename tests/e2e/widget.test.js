@@ -94,6 +94,9 @@ test('two widgets in the article, served from a sub-folder, train at once; the b
     assert.ok(result.auc > 0.9, `AUC ${result.auc}`);
   }
   assert.match(await page.locator('#first .metrics').innerText(), /Test pair accuracy \d+\.\d+ %/);
+  // The progress bar's spoken value and the announcer: the end, not the steps.
+  assert.match(await page.locator('#first progress').getAttribute('aria-valuetext'), /^Done: 1 epoch\(s\) in \d+ s on the CPU\.$/);
+  assert.match(await page.locator('#first [data-ref="announce"]').innerText(), /^Done: 1 epoch/);
   assert.equal(await page.locator('#first .pair').count(), 4);
   assert.equal(await page.locator('#second .pair').count(), 8);
   assert.ok(await page.locator('#second [data-ref="histogramBox"]').isVisible(), 'the full layout draws the histogram');
