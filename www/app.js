@@ -9,6 +9,9 @@ import { LossChart, histogramChart, rocChart, embeddingMap, detChart } from './c
 import { listModels, keepModel as storeModel, forgetModel } from './model-store.js';
 import { ClassCollection } from './classes.js';
 import { Camera } from './camera.js';
+import {
+  keptImage, encodeProject, decodeProject, keepProject, keptProject, storageReport, MAX_KEPT_IMAGES, PROJECT_EXTENSION,
+} from './project.js';
 
 /** @typedef {import('./messages').Message} Message */
 /** @typedef {import('./messages').ModelInfo} ModelInfo */
@@ -33,6 +36,8 @@ const state = {
   decoded: null,
   // The data changed after the current model was trained.
   outOfDate: false,
+  // The settings of the kept or loaded project, for a form not filled yet.
+  projectSettings: null,
 };
 const camera = new Camera($('camera-video'));
 const lossChart = new LossChart($('loss-chart'));
@@ -72,6 +77,8 @@ function refreshButtons() {
   }
   $('use-own-images').hidden = state.ownData || state.samples.size === 0;
   $('data-changed').hidden = !(state.model && state.outOfDate);
+  $('download-project').disabled = training || (state.samples.size === 0 && !state.model);
+  $('load-project').disabled = training;
 }
 
 function showMessage(text, kind = 'error') {
@@ -168,6 +175,7 @@ let ownLoads = 0;
 
 function useMnist() {
   state.ownData = false;
+  keepProjectSoon();
   ownLoads += 1; // a load of the user's images in flight ends here, and that is no failure
   $('image-size').value = '1,28,28';
   $('dataset-summary').textContent = 'Loading the MNIST digits…';
@@ -196,6 +204,7 @@ function ownImagesChanged() {
   state.decoded = null;
   showOwnClasses();
   sendOwnImages();
+  keepProjectSoon();
 }
 
 async function sendOwnImages() {
@@ -864,6 +873,7 @@ async function showSavedModels() {
  * serve; it stays under the kept models then.
  */
 async function restoreLastModel() {
+  await projectRestored; // its image size and data decide which model fits
   const [newest] = await showSavedModels();
   const loading = controller.source ? imageShape() : null;
   const fits = (shape) => !loading || ['channels', 'height', 'width'].every((key) => shape[key] === loading[key]);
@@ -871,6 +881,143 @@ async function restoreLastModel() {
     state.loadingKeptId = newest.id;
     controller.send({ type: 'load_model', file_name: newest.file_name, bytes: newest.bytes });
   }
+}
+
+// ---- the whole project -----------------------------------------------------------------
+
+/** The settings form's fields by name, as typed. */
+function settingsFields() {
+  return Object.fromEntries([...new FormData($('settings'))].map(([name, value]) => [name, String(value)]));
+}
+
+/** The user's classes with each image as kept (shrunk), saying how far it got for many. */
+async function keptClasses() {
+  const classes = state.samples.snapshot();
+  const total = state.samples.size;
+  let done = 0;
+  for (const [, files] of classes) {
+    for (const entry of files) {
+      entry.file = await keptImage(entry.file);
+      done += 1;
+      if (total > 200 && done % 100 === 0) $('project-status').textContent = `Preparing your images: ${done} of ${total}…`;
+    }
+  }
+  return classes;
+}
+
+let keepTimer = null;
+/** The keeps in flight, one after another, so that an older one never lands last. */
+let keeping = Promise.resolve();
+
+/** Keeps the classes and settings in this browser a moment after the last change. */
+function keepProjectSoon() {
+  clearTimeout(keepTimer);
+  keepTimer = setTimeout(() => { keeping = keeping.then(keepProjectNow); }, 300);
+}
+
+async function keepProjectNow() {
+  await projectRestored; // an empty page must not forget the kept project before it is back
+  if (state.samples.size > MAX_KEPT_IMAGES) {
+    $('project-status').textContent = `${state.samples.size} images are more than this browser keeps on its own ` +
+      `(${MAX_KEPT_IMAGES}): download the project to keep them.`;
+    return;
+  }
+  try {
+    const classes = await keptClasses();
+    await keepProject({ image_size: $('image-size').value, settings: settingsFields(), own_data: state.ownData, classes });
+    await showStorage(classes.length ? `Your ${state.samples.size} images and settings are kept in this browser` : null);
+  } catch (error) {
+    $('project-status').textContent = `Your classes could not be kept in this browser (${error.message}): download the project to keep them.`;
+  }
+}
+
+/** The storage this site uses, and whether the browser may clear it under pressure. */
+async function showStorage(lead) {
+  const report = await storageReport();
+  if (!lead) {
+    $('project-status').textContent = '';
+    return;
+  }
+  const used = report ? ` · ${(report.usage / 2 ** 20).toFixed(1)} MB used of ${(report.quota / 2 ** 30).toFixed(1)} GB` +
+    (report.persisted ? ', kept until you clear it' : ', which the browser may clear when the disk runs low') : '';
+  $('project-status').textContent = `${lead}${used}.`;
+}
+
+/** The classes and settings of the last visit, unless the user has begun something else. */
+async function restoreKeptProject() {
+  let kept = null;
+  try {
+    kept = await keptProject();
+  } catch {
+    return; // no IndexedDB here (a private window, say): nothing was kept
+  }
+  if (!kept || state.samples.size > 0) return;
+  state.samples.restore(kept.classes);
+  // The image size is the data's: it follows the project only when its images are the data again
+  // (not when a link loads the digits).
+  const asData = kept.own_data && !controller.source;
+  applyProjectSettings({ ...kept, image_size: asData ? kept.image_size : $('image-size').value });
+  showOwnClasses();
+  if (asData) sendOwnImages();
+  await showStorage(`Your ${state.samples.size} images from the last visit are back`);
+}
+
+/** A project's image size and settings in the page (a deep link's settings still win). @param {{ image_size: string, settings: Record<string, string> }} project */
+function applyProjectSettings({ image_size, settings }) {
+  if ([...$('image-size').options].some((option) => option.value === image_size)) $('image-size').value = image_size;
+  state.projectSettings = settings;
+  // Before the worker is ready the form is still empty: fillSettings writes them then.
+  if (!state.settingsFilled) return;
+  for (const [name, value] of Object.entries(settings)) {
+    const field = $('settings').elements[name];
+    if (field) field.value = value;
+  }
+}
+
+async function downloadProject() {
+  $('download-project').disabled = true;
+  try {
+    const reply = state.model ? await controller.request({ type: 'save_model' }) : null;
+    const model = reply?.type === 'model_file' ? { file_name: reply.file_name, bytes: reply.bytes } : null;
+    const classes = await keptClasses();
+    const bytes = await encodeProject({ image_size: $('image-size').value, settings: settingsFields(), own_data: state.ownData, classes, model });
+    saveFile(`siamese-project${PROJECT_EXTENSION}`, bytes, 'application/octet-stream');
+    $('project-status').textContent = `Downloaded the project: ${state.samples.size} images in ${classes.length} classes` +
+      `${model ? ' and the model' : ''}, ${(bytes.length / 2 ** 20).toFixed(1)} MB.`;
+  } finally {
+    refreshButtons();
+  }
+}
+
+/** A project file in place of the current one; refused whole (nothing changed) when it is not one. */
+async function loadProjectFile(file) {
+  if (!file) return;
+  if (controller.training) {
+    showMessage('Training is running: stop it before loading a project.');
+    return;
+  }
+  let project;
+  try {
+    project = decodeProject(new Uint8Array(await file.arrayBuffer()));
+  } catch (error) {
+    showMessage(`${file.name} was not loaded: ${error.message}. Your current classes, settings and model stay.`);
+    return;
+  }
+  applyProjectSettings({ ...project, settings: project.settings });
+  state.samples.restore(project.classes);
+  // The model first: the images that follow put it to work once decoded.
+  if (project.model) {
+    state.loadingKeptId = null;
+    controller.send({ type: 'load_model', ...project.model }, [project.model.bytes.buffer]);
+  }
+  state.outOfDate = false;
+  state.decoded = null;
+  showOwnClasses();
+  if (project.own_data) sendOwnImages();
+  else useMnist();
+  keepProjectSoon();
+  $('project-status').textContent = `Loaded ${file.name}: ${state.samples.size} images in ${project.classes.length} classes` +
+    `${project.model ? ' and its model' : ''}.`;
 }
 
 // ---- wiring ----------------------------------------------------------------------------
@@ -884,8 +1031,11 @@ function fillSettings(defaults) {
     const field = $('settings').elements[name];
     // No held-out classes arrive as undefined: an empty field, not the word.
     const shown = Array.isArray(value) ? value.join(', ') : (value ?? '');
-    if (field) field.value = params.get(name === 'batch_size' ? 'batch' : name) ?? params.get(name) ?? shown;
+    if (field) field.value = params.get(name === 'batch_size' ? 'batch' : name) ?? params.get(name) ?? state.projectSettings?.[name] ?? shown;
   }
+  // The kept project's backend, which the session's defaults do not hold.
+  const backend = state.projectSettings?.backend;
+  if (backend && !params.has('backend')) $('settings').elements.backend.value = backend;
 }
 
 function applyDeepLink() {
@@ -931,6 +1081,12 @@ neighbourZone.addEventListener('drop', (e) => {
   findNeighbours(e.dataTransfer.files[0]);
 });
 $('download-model').addEventListener('click', downloadModel);
+$('download-project').addEventListener('click', downloadProject);
+$('load-project').addEventListener('change', (e) => {
+  loadProjectFile(e.target.files[0]);
+  e.target.value = '';
+});
+$('settings').addEventListener('change', keepProjectSoon);
 $('load-model').addEventListener('change', (e) => {
   loadModelFile(e.target.files[0]);
   e.target.value = '';
@@ -955,4 +1111,5 @@ drop.addEventListener('drop', async (e) => {
 });
 
 applyDeepLink();
+const projectRestored = restoreKeptProject();
 refreshButtons();

@@ -75,6 +75,19 @@ export class ClassCollection {
     else this.classes.delete(className);
   }
 
+  /** Each class with its files, each file marked when it came from the camera (for a project). */
+  snapshot() {
+    return [...this.classes].map(([name, files]) => /** @type {[string, { file: File, captured: boolean }[]]} */ (
+      [name, files.map((file) => ({ file, captured: this.captures.has(file) }))]));
+  }
+
+  /** The classes of a kept or loaded project in place of these. @param {[string, { file: File, captured: boolean }[]][]} classes */
+  restore(classes) {
+    this.classes = new Map(classes.map(([name, files]) => [name, files.map(({ file }) => file)]));
+    this.captures = new Set(classes.flatMap(([, files]) => files.filter((f) => f.captured).map((f) => f.file)));
+    this.framesTaken = Math.max(0, ...[...this.captures].map((file) => Number(/^camera-(\d+)/.exec(file.name)?.[1] ?? 0)));
+  }
+
   /** Every file with a path whose folder is its class, for controller.useFiles. @returns {Entry[]} */
   entries() {
     return [...this.classes].flatMap(([name, files]) => files.map((file) => ({ file, path: `${name}/${file.name}` })));

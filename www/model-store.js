@@ -1,34 +1,12 @@
 // The last trained models, kept in the browser's IndexedDB so a reload loses nothing. Each entry
 // holds the model file's bytes (as the worker wrote them) and its metadata for the list.
 
-const DATABASE = 'siamese-web';
-const STORE = 'models';
+import { objectStore } from './idb.js';
+
 /** Older models beyond this many are dropped when a new one is kept. */
 export const KEPT_MODELS = 5;
 
-function open() {
-  return new Promise((resolve, reject) => {
-    const request = indexedDB.open(DATABASE, 1);
-    request.onupgradeneeded = () => request.result.createObjectStore(STORE, { keyPath: 'id', autoIncrement: true });
-    request.onsuccess = () => resolve(request.result);
-    request.onerror = () => reject(request.error);
-  });
-}
-
-async function transaction(mode, work) {
-  const db = await open();
-  try {
-    return await new Promise((resolve, reject) => {
-      const tx = db.transaction(STORE, mode);
-      const result = work(tx.objectStore(STORE));
-      tx.oncomplete = () => resolve(result.result ?? result);
-      tx.onerror = () => reject(tx.error);
-      tx.onabort = () => reject(tx.error ?? new Error('the browser refused to store the model'));
-    });
-  } finally {
-    db.close();
-  }
-}
+const transaction = objectStore('siamese-web', 'models', { keyPath: 'id', autoIncrement: true });
 
 /** Every kept model, newest first: {id, file_name, saved_at, info, bytes}. */
 export async function listModels() {

@@ -167,7 +167,17 @@ test('a folder of the user\'s images trains without a request beyond the app\'s 
 });
 
 test('classes recorded from the camera are renamed, pruned and deleted, the data follows each change, and a refused camera leaves the page working', async () => {
-  const { page, problems } = await openApp('?epochs=1&backend=cpu');
+  // A browser of its own: nothing kept from other tests' classes.
+  const ownBrowser = await launchChromium();
+  try {
+    await cameraClasses(ownBrowser);
+  } finally {
+    await ownBrowser.close();
+  }
+});
+
+async function cameraClasses(ownBrowser) {
+  const { page, problems } = await openPage(ownBrowser, `${base}index.html?epochs=1&backend=cpu`);
   await page.waitForFunction(() => document.body.dataset.state === 'idle');
   await page.click('#camera-start');
   await page.waitForFunction(() => !document.getElementById('camera-record').disabled);
@@ -251,7 +261,7 @@ test('classes recorded from the camera are renamed, pruned and deleted, the data
   await page.close();
 
   // A camera refused by the user: a clear message, and the digits still train.
-  const refused = await browser.newPage();
+  const refused = await ownBrowser.newPage();
   await refused.addInitScript(() => {
     navigator.mediaDevices.getUserMedia = () => Promise.reject(new DOMException('Permission denied', 'NotAllowedError'));
   });
@@ -263,7 +273,7 @@ test('classes recorded from the camera are renamed, pruned and deleted, the data
   await refused.click('#train');
   assert.equal((await waitForRun(refused, 300_000)).state, 'done');
   await refused.close();
-});
+}
 
 test('held-out digits are called none of the above, the distance is chosen, classes are enrolled; the map over time, the projector export and the hardest pairs', async () => {
   const dir = mkdtempSync(join(tmpdir(), 'siamese-web-enrol-'));
@@ -371,6 +381,92 @@ async function heldOutDigits(ownBrowser, dir, rings) {
   assert.equal(restored.chosen.distance, 0);
   assert.deepEqual(problems, []);
 }
+
+test('the whole project (classes, recorded images, settings, model) is kept across a reload, downloaded, refused when broken, and loaded in another browser', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'siamese-web-project-'));
+  writeShapeFolders(dir, 6, { flat: true });
+  const shapes = ['rows', 'disc'].flatMap((name) => [0, 1, 2, 3, 4, 5].map((i) => join(dir, `${name}_${i}.png`)));
+  // A photo-sized image is kept shrunk to 224 pixels on its long side.
+  writeFileSync(join(dir, 'rows_large.png'), greyPng(640, 480, (x, y) => ((x >> 4) + (y >> 4)) % 2 * 255));
+  shapes.push(join(dir, 'rows_large.png'));
+  const first = await launchChromium();
+  const second = await launchChromium();
+  try {
+    const page = await first.newPage();
+    await page.goto(`${base}index.html?epochs=1&backend=cpu`);
+    await page.waitForFunction(() => document.body.dataset.state === 'idle');
+    await page.setInputFiles('#pick-files', shapes);
+    await page.click('#camera-start');
+    await page.waitForFunction(() => !document.getElementById('camera-record').disabled);
+    await page.fill('#camera-class', 'wave');
+    await page.locator('#camera-record').hover();
+    await page.mouse.down();
+    await page.waitForTimeout(1000);
+    await page.mouse.up();
+    await page.fill('#settings [name="margin"]', '1.5');
+    await page.locator('#settings [name="margin"]').dispatchEvent('change');
+    const cards = () => page.locator('.own-class figcaption').allInnerTexts();
+    await page.waitForFunction(() => /^wave: /.test(document.getElementById('camera-count').innerText));
+    const before = await cards();
+    assert.equal(before.length, 3, before.join());
+    await page.waitForFunction(() => /training and \d+ test images, 3 classes/.test(document.getElementById('dataset-summary').innerText));
+    await page.click('#train');
+    assert.equal((await waitForRun(page, 300_000)).state, 'done');
+    await page.waitForFunction(() => /kept in this browser · [\d.]+ MB used of/.test(document.getElementById('project-status').innerText));
+    const [download] = await Promise.all([page.waitForEvent('download'), page.click('#download-project')]);
+    const projectPath = join(dir, download.suggestedFilename());
+    await download.saveAs(projectPath);
+    assert.equal(download.suggestedFilename(), 'siamese-project.siamese-project');
+    assert.match(await page.locator('#project-status').innerText(), /^Downloaded the project: \d+ images in 3 classes and the model/);
+
+    // A reload (no settings in the address): the classes, the recorded images, the setting and the model are back.
+    await page.goto(`${base}index.html`);
+    await page.waitForFunction(() => /from the last visit are back/.test(document.getElementById('project-status').innerText));
+    assert.deepEqual(await cards(), before);
+    await page.waitForFunction(() => document.querySelector('img[alt="rows_large.png"]')?.complete);
+    assert.deepEqual(await page.locator('img[alt="rows_large.png"]').evaluate((img) => [img.naturalWidth, img.naturalHeight]), [224, 168]);
+    await page.waitForFunction(() => /3 classes/.test(document.getElementById('dataset-summary').innerText));
+    await page.waitForFunction(() => document.getElementById('settings').elements.margin.value === '1.5');
+    await page.waitForFunction(() => /^Loaded /.test(document.getElementById('model-status').innerText));
+
+    // Files that are not a project of this version are refused, and nothing changes.
+    const bytes = readFileSync(projectPath);
+    const headerLength = bytes.readUInt32LE(16);
+    const header = JSON.parse(bytes.subarray(20, 20 + headerLength).toString());
+    const newer = Buffer.from(JSON.stringify({ ...header, version: 2 }));
+    const lengthField = Buffer.alloc(4);
+    lengthField.writeUInt32LE(newer.length);
+    const refusals = [
+      ['notes.siamese-project', Buffer.from('a text file'), /notes\.siamese-project was not loaded: this is not a siamese-web project file\. Your current classes, settings and model stay\./],
+      ['cut.siamese-project', bytes.subarray(0, bytes.length - 100), /cut\.siamese-project was not loaded: the project file is cut short/],
+      ['newer.siamese-project', Buffer.concat([bytes.subarray(0, 16), lengthField, newer, bytes.subarray(20 + headerLength)]),
+        /newer\.siamese-project was not loaded: it is a project of version 2, and this page reads version 1: open it with a newer siamese-web/],
+    ];
+    for (const [name, content, message] of refusals) {
+      writeFileSync(join(dir, name), content);
+      await page.setInputFiles('#load-project', join(dir, name));
+      await page.waitForFunction((source) => new RegExp(source).test(document.getElementById('messages').innerText), message.source);
+    }
+    assert.deepEqual(await cards(), before);
+    assert.equal(await page.locator('#settings [name="margin"]').inputValue(), '1.5');
+    await page.close();
+
+    // In another browser, the file brings back all of it.
+    const other = await second.newPage();
+    await other.goto(`${base}index.html`);
+    await other.waitForFunction(() => document.body.dataset.state === 'idle');
+    await other.setInputFiles('#load-project', projectPath);
+    await other.waitForFunction(() => /^Loaded siamese-project\.siamese-project: \d+ images in 3 classes and its model/.test(document.getElementById('project-status').innerText));
+    assert.deepEqual(await other.locator('.own-class figcaption').allInnerTexts(), before);
+    assert.equal(await other.locator('#settings [name="margin"]').inputValue(), '1.5');
+    await other.waitForFunction(() => /^Loaded /.test(document.getElementById('model-status').innerText));
+    await other.waitForFunction(() => /3 classes/.test(document.getElementById('dataset-summary').innerText));
+    await other.waitForSelector('#analysis table');
+  } finally {
+    await first.close();
+    await second.close();
+  }
+});
 
 test('a model is used, kept, downloaded, restored after a reload, and bad model files are refused', async () => {
   const dir = mkdtempSync(join(tmpdir(), 'siamese-web-model-'));
