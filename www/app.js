@@ -1047,7 +1047,10 @@ function applyDeepLink() {
 $('use-mnist').addEventListener('click', useMnist);
 $('use-own-images').addEventListener('click', sendOwnImages);
 // The user's images are decoded at the chosen size: a new size loads them again.
-$('image-size').addEventListener('change', () => { if (state.ownData && state.samples.size) sendOwnImages(); });
+$('image-size').addEventListener('change', () => {
+  if (state.ownData && state.samples.size) sendOwnImages();
+  keepProjectSoon();
+});
 $('camera-start').addEventListener('click', startCamera);
 $('camera-stop').addEventListener('click', stopCamera);
 const record = $('camera-record');
