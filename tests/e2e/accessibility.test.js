@@ -50,7 +50,7 @@ for (const colorScheme of ['light', 'dark']) {
     await page.close();
   });
 
-  test(`the example article and its widgets have no serious accessibility violation (${colorScheme})`, async () => {
+  test(`the example article and its widgets have no serious accessibility violation and take a blog's theme (${colorScheme})`, async () => {
     const page = await browser.newPage();
     await page.emulateMedia({ colorScheme });
     await page.goto(`${base}www/article.html`);
@@ -60,6 +60,13 @@ for (const colorScheme of ['light', 'dark']) {
       .map((widget) => getComputedStyle(widget.shadowRoot.querySelector('.widget')).backgroundColor));
     assert.ok(surfaces.length >= 2 && surfaces.every((surface) => surface === SURFACE[colorScheme]), surfaces.join());
     assert.deepEqual(await violations(page), []);
+
+    // A blog's theme on one widget (README, "Theming") reaches that widget alone.
+    const buttons = () => page.evaluate(() => ['first', 'second'].map((id) =>
+      getComputedStyle(document.getElementById(id).shadowRoot.querySelector('[data-ref="train"]')).backgroundColor));
+    const [, untouched] = await buttons();
+    await page.addStyleTag({ content: '#first { --siamese-accent: rgb(15, 118, 110); }' });
+    assert.deepEqual(await buttons(), ['rgb(15, 118, 110)', untouched]);
     await page.close();
   });
 }
