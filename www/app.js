@@ -38,6 +38,9 @@ const state = {
   outOfDate: false,
   // The settings of the kept or loaded project, for a form not filled yet.
   projectSettings: null,
+  // The settings of the run in progress, and of the last run that ended well (the project keeps
+  // those, not every edit: settings the session refused or that made a run diverge stay out).
+  runSettings: null, keptSettings: null,
 };
 const camera = new Camera($('camera-video'));
 const lossChart = new LossChart($('loss-chart'));
@@ -387,9 +390,11 @@ async function stopRecording() {
   ownImagesChanged();
 }
 
-/** @param {import('./messages').DatasetSummary} summary */
+/** @param {Extract<Message, { type: 'dataset_loaded' }>} summary */
 function showDataset(summary) {
   state.dataset = summary;
+  // An older load of the user's images that ended after they changed again: the newer one follows.
+  if (state.ownData && summary.id !== controller.trainer.lastFilesEnd) return;
   state.trained = false;
   state.analysed = false;
   const box = $('dataset-summary');
@@ -453,6 +458,7 @@ function heldOutClasses(text) {
 
 function startTraining() {
   const { config, backend } = readSettings();
+  state.runSettings = settingsFields();
   state.trained = false;
   delete document.body.dataset.error;
   $('result-details').hidden = true;
@@ -500,6 +506,10 @@ function showResults({ result, evaluation, gallery, stopped, interrupted, note }
   state.trained = true;
   state.model = {};
   state.outOfDate = false;
+  if (!interrupted && state.runSettings) {
+    state.keptSettings = state.runSettings;
+    keepProjectSoon();
+  }
   state.keptId = null;
   state.analysed = false;
   state.openSet = null;
@@ -924,7 +934,7 @@ async function keepProjectNow() {
   }
   try {
     const classes = await keptClasses();
-    await keepProject({ image_size: $('image-size').value, settings: settingsFields(), own_data: state.ownData, classes });
+    await keepProject({ image_size: $('image-size').value, settings: state.keptSettings ?? {}, own_data: state.ownData, classes });
     await showStorage(classes.length ? `Your ${state.samples.size} images and settings are kept in this browser` : null);
   } catch (error) {
     $('project-status').textContent = `Your classes could not be kept in this browser (${error.message}): download the project to keep them.`;
@@ -956,7 +966,11 @@ async function restoreKeptProject() {
   // The image size is the data's: it follows the project only when its images are the data again
   // (not when a link loads the digits).
   const asData = kept.own_data && !controller.source;
-  applyProjectSettings({ ...kept, image_size: asData ? kept.image_size : $('image-size').value });
+  // A link that names data or settings describes its run: the rest are the defaults, not the
+  // kept ones (which stay kept).
+  const linked = ['dataset', 'batch', ...[...$('settings').elements].map((field) => field.name)].some((name) => params.has(name));
+  applyProjectSettings({ image_size: asData ? kept.image_size : $('image-size').value, settings: linked ? {} : kept.settings });
+  state.keptSettings = kept.settings;
   showOwnClasses();
   if (asData) sendOwnImages();
   await showStorage(`Your ${state.samples.size} images from the last visit are back`);
@@ -966,6 +980,7 @@ async function restoreKeptProject() {
 function applyProjectSettings({ image_size, settings }) {
   if ([...$('image-size').options].some((option) => option.value === image_size)) $('image-size').value = image_size;
   state.projectSettings = settings;
+  state.keptSettings = settings;
   // Before the worker is ready the form is still empty: fillSettings writes them then.
   if (!state.settingsFilled) return;
   for (const [name, value] of Object.entries(settings)) {
@@ -982,7 +997,7 @@ async function downloadProject() {
     const classes = await keptClasses();
     const bytes = await encodeProject({ image_size: $('image-size').value, settings: settingsFields(), own_data: state.ownData, classes, model });
     saveFile(`siamese-project${PROJECT_EXTENSION}`, bytes, 'application/octet-stream');
-    $('project-status').textContent = `Downloaded the project: ${state.samples.size} images in ${classes.length} classes` +
+    $('project-file-status').textContent = `Downloaded the project: ${state.samples.size} images in ${classes.length} classes` +
       `${model ? ' and the model' : ''}, ${(bytes.length / 2 ** 20).toFixed(1)} MB.`;
   } finally {
     refreshButtons();
@@ -1016,7 +1031,7 @@ async function loadProjectFile(file) {
   if (project.own_data) sendOwnImages();
   else useMnist();
   keepProjectSoon();
-  $('project-status').textContent = `Loaded ${file.name}: ${state.samples.size} images in ${project.classes.length} classes` +
+  $('project-file-status').textContent = `Loaded ${file.name}: ${state.samples.size} images in ${project.classes.length} classes` +
     `${project.model ? ' and its model' : ''}.`;
 }
 
@@ -1089,7 +1104,6 @@ $('load-project').addEventListener('change', (e) => {
   loadProjectFile(e.target.files[0]);
   e.target.value = '';
 });
-$('settings').addEventListener('change', keepProjectSoon);
 $('load-model').addEventListener('change', (e) => {
   loadModelFile(e.target.files[0]);
   e.target.value = '';

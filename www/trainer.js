@@ -85,7 +85,8 @@ export class TrainerWorker {
       const answer = await this.request({ type: 'add_files', files }, files.map((f) => f.bytes.buffer));
       if (answer.type !== 'files_read' || load !== this.fileLoads) return false;
     }
-    this.send({ type: 'end_files' });
+    // Its `dataset_loaded` answer carries this id: an older load's answer is told apart by it.
+    this.lastFilesEnd = this.send({ type: 'end_files' });
     return true;
   }
 

@@ -36,8 +36,8 @@ test('the page loads and offers the MNIST digits', async () => {
   const { page, problems } = await openApp();
   await page.waitForFunction(() => document.body.dataset.state === 'idle');
   await page.click('#use-mnist');
-  await page.waitForSelector('.class-card');
-  assert.equal(await page.locator('.class-card').count(), 10);
+  await page.waitForSelector('#dataset-summary .class-card');
+  assert.equal(await page.locator('#dataset-summary .class-card').count(), 10);
   assert.match(await page.locator('#dataset-summary').innerText(), /8000 training and 2000 test images/);
   assert.equal(await page.locator('#train').isDisabled(), false);
   // The session's defaults fill the settings; none is held out.
@@ -417,7 +417,7 @@ test('the whole project (classes, recorded images, settings, model) is kept acro
     const projectPath = join(dir, download.suggestedFilename());
     await download.saveAs(projectPath);
     assert.equal(download.suggestedFilename(), 'siamese-project.siamese-project');
-    assert.match(await page.locator('#project-status').innerText(), /^Downloaded the project: \d+ images in 3 classes and the model/);
+    assert.match(await page.locator('#project-file-status').innerText(), /^Downloaded the project: \d+ images in 3 classes and the model/);
 
     // A reload (no settings in the address): the classes, the recorded images, the setting and the model are back.
     await page.goto(`${base}index.html`);
@@ -456,7 +456,7 @@ test('the whole project (classes, recorded images, settings, model) is kept acro
     await other.goto(`${base}index.html`);
     await other.waitForFunction(() => document.body.dataset.state === 'idle');
     await other.setInputFiles('#load-project', projectPath);
-    await other.waitForFunction(() => /^Loaded siamese-project\.siamese-project: \d+ images in 3 classes and its model/.test(document.getElementById('project-status').innerText));
+    await other.waitForFunction(() => /^Loaded siamese-project\.siamese-project: \d+ images in 3 classes and its model/.test(document.getElementById('project-file-status').innerText));
     assert.deepEqual(await other.locator('.own-class figcaption').allInnerTexts(), before);
     assert.equal(await other.locator('#settings [name="margin"]').inputValue(), '1.5');
     await other.waitForFunction(() => /^Loaded /.test(document.getElementById('model-status').innerText));

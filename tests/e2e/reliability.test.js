@@ -38,6 +38,10 @@ async function upload(page, root) {
   return page.locator('#messages').innerText();
 }
 
+/** Waits for the digits of the page's link to be the data (the classes kept from earlier tests
+ * show as cards before that). */
+const digitsLoaded = (page) => page.waitForFunction(() => /^MNIST digits: \d+ training/.test(document.getElementById('dataset-summary').innerText));
+
 const folder = (name) => mkdtempSync(join(tmpdir(), `siamese-web-${name}-`));
 const blank = (level) => greyPng(28, 28, () => level);
 
@@ -86,7 +90,7 @@ test('sets that cannot train say what to add; odd but usable sets train', async 
 
 test('settings that cannot train are refused before training, and divergence stops with a reason', async () => {
   const { page, problems } = await openApp('?dataset=mnist&train_images=300&test_images=200&backend=cpu');
-  await page.waitForSelector('.class-card');
+  await digitsLoaded(page);
   // A model trained first: a failed run must leave it the current one.
   await page.fill('#settings [name="epochs"]', '1');
   await page.click('#train');
@@ -144,7 +148,7 @@ test('files that are broken are each named with the reason; unusual ones load; t
 
 test('Stop mid-epoch then train again; new data is refused while training; a stopped page loses nothing', async () => {
   const { page, problems } = await openApp('?dataset=mnist&train_images=1000&test_images=300&backend=cpu&epochs=2');
-  await page.waitForSelector('.class-card');
+  await digitsLoaded(page);
   const trainingAt = (pattern) => page.waitForFunction(
     (source) => new RegExp(source).test(document.getElementById('progress-text').innerText), pattern.source);
 
@@ -195,7 +199,7 @@ test('Stop mid-epoch then train again; new data is refused while training; a sto
 
 test('the GPU lost while training on WebGPU: the trainer restarts on the CPU with the same data, says so, and trains', async () => {
   const { page, problems } = await openApp('?dataset=mnist&train_images=300&test_images=200&backend=webgpu&epochs=1');
-  await page.waitForSelector('.class-card');
+  await digitsLoaded(page);
   // Keep hold of the devices the worker asks for, to destroy them as a driver reset would.
   const [worker] = page.workers();
   await worker.evaluate(() => {
