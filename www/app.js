@@ -943,11 +943,11 @@ async function keepProjectNow() {
 
 /** The storage this site uses, and whether the browser may clear it under pressure. */
 async function showStorage(lead) {
-  const report = await storageReport();
   if (!lead) {
     $('project-status').textContent = '';
     return;
   }
+  const report = await storageReport();
   const used = report ? ` · ${(report.usage / 2 ** 20).toFixed(1)} MB used of ${(report.quota / 2 ** 30).toFixed(1)} GB` +
     (report.persisted ? ', kept until you clear it' : ', which the browser may clear when the disk runs low') : '';
   $('project-status').textContent = `${lead}${used}.`;
@@ -1018,7 +1018,7 @@ async function loadProjectFile(file) {
     showMessage(`${file.name} was not loaded: ${error.message}. Your current classes, settings and model stay.`);
     return;
   }
-  applyProjectSettings({ ...project, settings: project.settings });
+  applyProjectSettings(project);
   state.samples.restore(project.classes);
   // The model first: the images that follow put it to work once decoded.
   if (project.model) {

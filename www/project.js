@@ -24,6 +24,12 @@ export const MAX_KEPT_IMAGES = 2000;
 
 const shrunk = new WeakMap();
 
+/** A file read back from a project, shrunk when it was kept: not decoded again to keep it. @param {File} file */
+function alreadyKept(file) {
+  shrunk.set(file, file);
+  return file;
+}
+
 /** The file as kept: shrunk to fit KEPT_SIDE when larger (once per file), else as it is; a file
  * the browser cannot decode stays as it is, for the trainer to name it again. @param {File} file */
 export async function keptImage(file) {
@@ -98,8 +104,11 @@ export function decodeProject(bytes) {
     offset += size;
     return part;
   };
+  if (!Array.isArray(header.classes) || !header.classes.every((c) => Array.isArray(c?.files))) {
+    throw new Error('the project file\'s header is damaged');
+  }
   const classes = header.classes.map(({ name, files }) => [String(name), files.map((f) => ({
-    file: new File([take(f.bytes)], String(f.name), { type: String(f.type ?? '') }), captured: Boolean(f.captured),
+    file: alreadyKept(new File([take(f.bytes)], String(f.name), { type: String(f.type ?? '') })), captured: Boolean(f.captured),
   }))]);
   const model = header.model ? { file_name: String(header.model.file_name), bytes: take(header.model.bytes) } : null;
   if (offset !== bytes.length) throw new Error('the project file has bytes its header does not list');
@@ -121,7 +130,9 @@ export function keepProject(project) {
 /** The project kept last, or null. @returns {Promise<Omit<Project, 'model'> | null>} */
 export async function keptProject() {
   const kept = await transaction('readonly', (store) => store.get(KEY));
-  return kept?.version === PROJECT_VERSION ? kept : null;
+  if (kept?.version !== PROJECT_VERSION) return null;
+  for (const [, files] of kept.classes) for (const { file } of files) alreadyKept(file);
+  return kept;
 }
 
 let persistAsked = false;
