@@ -2,9 +2,12 @@
 // release build in dist/, as users get it), then natively; one JSON line per run on stdout.
 //
 //   node scripts/bench.mjs [--steps 30] [--webgpu-steps 8] [--batch 64] [--layer-repeats 10]
-//                          [--webgpu-layer-repeats 2] [--no-native]
+//                          [--webgpu-layer-repeats 2] [--backends cpu,webgpu] [--dist dist]
+//                          [--no-native]
 //
 // Needs dist/ (trunk build --release, or scripts/test.sh) and the browser that the tests use.
+// --dist times another build (a copy of dist/ from another commit), so two builds compare in
+// one run.
 import { execFileSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { gzipSync } from 'node:zlib';
@@ -22,7 +25,8 @@ const webgpuSteps = Number(option('webgpu-steps', 8));
 // Each stage of the tower alone, forward and backward (layers_ms); 0 leaves them out.
 const layerRepeats = Number(option('layer-repeats', 10));
 const webgpuLayerRepeats = Number(option('webgpu-layer-repeats', 2));
-const dist = new URL('../dist', import.meta.url).pathname;
+const backends = option('backends', 'cpu,webgpu').split(',');
+const dist = option('dist', new URL('../dist', import.meta.url).pathname);
 
 const wasm = readFileSync(`${dist}/siamese-web_bg.wasm`);
 const size = { wasm_bytes: wasm.length, wasm_gzip_bytes: gzipSync(wasm, { level: 9 }).length };
@@ -30,7 +34,8 @@ const size = { wasm_bytes: wasm.length, wasm_gzip_bytes: gzipSync(wasm, { level:
 const server = await serveStatic(dist);
 const browser = await launchChromium();
 try {
-  for (const [backend, count, repeats] of [['cpu', steps, layerRepeats], ['webgpu', webgpuSteps, webgpuLayerRepeats]]) {
+  const runs = [['cpu', steps, layerRepeats], ['webgpu', webgpuSteps, webgpuLayerRepeats]];
+  for (const [backend, count, repeats] of runs.filter(([backend]) => backends.includes(backend))) {
     const page = await browser.newPage();
     const query = new URLSearchParams({ backends: backend, batch, warmup: 3, steps: count, layer_repeats: repeats });
     await page.goto(`http://127.0.0.1:${server.address().port}/www/bench.html?${query}`);

@@ -2,8 +2,10 @@
 // and prints the page's result JSON (the figures README and the issue notes quote).
 //
 //   node scripts/train-in-browser.mjs [--backend cpu|webgpu|auto] [--epochs 3] [--seed 42]
+//                                     [--dist dist]
 //
-// Needs dist/ (trunk build --release, or scripts/test.sh). Progress goes to stderr.
+// Needs dist/ (trunk build --release, or scripts/test.sh), or --dist: a copy of it from another
+// commit. Progress goes to stderr.
 import { serveStatic } from '../tests/e2e/server.js';
 import { launchChromium, waitForRun } from '../tests/e2e/browser.js';
 
@@ -16,7 +18,7 @@ const query = new URLSearchParams({
   dataset: 'mnist', autostart: 1, backend: option('backend', 'cpu'), epochs: option('epochs', 3), seed: option('seed', 42),
 });
 
-const server = await serveStatic(new URL('../dist', import.meta.url).pathname);
+const server = await serveStatic(option('dist', new URL('../dist', import.meta.url).pathname));
 const browser = await launchChromium();
 try {
   const page = await browser.newPage();

@@ -16,7 +16,7 @@ use crate::batch::PairBatch;
 use crate::data::ImageSet;
 use crate::inference::pair_distances;
 use crate::loss::ContrastiveLoss;
-use crate::model::{SiameseNet, SiameseNetConfig, euclidean_distance, first_convolution};
+use crate::model::{SiameseNet, SiameseNetConfig, euclidean_distance};
 use crate::pairs::Pair;
 use crate::training::{
     BatchProgress, Control, EpochSummary, TrainConfig, TrainError, TrainObserver, TrainingData,
@@ -131,12 +131,10 @@ async fn layer_times(
         Distribution::Default,
         device,
     );
-    let after_conv1 = first_convolution(&net.conv1, first.clone()).detach();
-    let after_pool1 = net.pool.forward(relu(after_conv1.clone())).detach();
-    let after_conv2 = net.conv2.forward(after_pool1.clone()).detach();
+    let after_pool1 = net.first_layer(first.clone()).detach();
+    let after_conv2 = net.second_convolution(after_pool1.clone()).detach();
     let flat = net
-        .pool
-        .forward(relu(after_conv2.clone()))
+        .relu_and_pool(after_conv2.clone())
         .flatten::<2>(1, 3)
         .detach();
     let embeddings = relu(net.dense.forward(flat.clone())).detach();
@@ -160,33 +158,30 @@ async fn layer_times(
         times.insert(name.to_string(), median(&ms));
         Ok::<(), TrainError>(())
     };
-    time("1 conv1", &|| {
-        let grads = first_convolution(&net.conv1, first.clone())
-            .sum()
-            .backward();
+    time("1 conv1+relu+pool1", &|| {
+        let grads = net.first_layer(first.clone()).sum().backward();
         net.conv1.weight.grad(&grads).unwrap().sum()
     })
     .await?;
-    let relu_pool = |input: &Tensor<4>| {
-        let x = input.clone().require_grad();
-        let grads = net.pool.forward(relu(x.clone())).sum().backward();
-        x.grad(&grads).unwrap().sum()
-    };
-    time("2 relu+pool1", &|| relu_pool(&after_conv1)).await?;
-    time("3 conv2", &|| {
+    time("2 conv2", &|| {
         let x = after_pool1.clone().require_grad();
-        let grads = net.conv2.forward(x.clone()).sum().backward();
+        let grads = net.second_convolution(x.clone()).sum().backward();
         x.grad(&grads).unwrap().sum() + net.conv2.weight.grad(&grads).unwrap().sum()
     })
     .await?;
-    time("4 relu+pool2", &|| relu_pool(&after_conv2)).await?;
-    time("5 dense", &|| {
+    time("3 relu+pool2", &|| {
+        let x = after_conv2.clone().require_grad();
+        let grads = net.relu_and_pool(x.clone()).sum().backward();
+        x.grad(&grads).unwrap().sum()
+    })
+    .await?;
+    time("4 dense", &|| {
         let x = flat.clone().require_grad();
         let grads = relu(net.dense.forward(x.clone())).sum().backward();
         x.grad(&grads).unwrap().sum()
     })
     .await?;
-    time("6 distance+loss", &|| {
+    time("5 distance+loss", &|| {
         let x = embeddings.clone().require_grad();
         let left = x.clone().narrow(0, 0, job.batch);
         let right = x.clone().narrow(0, job.batch, job.batch);
@@ -282,12 +277,11 @@ mod tests {
             assert_eq!(
                 stages,
                 [
-                    "1 conv1",
-                    "2 relu+pool1",
-                    "3 conv2",
-                    "4 relu+pool2",
-                    "5 dense",
-                    "6 distance+loss"
+                    "1 conv1+relu+pool1",
+                    "2 conv2",
+                    "3 relu+pool2",
+                    "4 dense",
+                    "5 distance+loss"
                 ]
             );
             assert!(

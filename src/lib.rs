@@ -11,6 +11,7 @@
 pub mod backend;
 pub mod batch;
 pub mod benchmark;
+mod cpu_kernels;
 pub mod data;
 pub mod embeddings;
 pub mod evaluation;

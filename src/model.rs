@@ -9,6 +9,7 @@ use burn::nn::{Linear, LinearConfig};
 use burn::tensor::activation::relu;
 use burn::tensor::{Device, Tensor};
 
+use crate::cpu_kernels::{conv3x3, conv3x3_relu_max_pool2, relu_max_pool2};
 use crate::data::ImageShape;
 
 /// Added under the square root so that D and its gradient stay finite when two embeddings are
@@ -87,11 +88,53 @@ impl SiameseNet {
     pub fn embed(&self, images: Tensor<4>) -> Tensor<2> {
         #[cfg(test)]
         IMAGES_EMBEDDED.with(|count| count.set(count.get() + images.dims()[0]));
-        let x = self
-            .pool
-            .forward(relu(first_convolution(&self.conv1, images)));
-        let x = self.pool.forward(relu(self.conv2.forward(x)));
+        let x = self.first_layer(images);
+        let x = self.relu_and_pool(self.second_convolution(x));
         relu(self.dense.forward(x.flatten(1, 3)))
+    }
+
+    /// The first convolution, ReLU and pooling: on the CPU as one fused kernel
+    /// (`cpu_kernels`), elsewhere as Burn's operations; both give the same values and gradients.
+    /// On WebGPU over SwiftShader, Burn's one convolution kernel costs less than several.
+    pub(crate) fn first_layer(&self, images: Tensor<4>) -> Tensor<4> {
+        if images.device() == Device::flex() {
+            let bias = self
+                .conv1
+                .bias
+                .as_ref()
+                .expect("the tower's convolutions have biases");
+            conv3x3_relu_max_pool2(images, self.conv1.weight.val(), bias.val())
+        } else {
+            self.pool.forward(relu(self.conv1.forward(images)))
+        }
+    }
+
+    /// The second convolution: in the browser's CPU path by Winograd's F(2x2, 3x3)
+    /// (`cpu_kernels`), elsewhere Burn's; both give the same values and gradients, up to
+    /// rounding. Winograd pays where the matrix products are slow, one wasm thread on gemm's
+    /// simd128 kernel (the stage took 53.9-54.6 against 70.2-71.3 ms in Chromium); natively
+    /// Burn's convolution is faster (45.9 against 53.8 ms on one thread, 32.1 against 50.0 on
+    /// two).
+    pub(crate) fn second_convolution(&self, x: Tensor<4>) -> Tensor<4> {
+        if cfg!(target_arch = "wasm32") && x.device() == Device::flex() {
+            let bias = self
+                .conv2
+                .bias
+                .as_ref()
+                .expect("the tower's convolutions have biases");
+            conv3x3(x, self.conv2.weight.val(), bias.val())
+        } else {
+            self.conv2.forward(x)
+        }
+    }
+
+    /// ReLU then 2x2 max pooling, the same way as the first layer's.
+    pub(crate) fn relu_and_pool(&self, x: Tensor<4>) -> Tensor<4> {
+        if x.device() == Device::flex() {
+            relu_max_pool2(x)
+        } else {
+            self.pool.forward(relu(x))
+        }
     }
 
     /// Distances of `n` pairs given as one batch of `2n` images: the first `n` are the left
@@ -110,46 +153,6 @@ thread_local! {
     /// Images through the tower on this thread (each test has its own), for tests that count
     /// the work done.
     pub(crate) static IMAGES_EMBEDDED: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
-}
-
-/// The first layer, computed the faster way for the backend; both give the same result.
-pub(crate) fn first_convolution(conv: &Conv2d, images: Tensor<4>) -> Tensor<4> {
-    if images.device() == Device::flex() {
-        conv_as_matmul(conv, images)
-    } else {
-        conv.forward(images)
-    }
-}
-
-/// A valid, stride-1 convolution as one batched matrix product: the `kh*kw` shifted views of
-/// the input are stacked into columns `[n, channels*kh*kw, out_h*out_w]` (im2col) and multiplied
-/// by the weights seen as `[out_channels, channels*kh*kw]`, which gives NCHW output directly.
-/// Used for the first layer on the CPU: burn-flex's kernel for few input channels took 29.9 ms
-/// forward and backward for 128 digits in Chromium, this 9.3 ms (its kernel for the second layer
-/// is already a matrix product). On WebGPU over SwiftShader its 11 operations cost more than Burn's
-/// one kernel: 10.8 against 16.7 pairs/s.
-fn conv_as_matmul(conv: &Conv2d, images: Tensor<4>) -> Tensor<4> {
-    let [n, channels, height, width] = images.dims();
-    let weight = conv.weight.val();
-    let [out_channels, _, kernel_h, kernel_w] = weight.dims();
-    let (out_h, out_w) = (height - kernel_h + 1, width - kernel_w + 1);
-    let shifted = (0..kernel_h)
-        .flat_map(|dy| (0..kernel_w).map(move |dx| (dy, dx)))
-        .map(|(dy, dx)| {
-            images
-                .clone()
-                .slice([0..n, 0..channels, dy..dy + out_h, dx..dx + out_w])
-        })
-        .collect();
-    // [n, channels, kh*kw, out_h, out_w]: the same (channel, ky, kx) order as the weights.
-    let columns =
-        Tensor::stack::<5>(shifted, 2).reshape([n, channels * kernel_h * kernel_w, out_h * out_w]);
-    let weights = weight.reshape([1, out_channels, channels * kernel_h * kernel_w]);
-    let mut output = weights.matmul(columns);
-    if let Some(bias) = &conv.bias {
-        output = output + bias.val().reshape([1, out_channels, 1]);
-    }
-    output.reshape([n, out_channels, out_h, out_w])
 }
 
 /// Row-wise Euclidean distance `sqrt(sum((a - b)^2) + epsilon)` of two `[n, d]` batches.
@@ -220,41 +223,6 @@ mod tests {
                 .feature_map_size()
                 .is_ok()
         );
-    }
-
-    #[test]
-    fn the_first_layer_as_a_matrix_product_equals_burns_convolution_and_its_gradients() {
-        let device = Device::flex().autodiff();
-        device.seed(5);
-        for channels in [1, 3] {
-            let conv = Conv2dConfig::new([channels, 32], [3, 3]).init(&device);
-            let images = Tensor::<4>::random(
-                [4, channels, 12, 9],
-                Distribution::Uniform(0.0, 1.0),
-                &device,
-            );
-            // A weighted sum, so that every output position has its own gradient.
-            let weights = Tensor::<4>::random([4, 32, 10, 7], Distribution::Default, &device);
-            let burns = conv.forward(images.clone());
-            let ours = conv_as_matmul(&conv, images);
-            assert_eq!(ours.dims(), [4, 32, 10, 7]);
-            let largest_difference =
-                |a: Tensor<4>, b: Tensor<4>| -> f32 { (a - b).abs().max().into_scalar() };
-            assert!(largest_difference(burns.clone(), ours.clone()) < 1e-5);
-
-            let gradients_of = |output: Tensor<4>| {
-                let grads = (output * weights.clone()).sum().backward();
-                let weight = conv.weight.grad(&grads).unwrap();
-                let bias = conv.bias.as_ref().unwrap().grad(&grads).unwrap();
-                (weight, bias)
-            };
-            let (burns_weight, burns_bias) = gradients_of(burns);
-            let (our_weight, our_bias) = gradients_of(ours);
-            assert!(burns_weight.clone().abs().max().into_scalar::<f32>() > 0.1);
-            assert!(largest_difference(burns_weight, our_weight) < 1e-4);
-            let bias_difference: f32 = (burns_bias - our_bias).abs().max().into_scalar();
-            assert!(bias_difference < 1e-4);
-        }
     }
 
     #[test]

@@ -1,0 +1,745 @@
+//! The tower's ReLU and 2x2 max pooling, its whole first layer (3x3 convolution, ReLU,
+//! pooling) and its second convolution (`winograd`, for the browser), as hand-written CPU
+//! kernels with their own backward passes, for the flex device.
+//!
+//! burn-flex pools with a generic kernel (3-D, any stride, padding and dilation) that keeps the
+//! whole input alive for a backward pass scattering through 8-byte indices, and its convolution
+//! for few input channels is slow; made of Burn operations, the first layer took 43.6 ms of a 68
+//! ms step (128 digits, forward and backward, one thread). Here the forward pass keeps
+//! one byte per pooled output, which of the four inputs won (or that none was positive), so the
+//! convolution's output is never stored whole, and the backward pass works from the winners
+//! alone. Max and ReLU commute, so the values and gradients are those of `max_pool2d(relu(x))`
+//! (2x2 windows, stride 2, a last odd row and column left out), ties going to the first input as
+//! in Burn's pooling. WebGPU keeps Burn's operations.
+
+mod winograd;
+
+use std::sync::Arc;
+
+use burn::backend::autodiff::checkpoint::base::Checkpointer;
+use burn::backend::autodiff::checkpoint::strategy::CheckpointStrategy;
+use burn::backend::autodiff::grads::Gradients;
+use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
+use burn::backend::flex::FlexTensor;
+use burn::backend::tensor::FloatTensor;
+use burn::backend::{Autodiff, Dispatch, Flex, backend_extension};
+use burn::tensor::{DType, Shape, Tensor, TensorData};
+
+#[backend_extension(Flex, Autodiff)]
+pub trait TowerKernels: burn::backend::Backend {
+    fn relu_max_pool2(x: FloatTensor<Self>) -> FloatTensor<Self>;
+    fn conv3x3_relu_max_pool2(
+        x: FloatTensor<Self>,
+        weight: FloatTensor<Self>,
+        bias: FloatTensor<Self>,
+    ) -> FloatTensor<Self>;
+    fn conv3x3(
+        x: FloatTensor<Self>,
+        weight: FloatTensor<Self>,
+        bias: FloatTensor<Self>,
+    ) -> FloatTensor<Self>;
+}
+
+/// `max_pool2d(relu(x))` on a flex tensor `[n, c, h, w]`.
+pub fn relu_max_pool2(x: Tensor<4>) -> Tensor<4> {
+    Tensor::from_dispatch(<Dispatch as TowerKernels>::relu_max_pool2(
+        x.into_dispatch(),
+    ))
+}
+
+/// `max_pool2d(relu(conv2d(x, weight) + bias))` on flex tensors: `x` `[n, c, h, w]`, `weight`
+/// `[k, c, 3, 3]`, `bias` `[k]`, a valid convolution with stride 1.
+pub fn conv3x3_relu_max_pool2(x: Tensor<4>, weight: Tensor<4>, bias: Tensor<1>) -> Tensor<4> {
+    Tensor::from_dispatch(<Dispatch as TowerKernels>::conv3x3_relu_max_pool2(
+        x.into_dispatch(),
+        weight.into_dispatch(),
+        bias.into_dispatch(),
+    ))
+}
+
+/// `conv2d(x, weight) + bias` on flex tensors by Winograd's F(2x2, 3x3) (`winograd`): `x`
+/// `[n, c, h, w]`, `weight` `[k, c, 3, 3]`, `bias` `[k]`, a valid convolution with stride 1.
+pub fn conv3x3(x: Tensor<4>, weight: Tensor<4>, bias: Tensor<1>) -> Tensor<4> {
+    Tensor::from_dispatch(<Dispatch as TowerKernels>::conv3x3(
+        x.into_dispatch(),
+        weight.into_dispatch(),
+        bias.into_dispatch(),
+    ))
+}
+
+impl TowerKernels for Flex {
+    fn relu_max_pool2(x: FlexTensor) -> FlexTensor {
+        pool(&x).0
+    }
+
+    fn conv3x3_relu_max_pool2(x: FlexTensor, weight: FlexTensor, bias: FlexTensor) -> FlexTensor {
+        convolve_and_pool(&x, &weight, &bias).0
+    }
+
+    fn conv3x3(x: FlexTensor, weight: FlexTensor, bias: FlexTensor) -> FlexTensor {
+        let tiling = winograd::Tiling::of(&x, &weight);
+        let u = winograd::transform_kernels(&weight, &tiling);
+        let v = winograd::transform_inputs(&x, &tiling);
+        winograd::convolve(u, v, &bias, &tiling)
+    }
+}
+
+impl<C: CheckpointStrategy> TowerKernels for Autodiff<Flex, C> {
+    fn relu_max_pool2(x: FloatTensor<Self>) -> FloatTensor<Self> {
+        match PoolBackward
+            .prepare::<C>([x.node()])
+            .compute_bound()
+            .stateful()
+        {
+            OpsKind::Tracked(prep) => {
+                let input = x.into_primitive();
+                let (output, winners) = pool(&input);
+                let input_dims = dims4(input.layout().shape());
+                prep.finish((input_dims, Arc::new(winners)), output)
+            }
+            OpsKind::UnTracked(prep) => prep.finish(pool(&x.into_primitive()).0),
+        }
+    }
+
+    fn conv3x3_relu_max_pool2(
+        x: FloatTensor<Self>,
+        weight: FloatTensor<Self>,
+        bias: FloatTensor<Self>,
+    ) -> FloatTensor<Self> {
+        match ConvPoolBackward
+            .prepare::<C>([x.node(), weight.node(), bias.node()])
+            .compute_bound()
+            .stateful()
+        {
+            OpsKind::Tracked(prep) => {
+                let (x, weight) = (x.into_primitive(), weight.into_primitive());
+                let (output, winners) = convolve_and_pool(&x, &weight, &bias.into_primitive());
+                prep.finish(
+                    ConvPoolState {
+                        x,
+                        weight,
+                        winners: Arc::new(winners),
+                    },
+                    output,
+                )
+            }
+            OpsKind::UnTracked(prep) => prep.finish(
+                convolve_and_pool(
+                    &x.into_primitive(),
+                    &weight.into_primitive(),
+                    &bias.into_primitive(),
+                )
+                .0,
+            ),
+        }
+    }
+
+    fn conv3x3(
+        x: FloatTensor<Self>,
+        weight: FloatTensor<Self>,
+        bias: FloatTensor<Self>,
+    ) -> FloatTensor<Self> {
+        let prepared = WinogradBackward
+            .prepare::<C>([x.node(), weight.node(), bias.node()])
+            .compute_bound()
+            .stateful();
+        let (x, weight, bias) = (
+            x.into_primitive(),
+            weight.into_primitive(),
+            bias.into_primitive(),
+        );
+        let tiling = winograd::Tiling::of(&x, &weight);
+        let u = winograd::transform_kernels(&weight, &tiling);
+        let v = winograd::transform_inputs(&x, &tiling);
+        match prepared {
+            OpsKind::Tracked(prep) => {
+                let output = winograd::convolve(u.clone(), v.clone(), &bias, &tiling);
+                prep.finish((tiling, u, v), output)
+            }
+            OpsKind::UnTracked(prep) => prep.finish(winograd::convolve(u, v, &bias, &tiling)),
+        }
+    }
+}
+
+/// The winner code of an output whose four inputs are all zero or negative: ReLU passes no
+/// gradient back to any of them. 0-3 name the winner in reading order.
+const NO_WINNER: u8 = 4;
+
+/// Offset of each code's input from its window's top-left corner, in a plane of `width`.
+fn winner_offset(code: u8, width: usize) -> usize {
+    usize::from(code / 2) * width + usize::from(code % 2)
+}
+
+#[derive(Debug)]
+struct PoolBackward;
+
+impl Backward<Flex, 1> for PoolBackward {
+    /// The input's dims and each output's winner.
+    type State = ([usize; 4], Arc<Vec<u8>>);
+
+    fn backward(self, ops: Ops<Self::State, 1>, grads: &mut Gradients, _: &mut Checkpointer) {
+        let [parent] = ops.parents;
+        let grad = grads.consume::<Flex>(&ops.node);
+        let Some(parent) = parent else { return };
+        let ([n, c, h, w], winners) = ops.state;
+        let (out_h, out_w) = (h / 2, w / 2);
+        let grad = f32_values(&grad);
+        let mut input_grad = vec![0.0f32; n * c * h * w];
+        for_each_chunk(&mut input_grad, h * w, |plane, input_grad| {
+            let outputs = plane * out_h * out_w..(plane + 1) * out_h * out_w;
+            let (grad, codes) = (&grad[outputs.clone()], &winners[outputs]);
+            for (index, (&g, &code)) in grad.iter().zip(codes).enumerate() {
+                if code != NO_WINNER {
+                    let corner = 2 * (index / out_w) * w + 2 * (index % out_w);
+                    input_grad[corner + winner_offset(code, w)] = g;
+                }
+            }
+        });
+        grads.register::<Flex>(parent.id, flex_tensor(input_grad, [n, c, h, w]));
+    }
+}
+
+#[derive(Clone, Debug)]
+struct ConvPoolState {
+    x: FlexTensor,
+    weight: FlexTensor,
+    winners: Arc<Vec<u8>>,
+}
+
+#[derive(Debug)]
+struct ConvPoolBackward;
+
+impl Backward<Flex, 3> for ConvPoolBackward {
+    type State = ConvPoolState;
+
+    /// Only the winners have a gradient: for each, every tap of its window gets the gradient
+    /// times the input under it, the input under each tap the gradient times the tap's weight.
+    fn backward(self, ops: Ops<ConvPoolState, 3>, grads: &mut Gradients, _: &mut Checkpointer) {
+        let [x_node, weight_node, bias_node] = ops.parents;
+        let grad = grads.consume::<Flex>(&ops.node);
+        let ConvPoolState { x, weight, winners } = ops.state;
+        let geometry = ConvGeometry::of(&x, &weight);
+        let ConvGeometry {
+            n,
+            channels,
+            kernels,
+            ..
+        } = geometry;
+        let (grad, inputs, weights) = (f32_values(&grad), f32_values(&x), f32_values(&weight));
+        let pooled = geometry.pooled_len();
+        let tap_offsets = geometry.tap_offsets();
+
+        // The gradient at each winner, its position in the convolution's output, per kernel.
+        let winners_of = |image: usize, kernel: usize| {
+            let outputs =
+                (image * kernels + kernel) * pooled..(image * kernels + kernel + 1) * pooled;
+            let codes = &winners[outputs.clone()];
+            grad[outputs]
+                .iter()
+                .zip(codes)
+                .enumerate()
+                .filter(|&(_, (_, &code))| code != NO_WINNER)
+                .map(move |(index, (&g, &code))| (geometry.winner_position(index, code), g))
+        };
+
+        if weight_node.is_some() || bias_node.is_some() {
+            // [weights..., biases...], summed over the images.
+            let taps = channels * 9;
+            let sums = sum_over_images(n, kernels * (taps + 1), |image, sums| {
+                let image_inputs = geometry.image(&inputs, image);
+                let (weight_sums, bias_sums) = sums.split_at_mut(kernels * taps);
+                for kernel in 0..kernels {
+                    let kernel_sums = &mut weight_sums[kernel * taps..(kernel + 1) * taps];
+                    for (position, g) in winners_of(image, kernel) {
+                        bias_sums[kernel] += g;
+                        for (sum, offset) in kernel_sums.iter_mut().zip(&tap_offsets) {
+                            *sum += g * image_inputs[position + offset];
+                        }
+                    }
+                }
+            });
+            let (weight_grad, bias_grad) = sums.split_at(kernels * taps);
+            if let Some(node) = weight_node {
+                let dims = [kernels, channels, 3, 3];
+                grads.register::<Flex>(node.id, flex_tensor(weight_grad.to_vec(), dims));
+            }
+            if let Some(node) = bias_node {
+                let bias = FlexTensor::from_data(TensorData::new(bias_grad.to_vec(), [kernels]));
+                grads.register::<Flex>(node.id, bias);
+            }
+        }
+        if let Some(node) = x_node {
+            let mut input_grad = vec![0.0f32; inputs.len()];
+            for_each_chunk(
+                &mut input_grad,
+                geometry.image_len(),
+                |image, input_grad| {
+                    for kernel in 0..kernels {
+                        let taps = &weights[kernel * channels * 9..(kernel + 1) * channels * 9];
+                        for (position, g) in winners_of(image, kernel) {
+                            for (offset, &tap) in tap_offsets.iter().zip(taps) {
+                                input_grad[position + offset] += g * tap;
+                            }
+                        }
+                    }
+                },
+            );
+            grads.register::<Flex>(node.id, flex_tensor(input_grad, dims4(x.layout().shape())));
+        }
+    }
+}
+
+#[derive(Debug)]
+struct WinogradBackward;
+
+impl Backward<Flex, 3> for WinogradBackward {
+    /// The sizes, and the transformed kernels (`U`) and inputs (`V`).
+    type State = (winograd::Tiling, FlexTensor, FlexTensor);
+
+    fn backward(self, ops: Ops<Self::State, 3>, grads: &mut Gradients, _: &mut Checkpointer) {
+        let [x_node, weight_node, bias_node] = ops.parents;
+        let grad = grads.consume::<Flex>(&ops.node);
+        let (tiling, u, v) = ops.state;
+        let m_grad = winograd::transform_output_grad(&grad, &tiling);
+        if let Some(node) = bias_node {
+            grads.register::<Flex>(node.id, winograd::bias_grad(&grad, &tiling));
+        }
+        if let Some(node) = weight_node {
+            let u_grad = winograd::matmul_transposed(m_grad.clone(), v);
+            grads.register::<Flex>(node.id, winograd::kernel_grad(u_grad, &tiling));
+        }
+        if let Some(node) = x_node {
+            let v_grad = winograd::transposed_matmul(u, m_grad);
+            grads.register::<Flex>(node.id, winograd::input_grad(v_grad, &tiling));
+        }
+    }
+}
+
+/// Sizes of a 3x3 valid convolution followed by 2x2 pooling, and where things are in the
+/// flattened planes. The convolution's output is laid out with the input's row length
+/// (`width`), so that each tap's inputs are one contiguous run.
+#[derive(Clone, Copy, Debug)]
+struct ConvGeometry {
+    n: usize,
+    channels: usize,
+    kernels: usize,
+    height: usize,
+    width: usize,
+}
+
+impl ConvGeometry {
+    fn of(x: &FlexTensor, weight: &FlexTensor) -> Self {
+        let [n, channels, height, width] = dims4(x.layout().shape());
+        let [kernels, weight_channels, kh, kw] = dims4(weight.layout().shape());
+        assert!(
+            (weight_channels, kh, kw) == (channels, 3, 3) && height >= 4 && width >= 4,
+            "a 3x3 convolution of {channels} channels, then 2x2 pooling, on {height}x{width}"
+        );
+        Self {
+            n,
+            channels,
+            kernels,
+            height,
+            width,
+        }
+    }
+
+    fn pooled_dims(&self) -> (usize, usize) {
+        ((self.height - 2) / 2, (self.width - 2) / 2)
+    }
+
+    fn pooled_len(&self) -> usize {
+        let (h, w) = self.pooled_dims();
+        h * w
+    }
+
+    fn image_len(&self) -> usize {
+        self.channels * self.height * self.width
+    }
+
+    fn image<'a>(&self, inputs: &'a [f32], image: usize) -> &'a [f32] {
+        &inputs[image * self.image_len()..(image + 1) * self.image_len()]
+    }
+
+    /// The convolution's outputs that the pooling reads, in rows of `width`.
+    fn output_run(&self) -> usize {
+        let (h, w) = self.pooled_dims();
+        (2 * h - 1) * self.width + 2 * w
+    }
+
+    fn plane<'a>(&self, image: &'a [f32], channel: usize) -> &'a [f32] {
+        let len = self.height * self.width;
+        &image[channel * len..(channel + 1) * len]
+    }
+
+    /// Offsets in an image of the inputs under each tap, (channel, ky, kx) in the weights' order.
+    fn tap_offsets(&self) -> Vec<usize> {
+        let (plane, width) = (self.height * self.width, self.width);
+        (0..self.channels)
+            .flat_map(|c| (0..9).map(move |tap| c * plane + (tap / 3) * width + tap % 3))
+            .collect()
+    }
+
+    /// The position in the convolution's output of pooled output `index`'s winner.
+    fn winner_position(&self, index: usize, code: u8) -> usize {
+        let (_, pooled_w) = self.pooled_dims();
+        let corner = 2 * (index / pooled_w) * self.width + 2 * (index % pooled_w);
+        corner + winner_offset(code, self.width)
+    }
+}
+
+fn convolve_and_pool(
+    x: &FlexTensor,
+    weight: &FlexTensor,
+    bias: &FlexTensor,
+) -> (FlexTensor, Vec<u8>) {
+    let geometry = ConvGeometry::of(x, weight);
+    let (inputs, weights, biases) = (f32_values(x), f32_values(weight), f32_values(bias));
+    let ConvGeometry {
+        n,
+        channels,
+        kernels,
+        width,
+        ..
+    } = geometry;
+    let (pooled_h, pooled_w) = geometry.pooled_dims();
+    let pooled = geometry.pooled_len();
+    let run = geometry.output_run();
+    let mut output = vec![0.0f32; n * kernels * pooled];
+    let mut winners = vec![0u8; output.len()];
+    for_each_chunk_pair(
+        &mut output,
+        &mut winners,
+        kernels * pooled,
+        |image, output, winners| {
+            let image_inputs = geometry.image(&inputs, image);
+            // One kernel's output, in rows of `width` (the last two values of a row are unused).
+            let mut convolved = vec![0.0f32; run];
+            for kernel in 0..kernels {
+                convolved.fill(biases[kernel]);
+                for c in 0..channels {
+                    let plane = geometry.plane(image_inputs, c);
+                    let taps =
+                        &weights[(kernel * channels + c) * 9..(kernel * channels + c + 1) * 9];
+                    add_taps(&mut convolved, plane, taps.try_into().unwrap(), width);
+                }
+                let kernel_outputs = kernel * pooled..(kernel + 1) * pooled;
+                pool_plane(
+                    &convolved,
+                    width,
+                    (pooled_h, pooled_w),
+                    &mut output[kernel_outputs.clone()],
+                    &mut winners[kernel_outputs],
+                );
+            }
+        },
+    );
+    (
+        flex_tensor(output, [n, kernels, pooled_h, pooled_w]),
+        winners,
+    )
+}
+
+/// The inputs under tap `ky*3+kx` of each of `run` outputs: `plane[i + ky*width + kx]`.
+fn tap_runs(plane: &[f32], width: usize, run: usize) -> [&[f32]; 9] {
+    std::array::from_fn(|tap| &plane[(tap / 3) * width + tap % 3..][..run])
+}
+
+/// `out[i] += sum of taps[t] * (the input under tap t of output i)`, the nine runs read in one
+/// pass over the output.
+fn add_taps(out: &mut [f32], plane: &[f32], taps: &[f32; 9], width: usize) {
+    let [r0, r1, r2, r3, r4, r5, r6, r7, r8] = tap_runs(plane, width, out.len());
+    let [t0, t1, t2, t3, t4, t5, t6, t7, t8] = *taps;
+    for (i, out) in out.iter_mut().enumerate() {
+        *out += t0 * r0[i]
+            + t1 * r1[i]
+            + t2 * r2[i]
+            + t3 * r3[i]
+            + t4 * r4[i]
+            + t5 * r5[i]
+            + t6 * r6[i]
+            + t7 * r7[i]
+            + t8 * r8[i];
+    }
+}
+
+fn pool(input: &FlexTensor) -> (FlexTensor, Vec<u8>) {
+    let [n, c, h, w] = dims4(input.layout().shape());
+    let (out_h, out_w) = (h / 2, w / 2);
+    let values = f32_values(input);
+    let mut output = vec![0.0f32; n * c * out_h * out_w];
+    let mut winners = vec![0u8; output.len()];
+    for_each_chunk_pair(
+        &mut output,
+        &mut winners,
+        out_h * out_w,
+        |plane, output, winners| {
+            let input = &values[plane * h * w..(plane + 1) * h * w];
+            pool_plane(input, w, (out_h, out_w), output, winners);
+        },
+    );
+    (flex_tensor(output, [n, c, out_h, out_w]), winners)
+}
+
+/// ReLU and 2x2 max pooling of one plane whose rows are `width` apart.
+fn pool_plane(
+    input: &[f32],
+    width: usize,
+    (out_h, out_w): (usize, usize),
+    output: &mut [f32],
+    winners: &mut [u8],
+) {
+    for y in 0..out_h {
+        let (top, bottom) = (&input[2 * y * width..], &input[(2 * y + 1) * width..]);
+        let outputs = y * out_w..(y + 1) * out_w;
+        for ((x, out), code) in (0..out_w)
+            .zip(&mut output[outputs.clone()])
+            .zip(&mut winners[outputs])
+        {
+            let window = [top[2 * x], top[2 * x + 1], bottom[2 * x], bottom[2 * x + 1]];
+            (*out, *code) = pool_window(window);
+        }
+    }
+}
+
+/// The largest of a window after ReLU and which input it is (the first of equals), or 0 and
+/// `NO_WINNER`. Written without branches on the values, which are unpredictable.
+#[inline(always)]
+fn pool_window([a, b, c, d]: [f32; 4]) -> (f32, u8) {
+    let (mut best, mut code) = (a, 0u8);
+    for (value, value_code) in [(b, 1u8), (c, 2), (d, 3)] {
+        let wins = value > best;
+        best = if wins { value } else { best };
+        code = if wins { value_code } else { code };
+    }
+    if a.is_nan() || b.is_nan() || c.is_nan() || d.is_nan() {
+        // A diverging run: the NaN goes on, so that it shows in the loss.
+        let code = [a, b, c, d].iter().position(|v| v.is_nan()).unwrap() as u8;
+        return (f32::NAN, code);
+    }
+    if best > 0.0 {
+        (best, code)
+    } else {
+        (0.0, NO_WINNER)
+    }
+}
+
+pub(crate) fn dims4(shape: &Shape) -> [usize; 4] {
+    let dims = shape.dims::<4>();
+    assert!(
+        dims[2] >= 2 && dims[3] >= 2,
+        "2x2 pooling needs at least 2x2 inputs, got {dims:?}"
+    );
+    dims
+}
+
+fn f32_values(tensor: &FlexTensor) -> std::borrow::Cow<'_, [f32]> {
+    assert_eq!(tensor.dtype(), DType::F32, "the CPU kernels are for f32");
+    match tensor.as_slice::<f32>() {
+        Some(values) => std::borrow::Cow::Borrowed(values),
+        None => std::borrow::Cow::Owned(tensor.to_contiguous().as_slice::<f32>().unwrap().to_vec()),
+    }
+}
+
+fn flex_tensor(values: Vec<f32>, dims: [usize; 4]) -> FlexTensor {
+    FlexTensor::from_data(TensorData::new(values, dims))
+}
+
+// Natively the loops below run on every core (the command line's `--threads` sizes rayon's
+// pool); the browser's wasm has one thread.
+
+/// `work(index, chunk)` for each `len`-long chunk of `values`.
+fn for_each_chunk(values: &mut [f32], len: usize, work: impl Fn(usize, &mut [f32]) + Send + Sync) {
+    #[cfg(not(target_arch = "wasm32"))]
+    {
+        use rayon::prelude::*;
+        values
+            .par_chunks_mut(len)
+            .enumerate()
+            .for_each(|(index, chunk)| work(index, chunk));
+    }
+    #[cfg(target_arch = "wasm32")]
+    values
+        .chunks_mut(len)
+        .enumerate()
+        .for_each(|(index, chunk)| work(index, chunk));
+}
+
+/// `work(index, values' chunk, codes' chunk)` for each `len`-long chunk of both.
+fn for_each_chunk_pair(
+    values: &mut [f32],
+    codes: &mut [u8],
+    len: usize,
+    work: impl Fn(usize, &mut [f32], &mut [u8]) + Send + Sync,
+) {
+    #[cfg(not(target_arch = "wasm32"))]
+    {
+        use rayon::prelude::*;
+        values
+            .par_chunks_mut(len)
+            .zip(codes.par_chunks_mut(len))
+            .enumerate()
+            .for_each(|(index, (values, codes))| work(index, values, codes));
+    }
+    #[cfg(target_arch = "wasm32")]
+    values
+        .chunks_mut(len)
+        .zip(codes.chunks_mut(len))
+        .enumerate()
+        .for_each(|(index, (values, codes))| work(index, values, codes));
+}
+
+/// The sum over `0..n` of what `work(index, sums)` adds into `len` zeros, added in the order of
+/// the indices whatever the threads, so that a seeded run gives the same model every time.
+fn sum_over_images(
+    n: usize,
+    len: usize,
+    work: impl Fn(usize, &mut [f32]) + Send + Sync,
+) -> Vec<f32> {
+    let mut each = vec![0.0f32; n * len];
+    for_each_chunk(&mut each, len, work);
+    let mut sums = vec![0.0f32; len];
+    for one in each.chunks_exact(len) {
+        sums.iter_mut()
+            .zip(one)
+            .for_each(|(sum, value)| *sum += value);
+    }
+    sums
+}
+
+#[cfg(test)]
+mod tests {
+    use burn::nn::conv::{Conv2d, Conv2dConfig};
+    use burn::nn::pool::MaxPool2dConfig;
+    use burn::tensor::activation::relu;
+    use burn::tensor::{Device, Distribution};
+
+    use super::*;
+
+    fn largest_difference<const D: usize>(a: Tensor<D>, b: Tensor<D>) -> f32 {
+        (a - b).abs().max().into_scalar()
+    }
+
+    #[test]
+    fn pooling_equals_burns_relu_and_max_pooling_and_their_gradients() {
+        let device = Device::flex().autodiff();
+        device.seed(3);
+        let pool = MaxPool2dConfig::new([2, 2]).with_strides([2, 2]).init();
+        // Odd sizes: the last row and column are left out. Normal values: about a sixteenth of
+        // the windows have no positive input.
+        let x = Tensor::<4>::random([3, 4, 7, 9], Distribution::Normal(0.0, 1.0), &device)
+            .require_grad();
+        let weights = Tensor::<4>::random([3, 4, 3, 4], Distribution::Default, &device);
+        let burns = pool.forward(relu(x.clone()));
+        let ours = relu_max_pool2(x.clone());
+        assert_eq!(ours.dims(), [3, 4, 3, 4]);
+        assert_eq!(largest_difference(burns.clone(), ours.clone()), 0.0);
+        let none_positive: i64 = ours.clone().equal_elem(0.0).int().sum().into_scalar();
+        assert!(
+            none_positive > 0,
+            "some windows should have no positive input"
+        );
+
+        let gradient_of = |output: Tensor<4>| {
+            let grads = (output * weights.clone()).sum().backward();
+            x.grad(&grads).unwrap()
+        };
+        let burns_grad = gradient_of(burns);
+        assert_eq!(
+            largest_difference(burns_grad.clone(), gradient_of(ours)),
+            0.0
+        );
+        // One gradient per window with a positive input.
+        let nonzero: i64 = burns_grad.not_equal_elem(0.0).int().sum().into_scalar();
+        assert_eq!(nonzero, 3 * 4 * 3 * 4 - none_positive);
+    }
+
+    #[test]
+    fn the_first_layer_equals_burns_convolution_relu_and_pooling_and_their_gradients() {
+        let device = Device::flex().autodiff();
+        device.seed(5);
+        let pool = MaxPool2dConfig::new([2, 2]).with_strides([2, 2]).init();
+        for channels in [1, 3] {
+            let conv = Conv2dConfig::new([channels, 32], [3, 3]).init(&device);
+            // 12x9 gives a 10x7 convolution: its last column is left out by the pooling.
+            let images = Tensor::<4>::random(
+                [4, channels, 12, 9],
+                Distribution::Normal(0.0, 1.0),
+                &device,
+            )
+            .require_grad();
+            let burns = pool.forward(relu(conv.forward(images.clone())));
+            let bias = conv.bias.as_ref().unwrap().val();
+            let ours = conv3x3_relu_max_pool2(images.clone(), conv.weight.val(), bias);
+            assert_eq!(ours.dims(), [4, 32, 5, 3]);
+            assert_same_values_and_gradients(&conv, &images, burns, ours, 1e-4);
+        }
+    }
+
+    #[test]
+    fn the_winograd_convolution_equals_burns_and_its_gradients() {
+        let device = Device::flex().autodiff();
+        device.seed(7);
+        // 13x13 as in the tower (an odd output: the last tiles are cut), and 8x10 (an even one).
+        for (channels, height, width) in [(32, 13, 13), (3, 8, 10)] {
+            let conv = Conv2dConfig::new([channels, 16], [3, 3]).init(&device);
+            let x = Tensor::<4>::random(
+                [3, channels, height, width],
+                Distribution::Normal(0.0, 1.0),
+                &device,
+            )
+            .require_grad();
+            let burns = conv.forward(x.clone());
+            let ours = conv3x3(
+                x.clone(),
+                conv.weight.val(),
+                conv.bias.as_ref().unwrap().val(),
+            );
+            assert_eq!(ours.dims(), [3, 16, height - 2, width - 2]);
+            // F(2x2, 3x3)'s sums run in another order, over larger intermediate values.
+            assert_same_values_and_gradients(&conv, &x, burns, ours, 1e-3);
+        }
+    }
+
+    /// Asserts that `ours` has the values of `burns`, both computed from `x` with `conv`'s
+    /// parameters, and the same gradients of `x`, the weights and the bias, through a random
+    /// weighted sum, so that every output has its own gradient.
+    fn assert_same_values_and_gradients(
+        conv: &Conv2d,
+        x: &Tensor<4>,
+        burns: Tensor<4>,
+        ours: Tensor<4>,
+        tolerance: f32,
+    ) {
+        assert!(largest_difference(burns.clone(), ours.clone()) < tolerance);
+        let weights = Tensor::<4>::random(burns.dims(), Distribution::Default, &burns.device());
+        let gradients_of = |output: Tensor<4>| {
+            let grads = (output * weights.clone()).sum().backward();
+            [
+                conv.weight.grad(&grads).unwrap().flatten::<1>(0, 3),
+                conv.bias.as_ref().unwrap().grad(&grads).unwrap(),
+                x.grad(&grads).unwrap().flatten::<1>(0, 3),
+            ]
+        };
+        let names = ["weights", "bias", "input"];
+        for ((name, burns), ours) in names
+            .iter()
+            .zip(gradients_of(burns))
+            .zip(gradients_of(ours))
+        {
+            assert!(
+                burns.clone().abs().max().into_scalar::<f32>() > 0.1,
+                "{name}"
+            );
+            assert!(largest_difference(burns, ours) < tolerance, "{name}");
+        }
+    }
+
+    #[test]
+    fn a_nan_input_gives_a_nan_output() {
+        let device = Device::flex();
+        let x = Tensor::<4>::from_floats([[[[1.0, f32::NAN], [2.0, -1.0]]]], &device);
+        let y: Vec<f32> = relu_max_pool2(x).into_data().try_to_vec().unwrap();
+        assert!(y[0].is_nan(), "{y:?}");
+    }
+}
