@@ -77,10 +77,7 @@ impl TowerKernels for Flex {
     }
 
     fn conv3x3(x: FlexTensor, weight: FlexTensor, bias: FlexTensor) -> FlexTensor {
-        let tiling = winograd::Tiling::of(&x, &weight);
-        let u = winograd::transform_kernels(&weight, &tiling);
-        let v = winograd::transform_inputs(&x, &tiling);
-        winograd::convolve(u, v, &bias, &tiling)
+        winograd::forward(&x, &weight, &bias).0
     }
 }
 
@@ -139,24 +136,27 @@ impl<C: CheckpointStrategy> TowerKernels for Autodiff<Flex, C> {
         weight: FloatTensor<Self>,
         bias: FloatTensor<Self>,
     ) -> FloatTensor<Self> {
-        let prepared = WinogradBackward
+        match WinogradBackward
             .prepare::<C>([x.node(), weight.node(), bias.node()])
             .compute_bound()
-            .stateful();
-        let (x, weight, bias) = (
-            x.into_primitive(),
-            weight.into_primitive(),
-            bias.into_primitive(),
-        );
-        let tiling = winograd::Tiling::of(&x, &weight);
-        let u = winograd::transform_kernels(&weight, &tiling);
-        let v = winograd::transform_inputs(&x, &tiling);
-        match prepared {
+            .stateful()
+        {
             OpsKind::Tracked(prep) => {
-                let output = winograd::convolve(u.clone(), v.clone(), &bias, &tiling);
-                prep.finish((tiling, u, v), output)
+                let (output, transformed) = winograd::forward(
+                    &x.into_primitive(),
+                    &weight.into_primitive(),
+                    &bias.into_primitive(),
+                );
+                prep.finish(transformed, output)
             }
-            OpsKind::UnTracked(prep) => prep.finish(winograd::convolve(u, v, &bias, &tiling)),
+            OpsKind::UnTracked(prep) => prep.finish(
+                winograd::forward(
+                    &x.into_primitive(),
+                    &weight.into_primitive(),
+                    &bias.into_primitive(),
+                )
+                .0,
+            ),
         }
     }
 }
@@ -165,9 +165,11 @@ impl<C: CheckpointStrategy> TowerKernels for Autodiff<Flex, C> {
 /// gradient back to any of them. 0-3 name the winner in reading order.
 const NO_WINNER: u8 = 4;
 
-/// Offset of each code's input from its window's top-left corner, in a plane of `width`.
-fn winner_offset(code: u8, width: usize) -> usize {
-    usize::from(code / 2) * width + usize::from(code % 2)
+/// Where in its input plane (rows `width` apart) pooled output `index` (rows `pooled_width`
+/// apart) found its winner `code`.
+fn winner_position(index: usize, code: u8, pooled_width: usize, width: usize) -> usize {
+    let corner = 2 * (index / pooled_width) * width + 2 * (index % pooled_width);
+    corner + usize::from(code / 2) * width + usize::from(code % 2)
 }
 
 #[derive(Debug)]
@@ -190,8 +192,7 @@ impl Backward<Flex, 1> for PoolBackward {
             let (grad, codes) = (&grad[outputs.clone()], &winners[outputs]);
             for (index, (&g, &code)) in grad.iter().zip(codes).enumerate() {
                 if code != NO_WINNER {
-                    let corner = 2 * (index / out_w) * w + 2 * (index % out_w);
-                    input_grad[corner + winner_offset(code, w)] = g;
+                    input_grad[winner_position(index, code, out_w, w)] = g;
                 }
             }
         });
@@ -218,16 +219,16 @@ impl Backward<Flex, 3> for ConvPoolBackward {
         let [x_node, weight_node, bias_node] = ops.parents;
         let grad = grads.consume::<Flex>(&ops.node);
         let ConvPoolState { x, weight, winners } = ops.state;
-        let geometry = ConvGeometry::of(&x, &weight);
-        let ConvGeometry {
+        let sizes = ConvSizes::of(&x, &weight, FIRST_LAYER_MIN_SIDE);
+        let ConvSizes {
             n,
             channels,
             kernels,
             ..
-        } = geometry;
+        } = sizes;
         let (grad, inputs, weights) = (f32_values(&grad), f32_values(&x), f32_values(&weight));
-        let pooled = geometry.pooled_len();
-        let tap_offsets = geometry.tap_offsets();
+        let pooled = sizes.pooled_len();
+        let tap_offsets = sizes.tap_offsets();
 
         // The gradient at each winner, its position in the convolution's output, per kernel.
         let winners_of = |image: usize, kernel: usize| {
@@ -239,14 +240,14 @@ impl Backward<Flex, 3> for ConvPoolBackward {
                 .zip(codes)
                 .enumerate()
                 .filter(|&(_, (_, &code))| code != NO_WINNER)
-                .map(move |(index, (&g, &code))| (geometry.winner_position(index, code), g))
+                .map(move |(index, (&g, &code))| (sizes.winner_position(index, code), g))
         };
 
         if weight_node.is_some() || bias_node.is_some() {
             // [weights..., biases...], summed over the images.
             let taps = channels * 9;
             let sums = sum_over_images(n, kernels * (taps + 1), |image, sums| {
-                let image_inputs = geometry.image(&inputs, image);
+                let image_inputs = sizes.image(&inputs, image);
                 let (weight_sums, bias_sums) = sums.split_at_mut(kernels * taps);
                 for kernel in 0..kernels {
                     let kernel_sums = &mut weight_sums[kernel * taps..(kernel + 1) * taps];
@@ -264,26 +265,21 @@ impl Backward<Flex, 3> for ConvPoolBackward {
                 grads.register::<Flex>(node.id, flex_tensor(weight_grad.to_vec(), dims));
             }
             if let Some(node) = bias_node {
-                let bias = FlexTensor::from_data(TensorData::new(bias_grad.to_vec(), [kernels]));
-                grads.register::<Flex>(node.id, bias);
+                grads.register::<Flex>(node.id, flex_tensor(bias_grad.to_vec(), [kernels]));
             }
         }
         if let Some(node) = x_node {
             let mut input_grad = vec![0.0f32; inputs.len()];
-            for_each_chunk(
-                &mut input_grad,
-                geometry.image_len(),
-                |image, input_grad| {
-                    for kernel in 0..kernels {
-                        let taps = &weights[kernel * channels * 9..(kernel + 1) * channels * 9];
-                        for (position, g) in winners_of(image, kernel) {
-                            for (offset, &tap) in tap_offsets.iter().zip(taps) {
-                                input_grad[position + offset] += g * tap;
-                            }
+            for_each_chunk(&mut input_grad, sizes.image_len(), |image, input_grad| {
+                for kernel in 0..kernels {
+                    let taps = &weights[kernel * channels * 9..(kernel + 1) * channels * 9];
+                    for (position, g) in winners_of(image, kernel) {
+                        for (offset, &tap) in tap_offsets.iter().zip(taps) {
+                            input_grad[position + offset] += g * tap;
                         }
                     }
-                },
-            );
+                }
+            });
             grads.register::<Flex>(node.id, flex_tensor(input_grad, dims4(x.layout().shape())));
         }
     }
@@ -294,32 +290,33 @@ struct WinogradBackward;
 
 impl Backward<Flex, 3> for WinogradBackward {
     /// The sizes, and the transformed kernels (`U`) and inputs (`V`).
-    type State = (winograd::Tiling, FlexTensor, FlexTensor);
+    type State = (ConvSizes, FlexTensor, FlexTensor);
 
     fn backward(self, ops: Ops<Self::State, 3>, grads: &mut Gradients, _: &mut Checkpointer) {
         let [x_node, weight_node, bias_node] = ops.parents;
         let grad = grads.consume::<Flex>(&ops.node);
-        let (tiling, u, v) = ops.state;
-        let m_grad = winograd::transform_output_grad(&grad, &tiling);
+        let (sizes, u, v) = ops.state;
+        let m_grad = winograd::transform_output_grad(&grad, &sizes);
         if let Some(node) = bias_node {
-            grads.register::<Flex>(node.id, winograd::bias_grad(&grad, &tiling));
+            grads.register::<Flex>(node.id, winograd::bias_grad(&grad, &sizes));
         }
         if let Some(node) = weight_node {
             let u_grad = winograd::matmul_transposed(m_grad.clone(), v);
-            grads.register::<Flex>(node.id, winograd::kernel_grad(u_grad, &tiling));
+            grads.register::<Flex>(node.id, winograd::kernel_grad(u_grad, &sizes));
         }
         if let Some(node) = x_node {
             let v_grad = winograd::transposed_matmul(u, m_grad);
-            grads.register::<Flex>(node.id, winograd::input_grad(v_grad, &tiling));
+            grads.register::<Flex>(node.id, winograd::input_grad(v_grad, &sizes));
         }
     }
 }
 
-/// Sizes of a 3x3 valid convolution followed by 2x2 pooling, and where things are in the
-/// flattened planes. The convolution's output is laid out with the input's row length
-/// (`width`), so that each tap's inputs are one contiguous run.
+/// Sizes of a 3x3 valid convolution: `n` images of `channels` planes of `height x width`,
+/// `kernels` outputs. The first layer's methods follow (where things are in the flattened
+/// planes, pooled), Winograd's tiling in `winograd`. The first layer lays a convolution's output
+/// out with the input's row length (`width`), so that each tap's inputs are one contiguous run.
 #[derive(Clone, Copy, Debug)]
-struct ConvGeometry {
+struct ConvSizes {
     n: usize,
     channels: usize,
     kernels: usize,
@@ -327,13 +324,17 @@ struct ConvGeometry {
     width: usize,
 }
 
-impl ConvGeometry {
-    fn of(x: &FlexTensor, weight: &FlexTensor) -> Self {
+impl ConvSizes {
+    /// The sizes of `x` and `weight`, which must be 3x3 kernels over its channels, on planes of
+    /// at least `min_side` a side.
+    fn of(x: &FlexTensor, weight: &FlexTensor, min_side: usize) -> Self {
         let [n, channels, height, width] = dims4(x.layout().shape());
         let [kernels, weight_channels, kh, kw] = dims4(weight.layout().shape());
         assert!(
-            (weight_channels, kh, kw) == (channels, 3, 3) && height >= 4 && width >= 4,
-            "a 3x3 convolution of {channels} channels, then 2x2 pooling, on {height}x{width}"
+            (weight_channels, kh, kw) == (channels, 3, 3)
+                && height >= min_side
+                && width >= min_side,
+            "a 3x3 convolution of {channels} channels on {height}x{width} (at least {min_side} a side)"
         );
         Self {
             n,
@@ -382,29 +383,30 @@ impl ConvGeometry {
 
     /// The position in the convolution's output of pooled output `index`'s winner.
     fn winner_position(&self, index: usize, code: u8) -> usize {
-        let (_, pooled_w) = self.pooled_dims();
-        let corner = 2 * (index / pooled_w) * self.width + 2 * (index % pooled_w);
-        corner + winner_offset(code, self.width)
+        winner_position(index, code, self.pooled_dims().1, self.width)
     }
 }
+
+/// The first layer's convolution needs 2x2 outputs to pool.
+const FIRST_LAYER_MIN_SIDE: usize = 4;
 
 fn convolve_and_pool(
     x: &FlexTensor,
     weight: &FlexTensor,
     bias: &FlexTensor,
 ) -> (FlexTensor, Vec<u8>) {
-    let geometry = ConvGeometry::of(x, weight);
+    let sizes = ConvSizes::of(x, weight, FIRST_LAYER_MIN_SIDE);
     let (inputs, weights, biases) = (f32_values(x), f32_values(weight), f32_values(bias));
-    let ConvGeometry {
+    let ConvSizes {
         n,
         channels,
         kernels,
         width,
         ..
-    } = geometry;
-    let (pooled_h, pooled_w) = geometry.pooled_dims();
-    let pooled = geometry.pooled_len();
-    let run = geometry.output_run();
+    } = sizes;
+    let (pooled_h, pooled_w) = sizes.pooled_dims();
+    let pooled = sizes.pooled_len();
+    let run = sizes.output_run();
     let mut output = vec![0.0f32; n * kernels * pooled];
     let mut winners = vec![0u8; output.len()];
     for_each_chunk_pair(
@@ -412,13 +414,13 @@ fn convolve_and_pool(
         &mut winners,
         kernels * pooled,
         |image, output, winners| {
-            let image_inputs = geometry.image(&inputs, image);
+            let image_inputs = sizes.image(&inputs, image);
             // One kernel's output, in rows of `width` (the last two values of a row are unused).
             let mut convolved = vec![0.0f32; run];
             for kernel in 0..kernels {
                 convolved.fill(biases[kernel]);
                 for c in 0..channels {
-                    let plane = geometry.plane(image_inputs, c);
+                    let plane = sizes.plane(image_inputs, c);
                     let taps =
                         &weights[(kernel * channels + c) * 9..(kernel * channels + c + 1) * 9];
                     add_taps(&mut convolved, plane, taps.try_into().unwrap(), width);
@@ -524,7 +526,7 @@ fn pool_window([a, b, c, d]: [f32; 4]) -> (f32, u8) {
     }
 }
 
-pub(crate) fn dims4(shape: &Shape) -> [usize; 4] {
+fn dims4(shape: &Shape) -> [usize; 4] {
     let dims = shape.dims::<4>();
     assert!(
         dims[2] >= 2 && dims[3] >= 2,
@@ -541,7 +543,7 @@ fn f32_values(tensor: &FlexTensor) -> std::borrow::Cow<'_, [f32]> {
     }
 }
 
-fn flex_tensor(values: Vec<f32>, dims: [usize; 4]) -> FlexTensor {
+fn flex_tensor<const D: usize>(values: Vec<f32>, dims: [usize; D]) -> FlexTensor {
     FlexTensor::from_data(TensorData::new(values, dims))
 }
 

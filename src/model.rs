@@ -98,12 +98,7 @@ impl SiameseNet {
     /// On WebGPU over SwiftShader, Burn's one convolution kernel costs less than several.
     pub(crate) fn first_layer(&self, images: Tensor<4>) -> Tensor<4> {
         if images.device() == Device::flex() {
-            let bias = self
-                .conv1
-                .bias
-                .as_ref()
-                .expect("the tower's convolutions have biases");
-            conv3x3_relu_max_pool2(images, self.conv1.weight.val(), bias.val())
+            conv3x3_relu_max_pool2(images, self.conv1.weight.val(), bias_of(&self.conv1))
         } else {
             self.pool.forward(relu(self.conv1.forward(images)))
         }
@@ -117,12 +112,7 @@ impl SiameseNet {
     /// two).
     pub(crate) fn second_convolution(&self, x: Tensor<4>) -> Tensor<4> {
         if cfg!(target_arch = "wasm32") && x.device() == Device::flex() {
-            let bias = self
-                .conv2
-                .bias
-                .as_ref()
-                .expect("the tower's convolutions have biases");
-            conv3x3(x, self.conv2.weight.val(), bias.val())
+            conv3x3(x, self.conv2.weight.val(), bias_of(&self.conv2))
         } else {
             self.conv2.forward(x)
         }
@@ -146,6 +136,15 @@ impl SiameseNet {
         let right = embeddings.narrow(0, pairs, pairs);
         euclidean_distance(left, right)
     }
+}
+
+/// The bias of one of the tower's convolutions, which all have one.
+fn bias_of(conv: &Conv2d) -> Tensor<1> {
+    let bias = conv
+        .bias
+        .as_ref()
+        .expect("the tower's convolutions have biases");
+    bias.val()
 }
 
 #[cfg(test)]

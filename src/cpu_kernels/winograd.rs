@@ -14,7 +14,7 @@ use burn::backend::Flex;
 use burn::backend::flex::FlexTensor;
 use burn::backend::ops::FloatTensorOps;
 
-use super::{dims4, f32_values, flex_tensor};
+use super::{ConvSizes, f32_values, flex_tensor};
 
 /// Inputs a side of a tile, and outputs a side of its result.
 const ALPHA: usize = 4;
@@ -90,35 +90,9 @@ fn sandwich_adjoint<const R: usize, const C: usize>(
     std::array::from_fn(|c| std::array::from_fn(|d| (0..R).map(|s| half[c][s] * left[s][d]).sum()))
 }
 
-/// Sizes of the convolution: `n` images of `channels` planes of `height x width`, `kernels`
-/// outputs of `(height - 2) x (width - 2)`, tiled by `TILE`.
-#[derive(Clone, Copy, Debug)]
-pub(super) struct Tiling {
-    n: usize,
-    channels: usize,
-    kernels: usize,
-    height: usize,
-    width: usize,
-}
-
-impl Tiling {
-    pub(super) fn of(x: &FlexTensor, weight: &FlexTensor) -> Self {
-        let [n, channels, height, width] = dims4(x.layout().shape());
-        let [kernels, weight_channels, kh, kw] = dims4(weight.layout().shape());
-        assert!(
-            (weight_channels, kh, kw) == (channels, 3, 3) && height >= 3 && width >= 3,
-            "a 3x3 convolution of {channels} channels on {height}x{width}"
-        );
-        Self {
-            n,
-            channels,
-            kernels,
-            height,
-            width,
-        }
-    }
-
-    pub(super) fn output_dims(&self) -> [usize; 4] {
+/// Winograd's sizes of the convolution.
+impl ConvSizes {
+    fn output_dims(&self) -> [usize; 4] {
         [self.n, self.kernels, self.height - 2, self.width - 2]
     }
 
@@ -182,10 +156,25 @@ impl Tiling {
     }
 }
 
+/// The convolution of `x` by `weight` plus `bias`, with what its backward pass needs: the
+/// sizes and the transformed kernels (`U`) and inputs (`V`).
+pub(super) fn forward(
+    x: &FlexTensor,
+    weight: &FlexTensor,
+    bias: &FlexTensor,
+) -> (FlexTensor, (ConvSizes, FlexTensor, FlexTensor)) {
+    // A valid 3x3 convolution needs 3 inputs a side.
+    let sizes = ConvSizes::of(x, weight, 3);
+    let u = transform_kernels(weight, &sizes);
+    let v = transform_inputs(x, &sizes);
+    let output = convolve(u.clone(), v.clone(), bias, &sizes);
+    (output, (sizes, u, v))
+}
+
 /// `U`: `[POINTS, kernels, channels]`, each kernel transformed.
-pub(super) fn transform_kernels(weight: &FlexTensor, tiling: &Tiling) -> FlexTensor {
+fn transform_kernels(weight: &FlexTensor, sizes: &ConvSizes) -> FlexTensor {
     let weights = f32_values(weight);
-    let (kernels, channels) = (tiling.kernels, tiling.channels);
+    let (kernels, channels) = (sizes.kernels, sizes.channels);
     let mut transformed = vec![0.0f32; POINTS * kernels * channels];
     for (index, kernel) in weights.chunks_exact(9).enumerate() {
         let g: [[f32; 3]; 3] = std::array::from_fn(|r| std::array::from_fn(|c| kernel[r * 3 + c]));
@@ -194,52 +183,52 @@ pub(super) fn transform_kernels(weight: &FlexTensor, tiling: &Tiling) -> FlexTen
             transformed[point * kernels * channels + index] = *value;
         }
     }
-    flex_tensor_3d(transformed, [POINTS, kernels, channels])
+    flex_tensor(transformed, [POINTS, kernels, channels])
 }
 
 /// `V`: `[POINTS, channels, tiles]`, each input tile transformed (zeros past the edges).
-pub(super) fn transform_inputs(x: &FlexTensor, tiling: &Tiling) -> FlexTensor {
+fn transform_inputs(x: &FlexTensor, sizes: &ConvSizes) -> FlexTensor {
     let inputs = f32_values(x);
-    let (channels, tiles) = (tiling.channels, tiling.tiles());
+    let (channels, tiles) = (sizes.channels, sizes.tiles());
     let mut transformed = vec![0.0f32; POINTS * channels * tiles];
     let mut points = split_points(&mut transformed);
-    let mut padded = tiling.padded_plane();
+    let mut padded = sizes.padded_plane();
     // Channel by channel, so that each transformed position is written in order of tiles.
     for c in 0..channels {
         let mut tile = c * tiles;
-        for image in 0..tiling.n {
-            tiling.pad(&inputs, image * channels + c, &mut padded);
-            for (top, left) in tiling.corners() {
-                let d = tiling.padded_tile(&padded, top, left);
+        for image in 0..sizes.n {
+            sizes.pad(&inputs, image * channels + c, &mut padded);
+            for (top, left) in sizes.corners() {
+                let d = sizes.padded_tile(&padded, top, left);
                 let v = both_ways(d, input_1d);
                 store_tile(&mut points, tile, &v);
                 tile += 1;
             }
         }
     }
-    flex_tensor_3d(transformed, [POINTS, channels, tiles])
+    flex_tensor(transformed, [POINTS, channels, tiles])
 }
 
 /// The convolution's output `[n, kernels, height - 2, width - 2]` from `U` and `V`.
-pub(super) fn convolve(
+fn convolve(
     kernels_u: FlexTensor,
     inputs_v: FlexTensor,
     bias: &FlexTensor,
-    tiling: &Tiling,
+    sizes: &ConvSizes,
 ) -> FlexTensor {
     let products = Flex::float_matmul(kernels_u, inputs_v);
     let products = f32_values(&products);
     let biases = f32_values(bias);
-    let [n, kernels, out_h, out_w] = tiling.output_dims();
-    let tiles = tiling.tiles();
+    let [n, kernels, out_h, out_w] = sizes.output_dims();
+    let tiles = sizes.tiles();
     let points = points_of(&products);
     let mut output = vec![0.0f32; n * kernels * out_h * out_w];
-    let mut padded = tiling.padded_output();
-    let padded_w = tiling.padded_output_width();
+    let mut padded = sizes.padded_output();
+    let padded_w = sizes.padded_output_width();
     for k in 0..kernels {
         let mut tile = k * tiles;
         for image in 0..n {
-            for (top, left) in tiling.corners() {
+            for (top, left) in sizes.corners() {
                 let m = load_tile(&points, tile);
                 let y = both_ways(m, output_1d);
                 for (r, row) in y.iter().enumerate() {
@@ -260,14 +249,14 @@ pub(super) fn convolve(
 }
 
 /// The output's gradient in the transformed space, `[POINTS, kernels, tiles]`.
-pub(super) fn transform_output_grad(grad: &FlexTensor, tiling: &Tiling) -> FlexTensor {
+pub(super) fn transform_output_grad(grad: &FlexTensor, sizes: &ConvSizes) -> FlexTensor {
     let grad = f32_values(grad);
-    let [n, kernels, out_h, out_w] = tiling.output_dims();
-    let tiles = tiling.tiles();
+    let [n, kernels, out_h, out_w] = sizes.output_dims();
+    let tiles = sizes.tiles();
     let mut transformed = vec![0.0f32; POINTS * kernels * tiles];
     let mut points = split_points(&mut transformed);
-    let mut padded = tiling.padded_output();
-    let padded_w = tiling.padded_output_width();
+    let mut padded = sizes.padded_output();
+    let padded_w = sizes.padded_output_width();
     for k in 0..kernels {
         let mut tile = k * tiles;
         for image in 0..n {
@@ -275,7 +264,7 @@ pub(super) fn transform_output_grad(grad: &FlexTensor, tiling: &Tiling) -> FlexT
             for (row, padded_row) in plane.chunks_exact(out_w).zip(padded.chunks_mut(padded_w)) {
                 padded_row[..out_w].copy_from_slice(row);
             }
-            for (top, left) in tiling.corners() {
+            for (top, left) in sizes.corners() {
                 let dy: [[f32; TILE]; TILE] = std::array::from_fn(|r| {
                     padded[(top + r) * padded_w + left..][..TILE]
                         .try_into()
@@ -287,14 +276,14 @@ pub(super) fn transform_output_grad(grad: &FlexTensor, tiling: &Tiling) -> FlexT
             }
         }
     }
-    flex_tensor_3d(transformed, [POINTS, kernels, tiles])
+    flex_tensor(transformed, [POINTS, kernels, tiles])
 }
 
 /// The kernels' gradient `[kernels, channels, 3, 3]` from that of `U`, `[POINTS, kernels,
 /// channels]`.
-pub(super) fn kernel_grad(u_grad: FlexTensor, tiling: &Tiling) -> FlexTensor {
+pub(super) fn kernel_grad(u_grad: FlexTensor, sizes: &ConvSizes) -> FlexTensor {
     let u_grad = f32_values(&u_grad);
-    let (kernels, channels) = (tiling.kernels, tiling.channels);
+    let (kernels, channels) = (sizes.kernels, sizes.channels);
     let weight_grad: Vec<f32> = (0..kernels * channels)
         .flat_map(|index| {
             let du: [[f32; ALPHA]; ALPHA] = std::array::from_fn(|r| {
@@ -310,25 +299,25 @@ pub(super) fn kernel_grad(u_grad: FlexTensor, tiling: &Tiling) -> FlexTensor {
 
 /// The input's gradient `[n, channels, height, width]` from that of `V`, `[POINTS, channels,
 /// tiles]`: overlapping tiles add up.
-pub(super) fn input_grad(v_grad: FlexTensor, tiling: &Tiling) -> FlexTensor {
+pub(super) fn input_grad(v_grad: FlexTensor, sizes: &ConvSizes) -> FlexTensor {
     let v_grad = f32_values(&v_grad);
-    let Tiling {
+    let ConvSizes {
         n,
         channels,
         height,
         width,
         ..
-    } = *tiling;
-    let tiles = tiling.tiles();
+    } = *sizes;
+    let tiles = sizes.tiles();
     let points = points_of(&v_grad);
     let mut grad = vec![0.0f32; n * channels * height * width];
-    let mut padded = tiling.padded_plane();
-    let padded_w = tiling.padded_width();
+    let mut padded = sizes.padded_plane();
+    let padded_w = sizes.padded_width();
     for c in 0..channels {
         let mut tile = c * tiles;
         for image in 0..n {
             padded.fill(0.0);
-            for (top, left) in tiling.corners() {
+            for (top, left) in sizes.corners() {
                 let dv = load_tile(&points, tile);
                 let dd = both_ways(dv, input_1d_adjoint);
                 for (r, row) in dd.iter().enumerate() {
@@ -350,14 +339,14 @@ pub(super) fn input_grad(v_grad: FlexTensor, tiling: &Tiling) -> FlexTensor {
 }
 
 /// The bias's gradient: the output's gradient summed over images and positions.
-pub(super) fn bias_grad(grad: &FlexTensor, tiling: &Tiling) -> FlexTensor {
+pub(super) fn bias_grad(grad: &FlexTensor, sizes: &ConvSizes) -> FlexTensor {
     let grad = f32_values(grad);
-    let [_, kernels, out_h, out_w] = tiling.output_dims();
+    let [_, kernels, out_h, out_w] = sizes.output_dims();
     let mut sums = vec![0.0f32; kernels];
     for (plane, values) in grad.chunks_exact(out_h * out_w).enumerate() {
         sums[plane % kernels] += values.iter().sum::<f32>();
     }
-    FlexTensor::from_data(burn::tensor::TensorData::new(sums, [kernels]))
+    flex_tensor(sums, [kernels])
 }
 
 /// `a [POINTS, m, k]` times the transpose of `b [POINTS, n, k]`: `[POINTS, m, n]`.
@@ -395,8 +384,4 @@ fn store_tile(points: &mut [&mut [f32]; POINTS], tile: usize, values: &[[f32; AL
 #[inline(always)]
 fn load_tile(points: &[&[f32]; POINTS], tile: usize) -> [[f32; ALPHA]; ALPHA] {
     std::array::from_fn(|r| std::array::from_fn(|s| points[r * ALPHA + s][tile]))
-}
-
-fn flex_tensor_3d(values: Vec<f32>, dims: [usize; 3]) -> FlexTensor {
-    FlexTensor::from_data(burn::tensor::TensorData::new(values, dims))
 }
