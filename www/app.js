@@ -980,7 +980,6 @@ async function restoreKeptProject() {
 function applyProjectSettings({ image_size, settings }) {
   if ([...$('image-size').options].some((option) => option.value === image_size)) $('image-size').value = image_size;
   state.projectSettings = settings;
-  state.keptSettings = settings;
   // Before the worker is ready the form is still empty: fillSettings writes them then.
   if (!state.settingsFilled) return;
   for (const [name, value] of Object.entries(settings)) {
@@ -1019,6 +1018,7 @@ async function loadProjectFile(file) {
     return;
   }
   applyProjectSettings(project);
+  state.keptSettings = project.settings;
   state.samples.restore(project.classes);
   // The model first: the images that follow put it to work once decoded.
   if (project.model) {
