@@ -2,7 +2,9 @@
 // and prints the page's result JSON (the figures README and the issue notes quote).
 //
 //   node scripts/train-in-browser.mjs [--backend cpu|webgpu|auto] [--epochs 3] [--seed 42]
-//                                     [--dist dist]
+//                                     [--workers N] [--dist dist]
+//
+// --workers: the CPU workers that share each batch (the page's default: one per core, up to 8).
 //
 // Needs dist/ (trunk build --release, or scripts/test.sh), or --dist: a copy of it from another
 // commit. Progress goes to stderr.
@@ -17,6 +19,7 @@ const option = (name, fallback) => {
 const query = new URLSearchParams({
   dataset: 'mnist', autostart: 1, backend: option('backend', 'cpu'), epochs: option('epochs', 3), seed: option('seed', 42),
 });
+if (option('workers')) query.set('workers', option('workers'));
 
 const server = await serveStatic(option('dist', new URL('../dist', import.meta.url).pathname));
 const browser = await launchChromium();

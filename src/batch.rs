@@ -30,6 +30,7 @@ impl PairBatch {
 
 /// A batch still on the host: its pixels read from the set (from disk when the set lives there)
 /// and its labels, ready to become a [`PairBatch`].
+#[derive(Clone)]
 pub struct HostBatch {
     shape: ImageShape,
     pairs: usize,
@@ -51,6 +52,41 @@ impl HostBatch {
                 .map(|p| f32::from(u8::from(p.dissimilar)))
                 .collect(),
         }
+    }
+
+    /// A batch sent by another worker: `pixels` holds the left images then their partners.
+    pub fn from_parts(
+        shape: ImageShape,
+        pixels: Vec<f32>,
+        dissimilar: Vec<f32>,
+    ) -> Result<Self, String> {
+        let pairs = dissimilar.len();
+        if pixels.len() != 2 * pairs * shape.pixels() {
+            return Err(format!(
+                "{} pixel values for {pairs} pairs of {} values each",
+                pixels.len(),
+                2 * shape.pixels()
+            ));
+        }
+        Ok(Self {
+            shape,
+            pairs,
+            pixels,
+            dissimilar,
+        })
+    }
+
+    pub fn shape(&self) -> ImageShape {
+        self.shape
+    }
+
+    pub fn pixels(&self) -> &[f32] {
+        &self.pixels
+    }
+
+    /// 1.0 for a dissimilar pair, 0.0 for a similar one.
+    pub fn dissimilar(&self) -> &[f32] {
+        &self.dissimilar
     }
 
     /// Pairs in the batch.

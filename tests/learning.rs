@@ -12,8 +12,10 @@ use siamese_web::inference::{
 };
 use siamese_web::model_file::{ModelInfo, load_model, save_model};
 use siamese_web::pairs::PairSampler;
+use siamese_web::training::shares::ThreadHelpers;
 use siamese_web::training::{
     BatchProgress, Control, EpochSummary, TrainConfig, TrainObserver, TrainingData, train,
+    train_sharing,
 };
 
 const MNIST: &[u8] = include_bytes!("../assets/mnist-10k.bin.gz");
@@ -326,4 +328,43 @@ fn train_config_round_trips_through_json_with_the_articles_defaults() {
     assert_eq!(defaults.epochs, 10);
     assert_eq!(defaults.learning_rate, 1e-3);
     assert_eq!(defaults.validation_split, 0.2);
+}
+
+/// Data-parallel training (the browser's Web Workers; here threads) takes the same steps as one
+/// worker, up to the order of the sums.
+#[test]
+fn training_with_helpers_follows_the_loss_curve_of_one_worker() {
+    let (train_set, _) = small_mnist();
+    let config = TrainConfig::new().with_epochs(1);
+    let data = TrainingData::split(&train_set, &config).unwrap();
+    let device = pollster::block_on(training_device(Backend::Flex)).unwrap();
+    let curve = |helpers: usize| {
+        let _rng = take_device_rng();
+        let mut record = Record::default();
+        let mut helpers = ThreadHelpers::new(helpers);
+        pollster::block_on(train_sharing(
+            &data,
+            &config,
+            &device,
+            &mut helpers,
+            &mut record,
+        ))
+        .unwrap();
+        record.losses
+    };
+    let alone = curve(0);
+    let shared = curve(2);
+    assert!(alone.len() >= 15, "{} steps", alone.len());
+    assert!(alone.last() < alone.first(), "it learns: {alone:?}");
+    assert_eq!(shared.len(), alone.len());
+    // The sums' order changes the last bits, and training amplifies them step by step: the
+    // first steps agree to float precision, the later ones closely (a share's wrong weight
+    // would be off by tens of percent from the first step).
+    for (step, (s, a)) in shared.iter().zip(&alone).enumerate() {
+        let tolerance = if step < 8 { 1e-5 } else { 5e-2 };
+        assert!(
+            (s - a).abs() < tolerance * a,
+            "step {step}: {s} against {a}"
+        );
+    }
 }

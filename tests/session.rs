@@ -94,6 +94,7 @@ fn train(config: TrainConfig) -> Command {
     Command::Train {
         config,
         backend: BackendChoice::Cpu,
+        workers: None,
     }
 }
 
@@ -232,12 +233,19 @@ fn commands_without_what_they_need_say_what_to_do_first() {
     let webgpu = Command::Train {
         config: TrainConfig::new().with_epochs(1),
         backend: BackendChoice::Webgpu,
+        workers: None,
     };
     assert_refused(
         &session,
         webgpu,
         "WebGPU was chosen but the tests run without a GPU",
     );
+    let no_workers = Command::Train {
+        config: TrainConfig::new().with_epochs(1),
+        backend: BackendChoice::Cpu,
+        workers: Some(0),
+    };
+    assert_refused(&session, no_workers, "workers must be 1 to 64, not 0");
 }
 
 #[test]
@@ -255,6 +263,7 @@ fn a_run_is_trained_tested_analysed_used_saved_and_loaded_on_one_set_of_test_pai
         Command::Train {
             config: TrainConfig::new().with_epochs(1),
             backend: BackendChoice::Auto,
+            workers: None,
         },
     );
     let (backend, reason) = find!(replies, Reply::Backend { backend, reason } => (backend, reason));

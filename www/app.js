@@ -2,7 +2,7 @@
 // All computation happens in the worker's session (src/session/); the controller (controller.js,
 // shared with the widget) runs the worker; this file only shows what they report.
 import {
-  droppedFiles, thumbnailCanvas, describeWebGpu, formatSeconds, percent, runProgress, progressValueText,
+  droppedFiles, thumbnailCanvas, describeWebGpu, formatSeconds, percent, runProgress, progressValueText, DEFAULT_WORKERS,
 } from './trainer.js';
 import { TrainingController } from './controller.js';
 import { LossChart, histogramChart, rocChart, embeddingMap, detChart } from './charts.js';
@@ -447,6 +447,7 @@ function readSettings() {
       held_out_classes: heldOutClasses(String(form.get('held_out_classes') ?? '')),
     },
     backend: /** @type {import('./messages').BackendChoice} */ (form.get('backend')),
+    workers: number('workers'),
   };
 }
 
@@ -457,7 +458,7 @@ function heldOutClasses(text) {
 }
 
 function startTraining() {
-  const { config, backend } = readSettings();
+  const { config, backend, workers } = readSettings();
   state.runSettings = settingsFields();
   state.trained = false;
   delete document.body.dataset.error;
@@ -469,7 +470,7 @@ function startTraining() {
   $('epoch-status').textContent = '';
   delete $('epoch-status').dataset.memory;
   lossChart.reset(config.epochs);
-  controller.train(config, backend);
+  controller.train(config, backend, workers);
 }
 
 /** @param {import('./messages').BatchProgress} p */
@@ -519,7 +520,8 @@ function showResults({ result, evaluation, gallery, stopped, interrupted, note }
   $('progress').value = stopped || interrupted ? $('progress').value : 1;
   $('progress-text').textContent = `${stopped || interrupted ? 'Stopped' : 'Finished'} after ${result.epochs} epoch(s) in ` +
     `${result.train_s.toFixed(1)} s on ${result.backend === 'webgpu' ? 'WebGPU' : 'the CPU'} ` +
-    `(${result.pairs_per_s.toFixed(0)} pairs/s).`;
+    `(${result.pairs_per_s.toFixed(0)} pairs/s${result.workers > 1 ?
+      `, ${result.workers} workers: ${(result.pairs_per_s / result.workers).toFixed(0)} per worker` : ''}).`;
   $('progress').setAttribute('aria-valuetext', $('progress-text').textContent);
   $('progress-announce').textContent = `${$('progress-text').textContent} Test pair accuracy ${figure(result.test_acc)}.`;
   $('metrics').innerHTML = `
@@ -1048,9 +1050,10 @@ function fillSettings(defaults) {
     const shown = Array.isArray(value) ? value.join(', ') : (value ?? '');
     if (field) field.value = params.get(name === 'batch_size' ? 'batch' : name) ?? params.get(name) ?? state.projectSettings?.[name] ?? shown;
   }
-  // The kept project's backend, which the session's defaults do not hold.
+  // The kept project's backend and workers, which the session's defaults do not hold.
   const backend = state.projectSettings?.backend;
   if (backend && !params.has('backend')) $('settings').elements.backend.value = backend;
+  $('settings').elements.workers.value = params.get('workers') ?? state.projectSettings?.workers ?? DEFAULT_WORKERS;
 }
 
 function applyDeepLink() {

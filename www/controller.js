@@ -2,7 +2,7 @@
 // state both views show (loading, idle, training, done, error), the data to load again after a
 // restart, and what happens when the worker fails: a fresh worker with the same data, on the CPU
 // when WebGPU failed during a run. The views draw what it reports and decide nothing of this.
-import { TrainerWorker, MNIST_URL } from './trainer.js';
+import { TrainerWorker, MNIST_URL, DEFAULT_WORKERS } from './trainer.js';
 
 /** @typedef {import('./messages').Message} Reply */
 /** @typedef {'loading' | 'idle' | 'training' | 'done' | 'error'} ControllerState */
@@ -56,11 +56,14 @@ export class TrainingController {
     return this.trainer.sendFiles(entries, shape);
   }
 
-  /** @param {import('./messages').TrainConfig} config @param {import('./messages').BackendChoice} backend */
-  train(config, backend) {
+  /**
+   * @param {import('./messages').TrainConfig} config @param {import('./messages').BackendChoice} backend
+   * @param {number} [workers] on the CPU, the workers that share each batch
+   */
+  train(config, backend, workers = DEFAULT_WORKERS) {
     this.setState('training');
     this.runBackend = null;
-    this.runId = this.trainer.send({ type: 'train', config, backend: this.cpuOnly ? 'cpu' : backend });
+    this.runId = this.trainer.send({ type: 'train', config, backend: this.cpuOnly ? 'cpu' : backend, workers });
   }
 
   stop() {

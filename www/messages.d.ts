@@ -7,7 +7,7 @@ export type Request = Command & { id: number };
 /** What the worker posts: a reply and the id of the request it answers (0: none). */
 export type Message = Reply & { id: number };
 
-export type Command = { "type": "use_mnist", url: string, train_images: number | null, test_images: number | null, } | { "type": "begin_files", total: number, channels: number, height: number, width: number, } | { "type": "add_files", files: Array<UploadedFile>, } | { "type": "end_files" } | { "type": "train", config: TrainConfig, backend: BackendChoice, } | { "type": "stop" } | { "type": "compare", left: ImageRef, right: ImageRef, } | { "type": "neighbours", query: ImageRef, k: number, } | { "type": "save_model" } | { "type": "evaluate" } | { "type": "export_projector" } | { "type": "export_projector_archive" } | { "type": "benchmark", backend: BackendChoice, job: BenchmarkJob, } | { "type": "enrol", class_name: string, images: Array<ImageRef>, } | { "type": "enrol_held_out", images_per_class: number, } | { "type": "set_unknown_distance", distance: number, } | { "type": "load_model", file_name: string, bytes: Uint8Array, };
+export type Command = { "type": "use_mnist", url: string, train_images: number | null, test_images: number | null, } | { "type": "begin_files", total: number, channels: number, height: number, width: number, } | { "type": "add_files", files: Array<UploadedFile>, } | { "type": "end_files" } | { "type": "train", config: TrainConfig, backend: BackendChoice, workers: number | null, } | { "type": "stop" } | { "type": "compare", left: ImageRef, right: ImageRef, } | { "type": "neighbours", query: ImageRef, k: number, } | { "type": "save_model" } | { "type": "evaluate" } | { "type": "export_projector" } | { "type": "export_projector_archive" } | { "type": "benchmark", backend: BackendChoice, job: BenchmarkJob, } | { "type": "enrol", class_name: string, images: Array<ImageRef>, } | { "type": "enrol_held_out", images_per_class: number, } | { "type": "set_unknown_distance", distance: number, } | { "type": "load_model", file_name: string, bytes: Uint8Array, };
 
 export type Reply = { "type": "ready", webgpu: WebGpuSupport, 
 /**
@@ -97,7 +97,11 @@ test_pairs: number, test_acc: number | null, best_threshold: number,
 /**
  * Where `best_threshold` was chosen.
  */
-threshold_source: ThresholdSource, test_acc_best: number | null, auc: number | null, pairs_per_s: number, train_s: number, };
+threshold_source: ThresholdSource, test_acc_best: number | null, auc: number | null, pairs_per_s: number, train_s: number, 
+/**
+ * The workers that trained, each with its share of every batch (1 on a GPU).
+ */
+workers: number, };
 
 export type AnalysisReport = { 
 /**

@@ -7,6 +7,10 @@
 /** The built-in digits, beside the app's files wherever they are hosted. */
 export const MNIST_URL = new URL('../assets/mnist-10k.bin.gz', import.meta.url).href;
 
+/** CPU workers a run shares its batches among unless told: one per core, up to 8 (each holds
+ * its own copy of the module and the model). */
+export const DEFAULT_WORKERS = Math.max(1, Math.min(navigator.hardwareConcurrency || 1, 8));
+
 /** A batch of files in flight to the worker: at most this many, or about this many bytes. */
 const FILES_PER_BATCH = 256;
 const BYTES_PER_BATCH = 32 * 2 ** 20;

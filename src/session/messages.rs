@@ -56,9 +56,12 @@ pub enum Command {
     AddFiles { files: Vec<UploadedFile> },
     /// All files were sent: the images become the data (answered with `dataset_loaded`).
     EndFiles,
+    /// `workers` on the CPU: the worker and that many less one helpers (Web Workers), each
+    /// computing a share of every batch; absent or 1, the worker alone.
     Train {
         config: TrainConfig,
         backend: BackendChoice,
+        workers: Option<usize>,
     },
     /// Stop training after the current batch; the model so far is kept and evaluated.
     Stop,
@@ -330,6 +333,8 @@ pub struct RunResult {
     pub auc: Option<f64>,
     pub pairs_per_s: f64,
     pub train_s: f64,
+    /// The workers that trained, each with its share of every batch (1 on a GPU).
+    pub workers: usize,
 }
 
 #[cfg_attr(test, derive(ts_rs::TS))]

@@ -42,9 +42,10 @@ use crate::pairs::Pair;
 use crate::projector::{EmbeddedPart, ProjectorFiles, projector_archive, projector_files};
 #[cfg(not(target_arch = "wasm32"))]
 use crate::training::burn_train::{BurnTrainRun, train_with_burn};
+use crate::training::shares::{BatchHelpers, NoHelpers};
 use crate::training::{
     BatchProgress, Control, EpochSummary, TrainConfig, TrainError, TrainObserver, TrainingData,
-    train,
+    train, train_sharing,
 };
 
 const GALLERY_PAIRS: usize = 12;
@@ -59,6 +60,8 @@ const MAP_THUMBNAIL_SIDE: usize = 32;
 const VALIDATION_IMAGES: usize = 1000;
 /// Hardest pairs shown of each kind.
 const HARDEST_PAIRS: usize = 6;
+/// Workers a run may ask for: more than cores only adds overhead, and each holds a model.
+pub const MAX_WORKERS: usize = 64;
 
 /// What a session needs from the place it runs in: a browser worker, a terminal, a test.
 pub trait Host {
@@ -84,6 +87,12 @@ pub trait Host {
     #[cfg(not(target_arch = "wasm32"))]
     fn burn_train(&mut self) -> impl Future<Output = Result<Option<BurnTrainRun>, String>> {
         async { Ok(None) }
+    }
+    /// `count` helpers to compute shares of every CPU batch: the browser's Web Workers, the
+    /// command line's threads. One that cannot start is left out.
+    fn helpers(&mut self, count: usize) -> impl Future<Output = impl BatchHelpers + 'static> {
+        let _ = count;
+        async { NoHelpers }
     }
     /// The GPU a run trains on when it asks for one: WebGPU, unless the host was given another
     /// (the command line's `--device cuda:1`).
@@ -303,7 +312,11 @@ impl Session {
             } => self.begin_files(total, ImageShape::new(channels, height, width), host),
             Command::AddFiles { files } => self.add_files(files, host),
             Command::EndFiles => self.end_files(host).await,
-            Command::Train { config, backend } => self.train(config, backend, host).await,
+            Command::Train {
+                config,
+                backend,
+                workers,
+            } => self.train(config, backend, workers, host).await,
             Command::Compare { left, right } => self.compare(left, right, host).await,
             Command::Neighbours { query, k } => self.neighbours(query, k, host).await,
             Command::SaveModel => self.save_model(host).await,
@@ -443,10 +456,15 @@ impl Session {
         &self,
         config: TrainConfig,
         choice: BackendChoice,
+        workers: Option<usize>,
         host: &mut impl Host,
     ) -> Outcome {
         let dataset = self.dataset()?;
         let data = TrainingData::split(&dataset.train, &config).map_err(|e| e.to_string())?;
+        let workers = workers.unwrap_or(1);
+        if !(1..=MAX_WORKERS).contains(&workers) {
+            return Err(format!("workers must be 1 to {MAX_WORKERS}, not {workers}").into());
+        }
         let busy = self.begin_busy();
         #[cfg(not(target_arch = "wasm32"))]
         let burn_train = host.burn_train().await?;
@@ -471,9 +489,21 @@ impl Session {
         };
         #[cfg(target_arch = "wasm32")]
         let chosen = choose_device(choice, host).await?;
+        let mut helpers = match chosen.backend == "cpu" && workers > 1 {
+            true => Some(host.helpers(workers - 1).await),
+            false => None,
+        };
+        let workers = 1 + helpers.as_mut().map_or(0, BatchHelpers::count);
+        let reason = match workers {
+            1 => chosen.reason.clone(),
+            n => format!(
+                "{}; {n} workers, each with its share of every batch",
+                chosen.reason
+            ),
+        };
         host.send(Reply::Backend {
             backend: chosen.backend.clone(),
-            reason: chosen.reason.clone(),
+            reason,
         });
         let device = chosen.device;
         // Burn keeps a failed GPU device for the process's lifetime: only a new worker can
@@ -497,13 +527,18 @@ impl Session {
             device: &device,
             frames: Vec::new(),
         };
+        let mut own_loop = async |observer: &mut SessionObserver<'_, _>| match helpers.as_mut() {
+            Some(helpers) => train_sharing(&data, &config, &device, helpers, observer).await,
+            None => train(&data, &config, &device, observer).await,
+        };
         #[cfg(not(target_arch = "wasm32"))]
         let trained = match &burn_train {
             Some(run) => train_with_burn(&data, &config, run, &mut observer).await,
-            None => train(&data, &config, &device, &mut observer).await,
+            None => own_loop(&mut observer).await,
         };
         #[cfg(target_arch = "wasm32")]
-        let trained = train(&data, &config, &device, &mut observer).await;
+        let trained = own_loop(&mut observer).await;
+        drop(helpers); // their memory is not kept past the run
         let frames = std::mem::take(&mut observer.frames);
         let trained = trained.map_err(failed)?;
 
@@ -558,6 +593,7 @@ impl Session {
             auc: evaluation.as_ref().map(|e| e.auc),
             pairs_per_s: trained.pairs_per_s,
             train_s: trained.train_s,
+            workers,
         };
         self.set_model(CurrentModel {
             model: trained.model,

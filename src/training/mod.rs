@@ -4,6 +4,7 @@
 
 #[cfg(not(target_arch = "wasm32"))]
 pub mod burn_train;
+pub mod shares;
 
 use std::future::Future;
 
@@ -20,6 +21,7 @@ use crate::inference::{dissimilar_flags, pair_distances};
 use crate::loss::ContrastiveLoss;
 use crate::model::{FIRST_CONV_CHANNELS, SiameseNet, SiameseNetConfig};
 use crate::pairs::{Pair, PairError, PairSampler};
+use shares::{BatchHelpers, NoHelpers, shared_batch_gradients};
 
 /// Every knob of a run, with the article's defaults.
 #[cfg_attr(test, derive(ts_rs::TS))]
@@ -413,7 +415,20 @@ pub async fn train(
     device: &Device,
     observer: &mut impl TrainObserver,
 ) -> Result<TrainedModel, TrainError> {
+    train_sharing(data, config, device, &mut NoHelpers, observer).await
+}
+
+/// [`train`], with `helpers` computing a share of every batch (on the CPU only: a GPU takes
+/// the batch whole).
+pub async fn train_sharing(
+    data: &TrainingData,
+    config: &TrainConfig,
+    device: &Device,
+    helpers: &mut impl BatchHelpers,
+    observer: &mut impl TrainObserver,
+) -> Result<TrainedModel, TrainError> {
     config.validate()?;
+    let on_cpu = device.clone().without_autodiff() == Device::flex();
     device.seed(config.seed);
     let model_config = SiameseNetConfig::for_shape(data.train.shape);
     let mut model = model_config.init(device).map_err(TrainError::Settings)?;
@@ -435,9 +450,17 @@ pub async fn train(
         let batches = epoch_batches(&data.train, pairs.clone(), config.batch_size);
         for (step, batch) in batches.enumerate() {
             let batch_pairs = batch.len();
-            let parts = micro_batches(batch, data.train.shape, device);
-            let (grads, loss) = batch_gradients(&model, parts, &loss_fn, 1.0);
-            let loss_value: f32 = loss.into_scalar_async().await.map_err(backend_error)?;
+            let (grads, loss_value) = match on_cpu {
+                true => shared_batch_gradients(&model, batch, &loss_fn, device, helpers).await?,
+                false => {
+                    let parts = micro_batches(batch, data.train.shape, device);
+                    let (grads, loss) = batch_gradients(&model, parts, &loss_fn, 1.0);
+                    (
+                        grads,
+                        loss.into_scalar_async().await.map_err(backend_error)?,
+                    )
+                }
+            };
             if diverged(loss_value, config.margin) {
                 interrupted = Some(TrainError::Diverged {
                     epoch,
@@ -501,12 +524,18 @@ mod tests {
     use super::*;
     use crate::data::mnist::parse_mnist;
 
-    #[test]
-    fn micro_batches_give_the_gradients_and_loss_of_the_whole_batch() {
+    /// The built-in digits and an epoch of their pairs.
+    pub(crate) fn digits_and_their_pairs() -> (ImageSet, Vec<Pair>) {
         let digits = parse_mnist(include_bytes!("../../assets/mnist-10k.bin.gz")).unwrap();
         let pairs = PairSampler::with_seed(digits.labels(), &digits.class_names, 5)
             .unwrap()
             .epoch_pairs(1);
+        (digits, pairs)
+    }
+
+    #[test]
+    fn micro_batches_give_the_gradients_and_loss_of_the_whole_batch() {
+        let (digits, pairs) = digits_and_their_pairs();
         let device = Device::flex().autodiff();
         device.seed(3);
         let model = SiameseNetConfig::for_shape(digits.shape)

@@ -3,4 +3,5 @@
 //! page never freezes; page and worker talk only through the types of
 //! [`crate::session::messages`].
 
+pub mod helpers;
 pub mod worker;

@@ -15,12 +15,16 @@ use web_sys::{DedicatedWorkerGlobalScope, MessageEvent, Response};
 use crate::session::messages::{Envelope, Reply, Request, WebGpuSupport};
 use crate::session::{Host, Session};
 use crate::training::TrainConfig;
+use crate::training::shares::BatchHelpers;
+use crate::web::helpers::WorkerHelpers;
 
 /// The id of replies that answer no request: `ready`, and a panic.
 const NO_REQUEST: u64 = 0;
 
 thread_local! {
     static SESSION: Rc<Session> = Rc::new(Session::new());
+    /// The script a training helper starts from (`www/helper.js`), as `worker.js` resolved it.
+    static HELPER_SCRIPT: RefCell<String> = const { RefCell::new(String::new()) };
     /// Probed once, when the worker starts.
     static WEBGPU: RefCell<Option<WebGpuSupport>> = const { RefCell::new(None) };
 }
@@ -42,8 +46,10 @@ fn post(id: u64, reply: &Reply) {
 }
 
 /// Starts the worker: reports panics to the page, listens for messages, says it is ready.
+/// `helper_script` is where training helpers start from.
 #[wasm_bindgen(js_name = startWorker)]
-pub fn start_worker() {
+pub fn start_worker(helper_script: String) {
+    HELPER_SCRIPT.set(helper_script);
     std::panic::set_hook(Box::new(|info| {
         web_sys::console::error_1(&info.to_string().into());
         post(
@@ -122,6 +128,10 @@ impl Host for WorkerHost {
             let _ = scope().set_timeout_with_callback(&resolve);
         });
         let _ = JsFuture::from(promise).await;
+    }
+
+    async fn helpers(&mut self, count: usize) -> impl BatchHelpers + 'static {
+        WorkerHelpers::start(count, &HELPER_SCRIPT.with_borrow(Clone::clone)).await
     }
 
     fn memory_bytes(&self) -> f64 {

@@ -93,10 +93,40 @@ test('MNIST trains on the CPU backend for one epoch, far above chance, and the p
   assert.ok(steps > 50, `${steps} steps shown`);
   assert.equal(heard.length, 2, heard.join(' | '));
   assert.match(heard[0], /^Epoch 1 done: validation pair accuracy \d+\.\d+ %\.$/);
-  assert.match(heard[1], /^Finished after 1 epoch\(s\) in [\d.]+ s on the CPU \(\d+ pairs\/s\)\. Test pair accuracy \d+\.\d+ %\.$/);
+  // One worker per core (up to 8) by default, each with its share of every batch.
+  const cores = await page.evaluate(() => navigator.hardwareConcurrency);
+  assert.equal(result.workers, Math.min(cores, 8));
+  const perWorker = result.workers > 1 ? `, ${result.workers} workers: \\d+ per worker` : '';
+  assert.match(heard[1], new RegExp(`^Finished after 1 epoch\\(s\\) in [\\d.]+ s on the CPU \\(\\d+ pairs/s${perWorker}\\)\\. Test pair accuracy \\d+\\.\\d+ %\\.$`));
   assert.match(await page.locator('#progress').getAttribute('aria-valuetext'), /^Finished after 1 epoch/);
   assert.deepEqual(problems, []);
   await page.close();
+});
+
+test('two CPU workers take the same steps as one: the same losses, the figures of both', async () => {
+  const train = async (workers) => {
+    const { page, problems } = await openApp(`?dataset=mnist&train_images=640&test_images=500&epochs=1&autostart=1&backend=cpu&workers=${workers}`);
+    const run = await waitForRun(page, 300_000);
+    assert.equal(run.state, 'done', run.messages);
+    const epoch = await page.locator('#epoch-status').innerText();
+    const [, trainLoss, validationLoss] = epoch.match(/train loss ([\d.]+), validation loss ([\d.]+)/).map(Number);
+    const reply = { result: JSON.parse(run.result), trainLoss, validationLoss, backend: await page.locator('#backend-status').innerText() };
+    assert.deepEqual(problems, []);
+    await page.close();
+    return reply;
+  };
+  const one = await train(1);
+  const two = await train(2);
+  console.log('one worker', JSON.stringify(one), 'two workers', JSON.stringify(two));
+  assert.equal(one.result.workers, 1);
+  assert.equal(two.result.workers, 2);
+  assert.match(two.backend, /2 workers, each with its share of every batch/);
+  assert.doesNotMatch(one.backend, /workers/);
+  // The shares' sums differ from the whole batch's in the last bits only (tests/learning.rs
+  // follows the curve step by step).
+  assert.ok(Math.abs(two.trainLoss - one.trainLoss) <= 2e-4, `train loss ${two.trainLoss} against ${one.trainLoss}`);
+  assert.ok(Math.abs(two.validationLoss - one.validationLoss) <= 2e-4, `validation loss ${two.validationLoss} against ${one.validationLoss}`);
+  assert.ok(Math.abs(two.result.test_acc - one.result.test_acc) <= 0.005, `test pair accuracy ${two.result.test_acc} against ${one.result.test_acc}`);
 });
 
 test('MNIST trains on WebGPU (a short run: the software GPU here is slow)', async () => {

@@ -247,11 +247,13 @@ pub async fn run(invocation: Invocation) -> Result<String, String> {
             devices,
             enrol_held_out,
             save,
+            workers,
             ..
         } => {
             cli.load_data(&data, shape).await?;
             let answers = cli
                 .ask(Command::Train {
+                    workers,
                     config,
                     backend: match devices[..] {
                         [] | [Backend::Flex] => BackendChoice::Cpu,

@@ -16,6 +16,8 @@ usage:
         --validation-split X    0.2       --seed N               42
         --threads N             the CPU backend's threads (default: one per core; also for
                                 evaluate, embed and compare)
+        --workers N             on the CPU, N threads each train a share of every batch
+                                (data-parallel, as the page's workers do; default 1)
         --device DEVICE         cpu (default), wgpu (the GPU wgpu picks: Vulkan, Metal...), or
                                 pinned: vulkan, metal, cuda, cuda:N; each GPU in a build with
                                 --features of its name (wgpu, vulkan, metal, cuda). Several,
@@ -70,6 +72,8 @@ pub enum Invocation {
         /// Training images each held-out class is enrolled from after the run.
         enrol_held_out: Option<usize>,
         save: Option<PathBuf>,
+        /// `--workers`: the session's data-parallel CPU training.
+        workers: Option<usize>,
     },
     Evaluate {
         model: PathBuf,
@@ -106,6 +110,7 @@ struct Given {
     tuned: Vec<&'static str>,
     positional: Vec<PathBuf>,
     threads: Option<usize>,
+    workers: Option<usize>,
 }
 
 /// A subcommand and the threads it may use.
@@ -170,6 +175,7 @@ pub fn parse(args: &[String]) -> Result<Option<Parsed>, String> {
             checkpoints: given.checkpoints.clone(),
             enrol_held_out: given.enrol_held_out,
             save: given.save.clone(),
+            workers: given.workers,
         },
         "evaluate" => Invocation::Evaluate {
             model: model()?,
@@ -259,6 +265,7 @@ const VALUED_OPTIONS: &[&str] = &[
     "--validation-split",
     "--seed",
     "--threads",
+    "--workers",
 ];
 
 fn read_options(args: &[String]) -> Result<Given, String> {
@@ -279,6 +286,7 @@ fn read_options(args: &[String]) -> Result<Given, String> {
         tuned: Vec::new(),
         positional: Vec::new(),
         threads: None,
+        workers: None,
     };
     let mut args = args.iter();
     while let Some(arg) = args.next() {
@@ -331,6 +339,7 @@ fn read_options(args: &[String]) -> Result<Given, String> {
             "--margin" => given.config.margin = number(value)? as f32,
             "--validation-split" => given.config.validation_split = number(value)?,
             "--threads" => given.threads = Some(count(value)?.max(1)),
+            "--workers" => given.workers = Some(count(value)?),
             _ => {
                 given.config.seed = value
                     .parse()
@@ -373,7 +382,7 @@ mod tests {
     fn train_takes_a_folder_its_size_and_the_settings() {
         let invocation = parse(&words(
             "train --data photos --image-size 64x32-rgb --epochs 3 --lr 0.01 --threads 2 --save m.siamese \
-             --hold-out cat,dog --enrol-held-out 5",
+             --hold-out cat,dog --enrol-held-out 5 --workers 3",
         ))
         .unwrap();
         let Some(Parsed {
@@ -386,12 +395,14 @@ mod tests {
                     checkpoints,
                     enrol_held_out,
                     save,
+                    workers,
                 },
             threads,
         }) = invocation
         else {
             panic!("{invocation:?}");
         };
+        assert_eq!(workers, Some(3));
         assert_eq!(
             data,
             DataSource::Folder {

@@ -14,6 +14,7 @@ use siamese_web::session::messages::{DatasetSummary, Reply, WebGpuSupport};
 use siamese_web::session::{Gpu, Host};
 use siamese_web::training::BatchProgress;
 use siamese_web::training::burn_train::{BurnTrainRun, epochs_done};
+use siamese_web::training::shares::{BatchHelpers, ThreadHelpers};
 
 /// Progress lines at most this often (and at the end of every epoch), where there is no bar.
 const PROGRESS_EVERY_S: f64 = 2.0;
@@ -251,6 +252,10 @@ impl Host for Terminal {
         WebGpuSupport::Hardware {
             adapter: "chosen with --device".into(),
         }
+    }
+
+    async fn helpers(&mut self, count: usize) -> impl BatchHelpers + 'static {
+        ThreadHelpers::new(count)
     }
 
     async fn gpu(&mut self) -> Gpu {
