@@ -10,7 +10,7 @@ use std::rc::Rc;
 use js_sys::{Promise, Reflect, Uint8Array};
 use wasm_bindgen::prelude::*;
 use wasm_bindgen_futures::{JsFuture, spawn_local};
-use web_sys::{DedicatedWorkerGlobalScope, MessageEvent, Response};
+use web_sys::{DedicatedWorkerGlobalScope, MessageChannel, MessageEvent, Response};
 
 use crate::session::messages::{Envelope, Reply, Request, WebGpuSupport};
 use crate::session::{Host, Session};
@@ -25,6 +25,8 @@ thread_local! {
     static SESSION: Rc<Session> = Rc::new(Session::new());
     /// The script a training helper starts from (`www/helper.js`), as `worker.js` resolved it.
     static HELPER_SCRIPT: RefCell<String> = const { RefCell::new(String::new()) };
+    /// The worker's messages to itself, to yield to its event loop.
+    static YIELD_CHANNEL: MessageChannel = MessageChannel::new().expect("a MessageChannel");
     /// Probed once, when the worker starts.
     static WEBGPU: RefCell<Option<WebGpuSupport>> = const { RefCell::new(None) };
 }
@@ -122,10 +124,15 @@ impl Host for WorkerHost {
         }
     }
 
-    /// Lets the worker handle queued messages (a Stop) before going on.
+    /// Lets the worker handle queued messages (a Stop) before going on. Through a message to
+    /// itself, not a timer: a timer set from a timer's task is held back 4 ms after a few
+    /// levels, every step (PERFORMANCE.md).
     async fn yield_now(&mut self) {
         let promise = Promise::new(&mut |resolve, _| {
-            let _ = scope().set_timeout_with_callback(&resolve);
+            YIELD_CHANNEL.with(|channel| {
+                channel.port1().set_onmessage(Some(&resolve));
+                let _ = channel.port2().post_message(&JsValue::NULL);
+            });
         });
         let _ = JsFuture::from(promise).await;
     }

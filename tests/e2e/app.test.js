@@ -269,9 +269,11 @@ async function cameraClasses(ownBrowser) {
   await page.waitForFunction(() => /not renamed: there is a class "still" already/.test(document.getElementById('messages').innerText));
   await page.fill('.own-class[data-name="wave"] figcaption input', 'moving');
   await page.keyboard.press('Enter');
+  // The cards are drawn again after the rename: a click before that lands on a card replaced.
+  await page.waitForSelector('.own-class[data-name="moving"]');
   await page.locator('.own-class[data-name="still"] .remove').first().click();
-  const edited = await cards();
-  assert.deepEqual(edited, { moving: recorded.wave, still: recorded.still - 1 });
+  await page.waitForFunction((n) => document.querySelectorAll('.own-class[data-name="still"] .remove').length === n, recorded.still - 1);
+  assert.deepEqual(await cards(), { moving: recorded.wave, still: recorded.still - 1 });
   await sessionImages(recorded.wave + recorded.still - 1);
   assert.equal(await page.locator('#data-changed').isVisible(), true);
 
