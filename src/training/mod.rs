@@ -533,14 +533,18 @@ mod tests {
         (digits, pairs)
     }
 
+    /// A model for `shape` on flex with autodiff, from seeded weights.
+    pub(crate) fn untrained_model(shape: ImageShape) -> (Device, SiameseNet) {
+        let device = Device::flex().autodiff();
+        device.seed(3);
+        let model = SiameseNetConfig::for_shape(shape).init(&device).unwrap();
+        (device, model)
+    }
+
     #[test]
     fn micro_batches_give_the_gradients_and_loss_of_the_whole_batch() {
         let (digits, pairs) = digits_and_their_pairs();
-        let device = Device::flex().autodiff();
-        device.seed(3);
-        let model = SiameseNetConfig::for_shape(digits.shape)
-            .init(&device)
-            .unwrap();
+        let (device, model) = untrained_model(digits.shape);
         let loss_fn = ContrastiveLoss::new();
         let parts = |micro: usize| -> Vec<PairBatch> {
             let batch = HostBatch::new(&digits, &pairs[..10]);

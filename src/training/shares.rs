@@ -347,7 +347,7 @@ fn gradients_from_vector(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::training::tests::digits_and_their_pairs;
+    use crate::training::tests::{digits_and_their_pairs, untrained_model};
 
     /// Helpers in this process, each with its own [`ShareWorker`], answering at once; one of
     /// them may be made to fail.
@@ -389,11 +389,7 @@ mod tests {
     #[test]
     fn shared_gradients_are_those_of_the_whole_batch() {
         let (digits, pairs) = digits_and_their_pairs();
-        let device = Device::flex().autodiff();
-        device.seed(3);
-        let model = SiameseNetConfig::for_shape(digits.shape)
-            .init(&device)
-            .unwrap();
+        let (device, model) = untrained_model(digits.shape);
         let loss_fn = ContrastiveLoss::new().with_margin(1.5);
         let batch = || HostBatch::new(&digits, &pairs[..37]);
         let run = |helpers: &mut InProcessHelpers| {
