@@ -3,9 +3,11 @@
 //
 //   node scripts/bench.mjs [--steps 30] [--webgpu-steps 8] [--batch 64] [--layer-repeats 10]
 //                          [--webgpu-layer-repeats 2] [--backends cpu,webgpu] [--dist dist]
-//                          [--no-native]
+//                          [--no-native] [--no-tfjs]
 //
 // Needs dist/ (trunk build --release, or scripts/test.sh) and the browser that the tests use.
+// The peer, the same job in TensorFlow.js on its wasm backend (scripts/tfjs-peer/), runs in the
+// same browser after our runs, and a last line gives our CPU path's pairs/s over the peer's.
 // --dist times another build (a copy of dist/ from another commit), so two builds compare in
 // one run.
 import { execFileSync } from 'node:child_process';
@@ -33,6 +35,11 @@ const size = { wasm_bytes: wasm.length, wasm_gzip_bytes: gzipSync(wasm, { level:
 
 const server = await serveStatic(dist);
 const browser = await launchChromium();
+const lines = [];
+const print = (line) => {
+  lines.push(line);
+  console.log(JSON.stringify(line));
+};
 try {
   const runs = [['cpu', steps, layerRepeats], ['webgpu', webgpuSteps, webgpuLayerRepeats]];
   for (const [backend, count, repeats] of runs.filter(([backend]) => backends.includes(backend))) {
@@ -41,9 +48,21 @@ try {
     await page.goto(`http://127.0.0.1:${server.address().port}/www/bench.html?${query}`);
     await page.waitForFunction(() => document.body.dataset.state === 'done', null, { timeout: 0, polling: 1000 });
     for (const line of (await page.locator('#results').innerText()).trim().split('\n')) {
-      console.log(JSON.stringify({ ...JSON.parse(line), runner: 'chromium', ...size }));
+      print({ ...JSON.parse(line), runner: 'chromium', ...size });
     }
     await page.close();
+  }
+  if (!args.includes('--no-tfjs')) {
+    const repository = await serveStatic(new URL('..', import.meta.url).pathname);
+    const page = await browser.newPage();
+    const query = new URLSearchParams({ batch, warmup: 3, steps });
+    await page.goto(`http://127.0.0.1:${repository.address().port}/scripts/tfjs-peer/index.html?${query}`);
+    await page.waitForFunction(() => document.body.dataset.state === 'done', null, { timeout: 0, polling: 1000 });
+    print(JSON.parse(await page.locator('#results').innerText()));
+    await page.close();
+    repository.close();
+    const [ours, peer] = ['cpu', 'tfjs-wasm'].map((backend) => lines.find((line) => line.backend === backend)?.pairs_per_s);
+    if (ours && peer) print({ ratio: 'cpu (one worker) over tfjs-wasm (one thread), pairs/s', value: ours / peer });
   }
 } finally {
   await browser.close();

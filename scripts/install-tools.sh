@@ -64,8 +64,8 @@ if [ -n "$need_trunk" ]; then
     $tool_build cargo install trunk --version "$TRUNK_VERSION" --locked --force
 fi
 
-if [ ! -x node_modules/.bin/wasm-opt ] || [ ! -d node_modules/playwright-core ] || [ ! -d node_modules/puppeteer-core ] || [ ! -x node_modules/.bin/tsc ] || [ ! -d node_modules/axe-core ]; then
-  log "installing npm packages (binaryen's wasm-opt, chart.js, playwright-core, puppeteer-core, typescript, axe-core)"
+if [ ! -x node_modules/.bin/wasm-opt ] || [ ! -d node_modules/playwright-core ] || [ ! -d node_modules/puppeteer-core ] || [ ! -x node_modules/.bin/tsc ] || [ ! -d node_modules/axe-core ] || [ ! -d node_modules/@tensorflow/tfjs-backend-wasm ]; then
+  log "installing npm packages (binaryen's wasm-opt, chart.js, playwright-core, puppeteer-core, typescript, axe-core, TensorFlow.js for the benchmark's peer)"
   npm ci --no-audit --no-fund
 fi
 
