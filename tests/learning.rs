@@ -12,7 +12,7 @@ use siamese_web::inference::{
 };
 use siamese_web::model_file::{ModelInfo, load_model, save_model};
 use siamese_web::pairs::PairSampler;
-use siamese_web::training::shares::ThreadHelpers;
+use siamese_web::training::shares::{ThreadHelpers, parameter_vector};
 use siamese_web::training::{
     BatchProgress, Control, EpochSummary, TrainConfig, TrainObserver, TrainingData, train,
     train_sharing,
@@ -328,6 +328,41 @@ fn train_config_round_trips_through_json_with_the_articles_defaults() {
     assert_eq!(defaults.epochs, 10);
     assert_eq!(defaults.learning_rate, 1e-3);
     assert_eq!(defaults.validation_split, 0.2);
+}
+
+/// With helpers a step's progress goes out one step late, while they work on the next; a Stop
+/// given there still ends the run after the step it was given at, with that step's model.
+#[test]
+fn a_stop_with_helpers_ends_after_the_step_it_was_given_at() {
+    let (train_set, _) = small_mnist();
+    let config = TrainConfig::new().with_epochs(1);
+    let data = TrainingData::split(&train_set, &config).unwrap();
+    let device = pollster::block_on(training_device(Backend::Flex)).unwrap();
+    let stopped_run = |helpers: usize| {
+        let _rng = take_device_rng();
+        let mut record = Record {
+            stop_after: Some(5),
+            ..Record::default()
+        };
+        let trained = pollster::block_on(train_sharing(
+            &data,
+            &config,
+            &device,
+            &mut ThreadHelpers::new(helpers),
+            &mut record,
+        ))
+        .unwrap();
+        assert!(trained.stopped && trained.history.is_empty());
+        let weights = pollster::block_on(parameter_vector(&trained.model)).unwrap();
+        (record.losses.len(), weights)
+    };
+    let (alone_steps, alone) = stopped_run(0);
+    let (shared_steps, shared) = stopped_run(1);
+    assert_eq!((alone_steps, shared_steps), (5, 5));
+    let largest = alone.iter().fold(0.0f32, |m, w| m.max(w.abs()));
+    for (s, a) in shared.iter().zip(&alone) {
+        assert!((s - a).abs() < 1e-5 * largest, "{s} against {a}");
+    }
 }
 
 /// Data-parallel training (the browser's Web Workers; here threads) takes the same steps as one

@@ -19,6 +19,8 @@ if (DARK) {
 }
 const BASE = { animation: false, responsive: true, maintainAspectRatio: false };
 
+const REDRAW_MS = 250;
+
 /** Loss against epochs: every batch, the mean of each epoch, and validation. */
 export class LossChart {
   constructor(canvas) {
@@ -42,6 +44,7 @@ export class LossChart {
       },
     });
     this.pending = false;
+    this.drawnAt = -Infinity;
   }
 
   reset(epochs) {
@@ -61,14 +64,16 @@ export class LossChart {
     this.redrawSoon();
   }
 
-  // Batches arrive several times a second; redraw at most once a frame.
+  // Batches arrive many times a second from workers that share the cores with this page: redraw
+  // at most every REDRAW_MS, in an animation frame.
   redrawSoon() {
     if (this.pending) return;
     this.pending = true;
-    requestAnimationFrame(() => {
+    setTimeout(() => requestAnimationFrame(() => {
       this.pending = false;
+      this.drawnAt = performance.now();
       this.chart.update('none');
-    });
+    }), Math.max(0, this.drawnAt + REDRAW_MS - performance.now()));
   }
 }
 

@@ -26,6 +26,8 @@ export class TrainerWorker {
     // so an answer or a load meant for a worker that was replaced never passes for a newer one.
     this.lastId = 0;
     this.fileLoads = 0;
+    /** @type {number | null} the `end_files` request of the newest load, once it was sent */
+    this.lastFilesEnd = null;
     this.pending = new Map();
     this.start();
   }
@@ -76,6 +78,8 @@ export class TrainerWorker {
    */
   async sendFiles(entries, shape) {
     const load = ++this.fileLoads;
+    // An older load's answer, arriving while this one is being sent, is out of date already.
+    this.lastFilesEnd = null;
     const begun = await this.request({ type: 'begin_files', total: entries.length, ...shape });
     if (begun.type !== 'files_read' || load !== this.fileLoads) return false;
     for (let start = 0; start < entries.length;) {

@@ -21,7 +21,7 @@ use crate::inference::{dissimilar_flags, pair_distances};
 use crate::loss::ContrastiveLoss;
 use crate::model::{FIRST_CONV_CHANNELS, SiameseNet, SiameseNetConfig};
 use crate::pairs::{Pair, PairError, PairSampler};
-use shares::{BatchHelpers, NoHelpers, shared_batch_gradients};
+use shares::{BatchHelpers, NoHelpers, finish_shares, start_shares};
 
 /// Every knob of a run, with the article's defaults.
 #[cfg_attr(test, derive(ts_rs::TS))]
@@ -448,10 +448,22 @@ pub async fn train_sharing(
         let steps_per_epoch = pairs.len().div_ceil(config.batch_size);
         let mut loss_sum = 0.0f64;
         let batches = epoch_batches(&data.train, pairs.clone(), config.batch_size);
+        // With helpers, a step's progress goes out once the helpers have the next step's
+        // shares, so they do not wait for it; the last step of an epoch reports at once.
+        let mut deferred: Option<BatchProgress> = None;
         for (step, batch) in batches.enumerate() {
             let batch_pairs = batch.len();
             let (grads, loss_value) = match on_cpu {
-                true => shared_batch_gradients(&model, batch, &loss_fn, device, helpers).await?,
+                true => {
+                    let in_flight = start_shares(&model, batch, &loss_fn, helpers).await?;
+                    if let Some(progress) = deferred.take()
+                        && observer.on_batch(&progress).await == Control::Stop
+                    {
+                        stopped = true;
+                        break 'epochs;
+                    }
+                    finish_shares(&model, in_flight, &loss_fn, device, helpers).await?
+                }
                 false => {
                     let parts = micro_batches(batch, data.train.shape, device);
                     let (grads, loss) = batch_gradients(&model, parts, &loss_fn, 1.0);
@@ -483,7 +495,9 @@ pub async fn train_sharing(
                 pairs_per_s: pairs_seen as f64 / elapsed_s.max(1e-9),
                 elapsed_s,
             };
-            if observer.on_batch(&progress).await == Control::Stop {
+            if on_cpu && helpers.count() > 0 && step + 1 < steps_per_epoch {
+                deferred = Some(progress);
+            } else if observer.on_batch(&progress).await == Control::Stop {
                 stopped = true;
                 break 'epochs;
             }

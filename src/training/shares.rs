@@ -17,15 +17,28 @@ use crate::data::ImageShape;
 use crate::loss::ContrastiveLoss;
 use crate::model::{SiameseNet, SiameseNetConfig};
 
-/// One helper's work for one step.
-pub struct ShareJob<'a> {
+/// One helper's work for one step. The coordinator lends the parameters (`&[f32]`); a job that
+/// crosses to a thread or a worker owns them (`Vec<f32>`).
+pub struct ShareJob<P: AsRef<[f32]>> {
     /// The model's parameters, in [`parameter_vector`]'s order.
-    pub parameters: &'a [f32],
+    pub parameters: P,
     pub batch: HostBatch,
     pub margin: f32,
     /// The share's part of the batch (its pairs over the batch's): its gradients and loss are
     /// scaled by it, so that the shares' sum is the batch's mean.
     pub scale: f32,
+}
+
+impl ShareJob<&[f32]> {
+    /// The job with a copy of the parameters, to be sent away.
+    pub fn into_owned(self) -> ShareJob<Vec<f32>> {
+        ShareJob {
+            parameters: self.parameters.to_vec(),
+            batch: self.batch,
+            margin: self.margin,
+            scale: self.scale,
+        }
+    }
 }
 
 /// A helper's answer: the gradients of its share's scaled loss, in [`parameter_vector`]'s
@@ -40,7 +53,7 @@ pub trait BatchHelpers {
     /// Helpers that are working; one whose last job failed is dropped here, between steps.
     fn count(&mut self) -> usize;
     /// Hands `job` to helper `helper` (below [`count`](Self::count)) and returns at once.
-    fn start(&mut self, helper: usize, job: ShareJob<'_>);
+    fn start(&mut self, helper: usize, job: ShareJob<&[f32]>);
     /// The answer to the job `helper` was last given.
     fn finish(&mut self, helper: usize) -> impl Future<Output = Result<ShareGradients, String>>;
 }
@@ -53,7 +66,7 @@ impl BatchHelpers for NoHelpers {
         0
     }
 
-    fn start(&mut self, _: usize, _: ShareJob<'_>) {
+    fn start(&mut self, _: usize, _: ShareJob<&[f32]>) {
         unreachable!("there are no helpers to start")
     }
 
@@ -70,7 +83,7 @@ pub struct ThreadHelpers {
 
 #[cfg(not(target_arch = "wasm32"))]
 struct ThreadHelper {
-    jobs: std::sync::mpsc::Sender<(Vec<f32>, HostBatch, f32, f32)>,
+    jobs: std::sync::mpsc::Sender<ShareJob<Vec<f32>>>,
     answers: std::sync::mpsc::Receiver<Result<ShareGradients, String>>,
     failed: bool,
 }
@@ -80,19 +93,12 @@ impl ThreadHelpers {
     pub fn new(count: usize) -> Self {
         let helpers = (0..count)
             .map(|_| {
-                let (jobs, job_queue) =
-                    std::sync::mpsc::channel::<(Vec<f32>, HostBatch, f32, f32)>();
+                let (jobs, job_queue) = std::sync::mpsc::channel::<ShareJob<Vec<f32>>>();
                 let (answer, answers) = std::sync::mpsc::channel();
                 // The thread ends when the helpers are dropped (its queue closes).
                 std::thread::spawn(move || {
                     let mut worker = ShareWorker::default();
-                    for (parameters, batch, margin, scale) in job_queue {
-                        let job = ShareJob {
-                            parameters: &parameters,
-                            batch,
-                            margin,
-                            scale,
-                        };
+                    for job in job_queue {
                         let result = pollster::block_on(worker.gradients(job));
                         if answer.send(result.map_err(|err| err.to_string())).is_err() {
                             break;
@@ -117,10 +123,9 @@ impl BatchHelpers for ThreadHelpers {
         self.helpers.len()
     }
 
-    fn start(&mut self, helper: usize, job: ShareJob<'_>) {
+    fn start(&mut self, helper: usize, job: ShareJob<&[f32]>) {
         let helper = &mut self.helpers[helper];
-        let job = (job.parameters.to_vec(), job.batch, job.margin, job.scale);
-        helper.failed = helper.jobs.send(job).is_err();
+        helper.failed = helper.jobs.send(job.into_owned()).is_err();
     }
 
     async fn finish(&mut self, helper: usize) -> Result<ShareGradients, String> {
@@ -153,7 +158,10 @@ impl Default for ShareWorker {
 }
 
 impl ShareWorker {
-    pub async fn gradients(&mut self, job: ShareJob<'_>) -> Result<ShareGradients, TrainError> {
+    pub async fn gradients(
+        &mut self,
+        job: ShareJob<impl AsRef<[f32]>>,
+    ) -> Result<ShareGradients, TrainError> {
         let shape = job.batch.shape();
         let model = match self.model.take() {
             Some((built_for, model)) if built_for == shape => model,
@@ -161,7 +169,7 @@ impl ShareWorker {
                 .init(&self.device)
                 .map_err(TrainError::Settings)?,
         };
-        let model = with_parameters(model, job.parameters)?;
+        let model = with_parameters(model, job.parameters.as_ref())?;
         let loss_fn = ContrastiveLoss::new().with_margin(job.margin);
         let parts = micro_batches(job.batch, shape, &self.device);
         let (grads, loss) = batch_gradients(&model, parts, &loss_fn, job.scale);
@@ -173,19 +181,26 @@ impl ShareWorker {
     }
 }
 
-/// The gradients of the mean loss of `batch` and that loss, the coordinator's share computed
-/// here while the helpers compute theirs. A helper that fails has its share computed here.
-pub(crate) async fn shared_batch_gradients(
+/// A batch whose shares the helpers are computing; the coordinator's own share waits for
+/// [`finish_shares`].
+pub(crate) struct StartedShares {
+    own: HostBatch,
+    /// The helpers' shares, in the order they were handed out.
+    shares: Vec<HostBatch>,
+    pairs: usize,
+}
+
+/// Hands each helper its share of `batch` at `model`'s weights, and keeps the first share for
+/// the coordinator.
+pub(crate) async fn start_shares(
     model: &SiameseNet,
     batch: HostBatch,
     loss_fn: &ContrastiveLoss,
-    device: &Device,
     helpers: &mut impl BatchHelpers,
-) -> Result<(GradientsParams, f32), TrainError> {
-    let (shape, pairs) = (batch.shape(), batch.len());
+) -> Result<StartedShares, TrainError> {
+    let pairs = batch.len();
     let mut shares = batch.split(pairs.div_ceil(helpers.count() + 1));
     let own = shares.remove(0);
-    let scale = |share: &HostBatch| share.len() as f32 / pairs as f32;
     let parameters = match shares.is_empty() {
         true => Vec::new(),
         false => parameter_vector(model).await?,
@@ -194,13 +209,29 @@ pub(crate) async fn shared_batch_gradients(
         helpers.start(
             helper,
             ShareJob {
-                parameters: &parameters,
+                parameters: &parameters[..],
                 batch: share.clone(),
                 margin: loss_fn.margin,
-                scale: scale(share),
+                scale: share.len() as f32 / pairs as f32,
             },
         );
     }
+    Ok(StartedShares { own, shares, pairs })
+}
+
+/// The gradients of the mean loss of the started batch and that loss: the coordinator computes
+/// its own share, then adds the helpers' in order. A helper that failed has its share computed
+/// here.
+pub(crate) async fn finish_shares(
+    model: &SiameseNet,
+    started: StartedShares,
+    loss_fn: &ContrastiveLoss,
+    device: &Device,
+    helpers: &mut impl BatchHelpers,
+) -> Result<(GradientsParams, f32), TrainError> {
+    let StartedShares { own, shares, pairs } = started;
+    let shape = own.shape();
+    let scale = |share: &HostBatch| share.len() as f32 / pairs as f32;
     let own_scale = scale(&own);
     let (grads, loss) =
         batch_gradients(model, micro_batches(own, shape, device), loss_fn, own_scale);
@@ -372,7 +403,7 @@ mod tests {
             self.workers.len()
         }
 
-        fn start(&mut self, helper: usize, job: ShareJob<'_>) {
+        fn start(&mut self, helper: usize, job: ShareJob<&[f32]>) {
             let answer = match self.failing == Some(helper) {
                 true => Err("it was made to fail".to_string()),
                 false => pollster::block_on(self.workers[helper].gradients(job))
@@ -393,13 +424,10 @@ mod tests {
         let loss_fn = ContrastiveLoss::new().with_margin(1.5);
         let batch = || HostBatch::new(&digits, &pairs[..37]);
         let run = |helpers: &mut InProcessHelpers| {
-            let (grads, loss) = pollster::block_on(shared_batch_gradients(
-                &model,
-                batch(),
-                &loss_fn,
-                &device,
-                helpers,
-            ))
+            let (grads, loss) = pollster::block_on(async {
+                let started = start_shares(&model, batch(), &loss_fn, helpers).await?;
+                finish_shares(&model, started, &loss_fn, &device, helpers).await
+            })
             .unwrap();
             (
                 pollster::block_on(gradient_vector(&model, &grads)).unwrap(),

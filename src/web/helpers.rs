@@ -101,7 +101,7 @@ impl BatchHelpers for WorkerHelpers {
         self.helpers.len()
     }
 
-    fn start(&mut self, helper: usize, job: ShareJob<'_>) {
+    fn start(&mut self, helper: usize, job: ShareJob<&[f32]>) {
         let helper = &mut self.helpers[helper];
         let message = Object::new();
         let arrays = [
@@ -198,17 +198,10 @@ pub fn start_helper() {
     }));
     let on_message = Closure::<dyn FnMut(MessageEvent)>::new(|event: MessageEvent| {
         spawn_local(async move {
-            let job = read_job(&event.data());
-            let answer = match job {
-                Ok((parameters, batch, margin, scale)) => {
+            let answer = match read_job(&event.data()) {
+                Ok(job) => {
                     // Taken out for the job (one at a time), so no borrow is held across an await.
                     let mut worker = SHARE_WORKER.take();
-                    let job = ShareJob {
-                        parameters: &parameters,
-                        batch,
-                        margin,
-                        scale,
-                    };
                     let answer = worker.gradients(job).await.map_err(|err| err.to_string());
                     SHARE_WORKER.set(worker);
                     answer
@@ -234,9 +227,7 @@ pub fn start_helper() {
     post_from_helper(&ready, &Array::new());
 }
 
-type Job = (Vec<f32>, HostBatch, f32, f32);
-
-fn read_job(data: &JsValue) -> Result<Job, String> {
+fn read_job(data: &JsValue) -> Result<ShareJob<Vec<f32>>, String> {
     let field = |name: &str| Reflect::get(data, &name.into()).map_err(describe);
     let floats = |name: &str| -> Result<Vec<f32>, String> {
         Ok(field(name)?
@@ -252,10 +243,10 @@ fn read_job(data: &JsValue) -> Result<Job, String> {
     let shape: ImageShape =
         serde_wasm_bindgen::from_value(field("shape")?).map_err(|err| err.to_string())?;
     let batch = HostBatch::from_parts(shape, floats("pixels")?, floats("dissimilar")?)?;
-    Ok((
-        floats("parameters")?,
+    Ok(ShareJob {
+        parameters: floats("parameters")?,
         batch,
-        number("margin")?,
-        number("scale")?,
-    ))
+        margin: number("margin")?,
+        scale: number("scale")?,
+    })
 }
