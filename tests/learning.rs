@@ -14,8 +14,8 @@ use siamese_web::model_file::{ModelInfo, load_model, save_model};
 use siamese_web::pairs::PairSampler;
 use siamese_web::training::shares::{ThreadHelpers, parameter_vector};
 use siamese_web::training::{
-    BatchProgress, Control, EpochSummary, TrainConfig, TrainObserver, TrainingData, train,
-    train_sharing,
+    BatchProgress, Control, EpochSummary, TrainConfig, TrainObserver, TrainedModel, TrainingData,
+    train, train_sharing,
 };
 
 const MNIST: &[u8] = include_bytes!("../assets/mnist-10k.bin.gz");
@@ -330,28 +330,33 @@ fn train_config_round_trips_through_json_with_the_articles_defaults() {
     assert_eq!(defaults.validation_split, 0.2);
 }
 
-/// With helpers a step's progress goes out one step late, while they work on the next; a Stop
-/// given there still ends the run after the step it was given at, with that step's model.
-#[test]
-fn a_stop_with_helpers_ends_after_the_step_it_was_given_at() {
+/// One epoch of the small digits, each batch shared with `helpers` thread helpers.
+fn train_one_epoch_with_thread_helpers(helpers: usize, record: &mut Record) -> TrainedModel {
     let (train_set, _) = small_mnist();
     let config = TrainConfig::new().with_epochs(1);
     let data = TrainingData::split(&train_set, &config).unwrap();
     let device = pollster::block_on(training_device(Backend::Flex)).unwrap();
+    let _rng = take_device_rng();
+    pollster::block_on(train_sharing(
+        &data,
+        &config,
+        &device,
+        &mut ThreadHelpers::new(helpers),
+        record,
+    ))
+    .unwrap()
+}
+
+/// With helpers a step's progress goes out one step late, while they work on the next; a Stop
+/// given there still ends the run after the step it was given at, with that step's model.
+#[test]
+fn a_stop_with_helpers_ends_after_the_step_it_was_given_at() {
     let stopped_run = |helpers: usize| {
-        let _rng = take_device_rng();
         let mut record = Record {
             stop_after: Some(5),
             ..Record::default()
         };
-        let trained = pollster::block_on(train_sharing(
-            &data,
-            &config,
-            &device,
-            &mut ThreadHelpers::new(helpers),
-            &mut record,
-        ))
-        .unwrap();
+        let trained = train_one_epoch_with_thread_helpers(helpers, &mut record);
         assert!(trained.stopped && trained.history.is_empty());
         let weights = pollster::block_on(parameter_vector(&trained.model)).unwrap();
         (record.losses.len(), weights)
@@ -369,22 +374,9 @@ fn a_stop_with_helpers_ends_after_the_step_it_was_given_at() {
 /// worker, up to the order of the sums.
 #[test]
 fn training_with_helpers_follows_the_loss_curve_of_one_worker() {
-    let (train_set, _) = small_mnist();
-    let config = TrainConfig::new().with_epochs(1);
-    let data = TrainingData::split(&train_set, &config).unwrap();
-    let device = pollster::block_on(training_device(Backend::Flex)).unwrap();
     let curve = |helpers: usize| {
-        let _rng = take_device_rng();
         let mut record = Record::default();
-        let mut helpers = ThreadHelpers::new(helpers);
-        pollster::block_on(train_sharing(
-            &data,
-            &config,
-            &device,
-            &mut helpers,
-            &mut record,
-        ))
-        .unwrap();
+        train_one_epoch_with_thread_helpers(helpers, &mut record);
         record.losses
     };
     let alone = curve(0);
