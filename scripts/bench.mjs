@@ -8,10 +8,11 @@
 // Needs dist/ (trunk build --release, or scripts/test.sh) and the browser that the tests use.
 // The peer, the same job in TensorFlow.js on its wasm backend (scripts/tfjs-peer/), runs in the
 // same browser after our runs, and a last line gives our CPU path's pairs/s over the peer's.
+// Two lines first give the code each kind of reader downloads.
 // --dist times another build (a copy of dist/ from another commit), so two builds compare in
 // one run.
 import { execFileSync } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 import { gzipSync } from 'node:zlib';
 import { serveStatic } from '../tests/e2e/server.js';
 import { launchChromium } from '../tests/e2e/browser.js';
@@ -30,6 +31,16 @@ const webgpuLayerRepeats = Number(option('webgpu-layer-repeats', 2));
 const backends = option('backends', 'cpu,webgpu').split(',');
 const dist = option('dist', new URL('../dist', import.meta.url).pathname);
 
+// The code each kind of reader downloads before training starts (gzip level 9, data aside): the
+// page's scripts, the glue and wasm of the module www/worker.js picks, and the helpers' script.
+const gzipBytes = (path) => gzipSync(readFileSync(`${dist}/${path}`), { level: 9 }).length;
+const pageScripts = ['chart.umd.min.js', ...readdirSync(`${dist}/www`)
+  .filter((name) => name.endsWith('.js') && !['bench.js', 'widget.js'].includes(name)).map((name) => `www/${name}`)];
+const download = (module) => [...pageScripts, `${module}.js`, `${module}_bg.wasm`]
+  .reduce((sum, path) => sum + gzipBytes(path), 0);
+for (const [path, module] of [['without a real GPU', 'siamese-web-cpu'], ['with a real GPU (WebGPU)', 'siamese-web']]) {
+  console.log(JSON.stringify({ download: path, module: `${module}_bg.wasm`, code_gzip_bytes: download(module) }));
+}
 const wasm = readFileSync(`${dist}/siamese-web_bg.wasm`);
 const size = { wasm_bytes: wasm.length, wasm_gzip_bytes: gzipSync(wasm, { level: 9 }).length };
 

@@ -1,7 +1,7 @@
 //! Which Burn device the job runs on: the flex CPU backend, WebGPU (Vulkan or Metal natively)
 //! through wgpu, or natively a GPU pinned to CUDA, Vulkan or Metal.
 
-#[cfg(any(target_arch = "wasm32", feature = "wgpu"))]
+#[cfg(feature = "wgpu")]
 use std::sync::OnceLock;
 
 use burn::tensor::Device;
@@ -64,10 +64,10 @@ pub async fn training_device(backend: Backend) -> Result<Device, String> {
 }
 
 /// The wgpu runtime can be initialised once per process (or page); later runs reuse it.
-#[cfg(any(target_arch = "wasm32", feature = "wgpu"))]
+#[cfg(feature = "wgpu")]
 static WGPU_DEVICE: OnceLock<Device> = OnceLock::new();
 
-#[cfg(any(target_arch = "wasm32", feature = "wgpu"))]
+#[cfg(feature = "wgpu")]
 async fn wgpu_device() -> Result<Device, String> {
     if let Some(device) = WGPU_DEVICE.get() {
         return Ok(device.clone());
@@ -79,11 +79,16 @@ async fn wgpu_device() -> Result<Device, String> {
     Ok(WGPU_DEVICE.get_or_init(|| device).clone())
 }
 
-/// Native builds have wgpu only with the `wgpu` feature: it is most of their build time, and the
-/// native tests run on the CPU.
-#[cfg(not(any(target_arch = "wasm32", feature = "wgpu")))]
+/// Without the `wgpu` feature: native builds (it is most of their build time, and the native tests
+/// run on the CPU) and the browser's CPU module, which readers without a real GPU download.
+#[cfg(not(feature = "wgpu"))]
 async fn wgpu_device() -> Result<Device, String> {
-    Err("this build has no GPU backend: build it with `--features wgpu`".into())
+    Err(if cfg!(target_arch = "wasm32") {
+        "this is the CPU-only module, without WebGPU: the page loads the full one to train on WebGPU"
+    } else {
+        "this build has no GPU backend: build it with `--features wgpu`"
+    }
+    .into())
 }
 
 /// A GPU pinned to one API. Burn's constructors are lazy and a first use of a missing device

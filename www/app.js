@@ -44,6 +44,7 @@ const state = {
 };
 const camera = new Camera($('camera-video'));
 const lossChart = new LossChart($('loss-chart'));
+// A deep link to WebGPU starts with the full module; elsewhere the worker picks (worker.js).
 const controller = new TrainingController({
   state: (name) => {
     document.body.dataset.state = name;
@@ -56,7 +57,7 @@ const controller = new TrainingController({
     document.body.dataset.error = message;
     $('backend-status').textContent = 'The trainer could not start.';
   },
-});
+}, { webgpuModule: params.get('backend') === 'webgpu' });
 
 function refreshButtons() {
   const training = controller.training;
@@ -97,8 +98,9 @@ function showMessage(text, kind = 'error') {
 function onWorkerMessage(message) {
   switch (message.type) {
     case 'ready':
-      fillSettings(message.defaults);
       $('backend-status').textContent = describeWebGpu(message.webgpu);
+      // After the status: a kept choice of WebGPU may replace the module, and says so there.
+      fillSettings(message.defaults);
       refreshButtons();
       restoreLastModel();
       break;
@@ -152,7 +154,7 @@ function onError({ message }) {
 
 /** A fresh worker replaced one that failed: the controller loads the same data again, and the
  * newest kept model comes back on `ready`. */
-function onRestarted({ webgpuFailed }) {
+function onRestarted({ webgpuFailed, webgpuModule }) {
   state.dataset = null;
   state.trained = false;
   state.model = null;
@@ -162,6 +164,7 @@ function onRestarted({ webgpuFailed }) {
     showMessage('WebGPU failed during training, so the trainer restarted on the CPU backend: ' +
       'your data is loaded again and the last kept model restored; press Train to train on the CPU.', 'warning');
   }
+  if (webgpuModule) $('backend-status').textContent = 'Loading the WebGPU module…';
   if (!controller.source) $('dataset-summary').textContent = 'The worker restarted: choose the data again.';
   refreshButtons();
 }
@@ -459,6 +462,11 @@ function heldOutClasses(text) {
 
 function startTraining() {
   const { config, backend, workers } = readSettings();
+  // WebGPU chosen during a run, where the CPU-only module runs: the full one comes first.
+  if (backend === 'webgpu' && controller.useWebGpuModule()) {
+    showMessage('WebGPU needs the full module: it is loading with your data; press Train again when it is ready.', 'warning');
+    return;
+  }
   state.runSettings = settingsFields();
   state.trained = false;
   delete document.body.dataset.error;
@@ -1054,6 +1062,12 @@ function fillSettings(defaults) {
   const backend = state.projectSettings?.backend;
   if (backend && !params.has('backend')) $('settings').elements.backend.value = backend;
   $('settings').elements.workers.value = params.get('workers') ?? state.projectSettings?.workers ?? DEFAULT_WORKERS;
+  matchModuleToBackend();
+}
+
+/** WebGPU chosen where the worker loaded the CPU-only module: the full one replaces it. */
+function matchModuleToBackend() {
+  if ($('settings').elements.backend.value === 'webgpu') controller.useWebGpuModule();
 }
 
 function applyDeepLink() {
@@ -1080,6 +1094,7 @@ record.addEventListener('keydown', (e) => {
   if (!e.repeat) startRecording();
 });
 record.addEventListener('keyup', (e) => { if (e.key === ' ' || e.key === 'Enter') stopRecording(); });
+$('settings').elements.backend.addEventListener('change', matchModuleToBackend);
 $('train').addEventListener('click', startTraining);
 $('stop').addEventListener('click', () => controller.stop());
 $('compare').addEventListener('click', compareFiles);

@@ -1,7 +1,9 @@
 // One controller for the page (app.js) and the widget (widget.js): the training worker, the
 // state both views show (loading, idle, training, done, error), the data to load again after a
 // restart, and what happens when the worker fails: a fresh worker with the same data, on the CPU
-// when WebGPU failed during a run. The views draw what it reports and decide nothing of this.
+// when WebGPU failed during a run. It also swaps the CPU-only module for the full one when
+// WebGPU is chosen where the worker loaded the first. The views draw what it reports and decide
+// nothing of this.
 import { TrainerWorker, MNIST_URL, DEFAULT_WORKERS } from './trainer.js';
 
 /** @typedef {import('./messages').Message} Reply */
@@ -11,13 +13,17 @@ import { TrainerWorker, MNIST_URL, DEFAULT_WORKERS } from './trainer.js';
  * @typedef {object} View
  * @property {(name: ControllerState) => void} [state] each change of state
  * @property {(message: Reply) => void} [reply] each reply of the worker
- * @property {(restart: { webgpuFailed: boolean }) => void} [restarted] a fresh worker replaced a failed one
+ * @property {(restart: { webgpuFailed: boolean, webgpuModule: boolean }) => void} [restarted] a fresh
+ *   worker replaced a failed one, or one without WebGPU (`webgpuModule`)
  * @property {(message: string) => void} [unavailable] the worker cannot start at all (no wasm)
  */
 
 export class TrainingController {
-  /** @param {View} view */
-  constructor(view) {
+  /**
+   * @param {View} view
+   * @param {{ webgpuModule?: boolean }} [options] start with the full module (WebGPU chosen)
+   */
+  constructor(view, { webgpuModule = false } = {}) {
     this.view = view;
     /** @type {ControllerState} */
     this.state = 'loading';
@@ -29,7 +35,25 @@ export class TrainingController {
     /** The id of the current run's request: its error, and no other, ends the run. */
     this.runId = null;
     this.runBackend = null;
-    this.trainer = new TrainerWorker((message) => this.onMessage(message));
+    this.trainer = new TrainerWorker((message) => this.onMessage(message), { webgpuModule });
+  }
+
+  /**
+   * Makes WebGPU trainable where the worker loaded the CPU-only module (a software adapter, as
+   * without a GPU): a fresh worker loads the full module and gets the same data, as after a
+   * failure. Nothing happens where the module has WebGPU, the browser has none, or a run is on.
+   * @returns {boolean} whether the worker is being replaced
+   */
+  useWebGpuModule() {
+    const ready = this.trainer.readyMessage;
+    if (this.training || this.cpuOnly || this.trainer.askWebGpuModule) return false;
+    if (ready && (ready.webgpu_module || ready.webgpu.kind === 'missing')) return false;
+    this.trainer.askWebGpuModule = true;
+    this.restarting = true;
+    this.setState('loading');
+    this.trainer.restart();
+    this.view.restarted?.({ webgpuFailed: false, webgpuModule: true });
+    return true;
   }
 
   /** @param {ControllerState} name */
@@ -125,10 +149,13 @@ export class TrainingController {
       // A panic leaves the worker's wasm unusable, and Burn keeps a failed GPU device for the
       // worker's lifetime: a fresh worker gets the same data, and the CPU if WebGPU failed.
       const webgpuFailed = runFailed && this.runBackend === 'webgpu';
-      if (webgpuFailed) this.cpuOnly = true;
+      if (webgpuFailed) {
+        this.cpuOnly = true;
+        this.trainer.askWebGpuModule = false;
+      }
       this.restarting = true;
       this.trainer.restart();
-      this.view.restarted?.({ webgpuFailed });
+      this.view.restarted?.({ webgpuFailed, webgpuModule: false });
     }
   }
 

@@ -11,6 +11,11 @@ export type Command = { "type": "use_mnist", url: string, train_images: number |
 
 export type Reply = { "type": "ready", webgpu: WebGpuSupport, 
 /**
+ * Whether this module can train on WebGPU: the CPU-only module, which a browser
+ * without a real GPU loads, cannot (`www/worker.js`).
+ */
+webgpu_module: boolean, 
+/**
  * The settings a run takes when the front end changes none: the article's.
  */
 defaults: TrainConfig, } | { "type": "files_read", done: number, total: number, } | { "type": "dataset_loaded" } & DatasetSummary | { "type": "backend", backend: string, reason: string, } | { "type": "progress" } & BatchProgress | { "type": "epoch", 

@@ -19,9 +19,16 @@ const BYTES_PER_BATCH = 32 * 2 ** 20;
 const EVENTS = new Set(['backend', 'progress', 'epoch']);
 
 export class TrainerWorker {
-  /** @param {(message: import('./messages').Message) => void} onMessage */
-  constructor(onMessage) {
+  /**
+   * @param {(message: import('./messages').Message) => void} onMessage
+   * @param {{ webgpuModule?: boolean }} [options] load the full module (WebGPU) even where the
+   *   adapter is a software renderer; else it is loaded only for a real GPU (worker.js)
+   */
+  constructor(onMessage, { webgpuModule = false } = {}) {
     this.onMessage = onMessage;
+    this.askWebGpuModule = webgpuModule;
+    /** The `ready` message of the current worker. @type {Extract<import('./messages').Message, { type: 'ready' }> | null} */
+    this.readyMessage = null;
     // Request ids and file loads are counted over the trainer's whole life, restarts included,
     // so an answer or a load meant for a worker that was replaced never passes for a newer one.
     this.lastId = 0;
@@ -34,9 +41,10 @@ export class TrainerWorker {
 
   start() {
     this.ready = false;
+    this.readyMessage = null;
     this.queue = [];
     try {
-      this.worker = new Worker(workerUrl(), { type: 'module' });
+      this.worker = new Worker(workerUrl(this.askWebGpuModule), { type: 'module' });
     } catch (error) {
       // A Content-Security-Policy without worker-src, for one; reported like any start failure.
       queueMicrotask(() => this.onMessage({ type: 'error', id: 0, fatal: true, message: `the training worker cannot start: ${error.message}` }));
@@ -46,6 +54,7 @@ export class TrainerWorker {
       const message = event.data;
       if (message.type === 'ready') {
         this.ready = true;
+        this.readyMessage = message;
         for (const [queued, transfer] of this.queue) this.worker.postMessage(queued, transfer);
         this.queue = [];
       }
@@ -120,10 +129,11 @@ export class TrainerWorker {
   }
 }
 
-/** worker.js beside this file. Browsers start workers only from the page's origin, so files
- * hosted elsewhere (a CDN) start through a same-origin blob that imports the real script. */
-function workerUrl() {
-  const url = new URL('./worker.js', import.meta.url);
+/** worker.js beside this file, asked for the full module or not. Browsers start workers only
+ * from the page's origin, so files hosted elsewhere (a CDN) start through a same-origin blob
+ * that imports the real script. */
+function workerUrl(webgpuModule) {
+  const url = new URL(webgpuModule ? './worker.js?webgpu' : './worker.js', import.meta.url);
   if (url.origin === location.origin) return url;
   const trampoline = new Blob([`import ${JSON.stringify(url.href)};`], { type: 'text/javascript' });
   return URL.createObjectURL(trampoline);

@@ -70,7 +70,7 @@ class SiameseTrainer extends HTMLElement {
       reply: (message) => this.onMessage(message),
       restarted: ({ webgpuFailed }) => this.onRestarted(webgpuFailed),
       unavailable: (message) => this.fail(message),
-    });
+    }, { webgpuModule: this.getAttribute('backend')?.toLowerCase() === 'webgpu' });
     this.loadData();
   }
 

@@ -1,18 +1,36 @@
-// The training worker: loads the wasm module relative to this file and hands over to Rust
-// (src/web/worker.rs), which answers the page's messages.
-import init, { startWorker } from '../siamese-web.js';
+// The training worker: probes WebGPU, loads one of the two wasm modules relative to this file
+// and hands over to Rust (src/web/worker.rs), which answers the page's messages. The full module
+// (siamese-web, with WebGPU) is loaded where the adapter is a real GPU, or when the page asks for
+// it (`?webgpu`, WebGPU chosen); elsewhere the CPU-only one (siamese-web-cpu), a quarter of its
+// download, since WebGPU would not be used there.
 
-/** helper.js beside this file; from another origin (a CDN) through a same-origin blob, as
- * trainer.js starts this worker. */
-function helperScript() {
-  const url = new URL('./helper.js', import.meta.url);
+/** What WebGPU this browser offers: a WebGpuSupport of src/session/messages.rs. */
+async function probeWebGpu() {
+  if (!navigator.gpu) return { kind: 'missing', reason: 'this browser has no WebGPU (navigator.gpu is missing)' };
+  const adapter = await navigator.gpu.requestAdapter().catch(() => null);
+  if (!adapter) return { kind: 'missing', reason: 'the browser offers no WebGPU adapter' };
+  const info = adapter.info ?? {};
+  const name = [info.vendor, info.architecture, info.description].filter(Boolean).join(' ');
+  // `isFallbackAdapter` moved from the adapter to its info; older browsers have only the first.
+  const fallback = info.isFallbackAdapter === true || adapter.isFallbackAdapter === true;
+  return { kind: fallback || /swiftshader/i.test(name) ? 'software' : 'hardware', adapter: name };
+}
+
+/** helper.js beside this file, told which module it instantiates; from another origin (a CDN)
+ * through a same-origin blob, as trainer.js starts this worker. */
+function helperScript(module) {
+  const url = new URL(`./helper.js?module=${module}`, import.meta.url);
   if (url.origin === location.origin) return url.href;
   return URL.createObjectURL(new Blob([`import ${JSON.stringify(url.href)};`], { type: 'text/javascript' }));
 }
 
 try {
-  await init({ module_or_path: new URL('../siamese-web_bg.wasm', import.meta.url) });
-  startWorker(helperScript());
+  const webgpu = await probeWebGpu();
+  const asked = new URL(import.meta.url).searchParams.has('webgpu');
+  const module = webgpu.kind === 'hardware' || (asked && webgpu.kind !== 'missing') ? 'siamese-web' : 'siamese-web-cpu';
+  const { default: init, startWorker } = await import(new URL(`../${module}.js`, import.meta.url).href);
+  await init({ module_or_path: new URL(`../${module}_bg.wasm`, import.meta.url) });
+  startWorker(helperScript(module), webgpu);
 } catch (error) {
   postMessage({ type: 'error', fatal: true, message: `the WebAssembly module failed to load: ${error}` });
 }

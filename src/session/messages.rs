@@ -152,6 +152,9 @@ pub enum Reply {
     /// The worker's wasm is loaded and it takes messages; says what WebGPU it found.
     Ready {
         webgpu: WebGpuSupport,
+        /// Whether this module can train on WebGPU: the CPU-only module, which a browser
+        /// without a real GPU loads, cannot (`www/worker.js`).
+        webgpu_module: bool,
         /// The settings a run takes when the front end changes none: the article's.
         defaults: TrainConfig,
     },
@@ -251,9 +254,10 @@ impl Reply {
 }
 
 /// The WebGPU adapter the worker can use. A software one (SwiftShader, where a machine has no
-/// usable GPU) trains ~20x slower than the CPU backend, so Auto skips it.
+/// usable GPU) trains ~20x slower than the CPU backend, so Auto skips it. `www/worker.js` probes
+/// it before it picks the module to load.
 #[cfg_attr(test, derive(ts_rs::TS))]
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum WebGpuSupport {
     Missing { reason: String },

@@ -1,8 +1,8 @@
 //! The browser edge of the session: decodes the page's messages, hands each to the
 //! [`Session`], and posts its replies, tagged with the request's id. What only a browser has is
-//! here too: fetching the digits, the WebGPU probe, yielding to the event loop, wasm's memory.
-//! `www/worker.js` loads this module in a dedicated Web Worker and calls [`start_worker`], so
-//! the page never freezes.
+//! here too: fetching the digits, yielding to the event loop, wasm's memory. `www/worker.js`
+//! probes WebGPU, loads this module (the full one or the CPU-only one) in a dedicated Web
+//! Worker and calls [`start_worker`], so the page never freezes.
 
 use std::cell::RefCell;
 use std::rc::Rc;
@@ -27,8 +27,10 @@ thread_local! {
     static HELPER_SCRIPT: RefCell<String> = const { RefCell::new(String::new()) };
     /// The worker's messages to itself, to yield to its event loop.
     static YIELD_CHANNEL: MessageChannel = MessageChannel::new().expect("a MessageChannel");
-    /// Probed once, when the worker starts.
-    static WEBGPU: RefCell<Option<WebGpuSupport>> = const { RefCell::new(None) };
+    /// What `worker.js` found, before it picked this module.
+    static WEBGPU: RefCell<WebGpuSupport> = RefCell::new(WebGpuSupport::Missing {
+        reason: "the worker has not started".into(),
+    });
 }
 
 fn scope() -> DedicatedWorkerGlobalScope {
@@ -48,10 +50,16 @@ fn post(id: u64, reply: &Reply) {
 }
 
 /// Starts the worker: reports panics to the page, listens for messages, says it is ready.
-/// `helper_script` is where training helpers start from.
+/// `helper_script` is where training helpers start from; `webgpu` is what the worker's script
+/// found (a `WebGpuSupport`).
 #[wasm_bindgen(js_name = startWorker)]
-pub fn start_worker(helper_script: String) {
+pub fn start_worker(helper_script: String, webgpu: JsValue) {
     HELPER_SCRIPT.set(helper_script);
+    WEBGPU.set(
+        serde_wasm_bindgen::from_value(webgpu).unwrap_or_else(|err| WebGpuSupport::Missing {
+            reason: format!("the worker's WebGPU probe was not understood: {err}"),
+        }),
+    );
     std::panic::set_hook(Box::new(|info| {
         web_sys::console::error_1(&info.to_string().into());
         post(
@@ -84,12 +92,12 @@ pub fn start_worker(helper_script: String) {
     });
     scope().set_onmessage(Some(on_message.as_ref().unchecked_ref()));
     on_message.forget(); // lives as long as the worker
-    spawn_local(async {
-        let webgpu = probe_webgpu().await;
-        WEBGPU.set(Some(webgpu.clone()));
-        let defaults = TrainConfig::new();
-        post(NO_REQUEST, &Reply::Ready { webgpu, defaults });
-    });
+    let ready = Reply::Ready {
+        webgpu: WEBGPU.with_borrow(Clone::clone),
+        webgpu_module: cfg!(feature = "wgpu"),
+        defaults: TrainConfig::new(),
+    };
+    post(NO_REQUEST, &ready);
 }
 
 /// The session's view of the worker, for one request.
@@ -118,10 +126,7 @@ impl Host for WorkerHost {
     }
 
     async fn webgpu(&mut self) -> WebGpuSupport {
-        match WEBGPU.with_borrow(Clone::clone) {
-            Some(support) => support,
-            None => probe_webgpu().await,
-        }
+        WEBGPU.with_borrow(Clone::clone)
     }
 
     /// Lets the worker handle queued messages (a Stop) before going on. Through a message to
@@ -147,49 +152,5 @@ impl Host for WorkerHost {
             .buffer()
             .unchecked_into::<js_sys::ArrayBuffer>()
             .byte_length() as f64
-    }
-}
-
-/// Asks the browser for a WebGPU adapter and tells a real GPU from a software fallback.
-async fn probe_webgpu() -> WebGpuSupport {
-    let field = |object: &JsValue, name: &str| Reflect::get(object, &name.into()).ok();
-    let missing = |reason: &str| WebGpuSupport::Missing {
-        reason: reason.into(),
-    };
-    let navigator = field(&js_sys::global(), "navigator").unwrap_or_default();
-    let Some(gpu) = field(&navigator, "gpu").filter(|gpu| !gpu.is_undefined()) else {
-        return missing("this browser has no WebGPU (navigator.gpu is missing)");
-    };
-    let request = field(&gpu, "requestAdapter").and_then(|f| f.dyn_into::<js_sys::Function>().ok());
-    let promise = request.and_then(|f| f.call0(&gpu).ok()?.dyn_into::<Promise>().ok());
-    let adapter = match promise {
-        Some(promise) => JsFuture::from(promise).await.unwrap_or(JsValue::NULL),
-        None => JsValue::NULL,
-    };
-    if adapter.is_null() || adapter.is_undefined() {
-        return missing("the browser offers no WebGPU adapter");
-    }
-    let info = field(&adapter, "info").unwrap_or_default();
-    let text = |name: &str| {
-        field(&info, name)
-            .and_then(|v| v.as_string())
-            .unwrap_or_default()
-    };
-    let name = [text("vendor"), text("architecture"), text("description")]
-        .into_iter()
-        .filter(|part| !part.is_empty())
-        .collect::<Vec<_>>()
-        .join(" ");
-    // `isFallbackAdapter` moved from the adapter to its info; older browsers have only the first.
-    let fallback = [
-        field(&info, "isFallbackAdapter"),
-        field(&adapter, "isFallbackAdapter"),
-    ]
-    .iter()
-    .any(|flag| flag.as_ref().and_then(JsValue::as_bool) == Some(true));
-    if fallback || name.to_lowercase().contains("swiftshader") {
-        WebGpuSupport::Software { adapter: name }
-    } else {
-        WebGpuSupport::Hardware { adapter: name }
     }
 }

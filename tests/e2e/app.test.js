@@ -129,8 +129,31 @@ test('two CPU workers take the same steps as one: the same losses, the figures o
   assert.ok(Math.abs(two.result.test_acc - one.result.test_acc) <= 0.005, `test pair accuracy ${two.result.test_acc} against ${one.result.test_acc}`);
 });
 
-test('MNIST trains on WebGPU (a short run: the software GPU here is slow)', async () => {
-  const { page, problems } = await openApp('?dataset=mnist&train_images=640&test_images=500&epochs=1&autostart=1&backend=webgpu');
+test('a deep link to WebGPU loads the full module; WebGPU chosen in the settings swaps the CPU-only one for it, and the digits train on WebGPU', async () => {
+  const requests = [];
+  const onRequest = (request) => requests.push(new URL(request.url()).pathname);
+  browser.on('request', onRequest);
+  const linked = await openApp('?backend=webgpu');
+  await linked.page.waitForFunction(() => document.body.dataset.state === 'idle');
+  assert.ok(requests.includes('/siamese-web_bg.wasm'), requests.join(' '));
+  assert.ok(!requests.includes('/siamese-web-cpu_bg.wasm'), 'the deep link to WebGPU loaded the CPU-only module too');
+  assert.deepEqual(linked.problems, []);
+  await linked.page.close();
+
+  // SwiftShader is a software adapter: without a choice the page takes the CPU-only module.
+  requests.length = 0;
+  const { page, problems } = await openApp('?dataset=mnist&train_images=640&test_images=500&epochs=1');
+  await page.waitForFunction(() => document.body.dataset.state === 'idle' && /training and/.test(document.getElementById('dataset-summary').innerText));
+  assert.ok(requests.includes('/siamese-web-cpu_bg.wasm'), requests.join(' '));
+  assert.ok(!requests.includes('/siamese-web_bg.wasm'), 'a page without a real GPU loaded the WebGPU module');
+  await page.selectOption('[name=backend]', 'webgpu');
+  await page.waitForFunction(() => /Loading the WebGPU module/.test(document.getElementById('backend-status').innerText));
+  // Train is enabled again once the fresh worker has the digits.
+  await page.waitForFunction(() => !document.getElementById('train').disabled, null, { timeout: 120_000 });
+  browser.off('request', onRequest);
+  assert.ok(requests.includes('/siamese-web_bg.wasm'), 'choosing WebGPU did not load the full module');
+  assert.match(await page.locator('#dataset-summary').innerText(), /639 training and 501 test images/);
+  await page.click('#train');
   const run = await waitForRun(page, 480_000);
   assert.equal(run.state, 'done', run.messages);
   const result = JSON.parse(run.result);
@@ -170,7 +193,7 @@ test('a folder of the user\'s images trains without a request beyond the app\'s 
   const local = (url) => url.startsWith(`blob:${new URL(base).origin}/`);
   const foreign = requests.filter((url) => !local(url) && (!url.startsWith(base) || !existsSync(join(DIST, new URL(url).pathname))));
   assert.deepEqual(foreign, [], 'requests for anything but the app\'s own files');
-  assert.ok(requests.some((url) => url.endsWith('/siamese-web_bg.wasm')), 'the worker\'s requests were not seen');
+  assert.ok(requests.some((url) => url.endsWith('/siamese-web-cpu_bg.wasm')), 'the worker\'s requests were not seen');
   // Comparing two test images with the trained model gives a distance.
   await page.click('#compare-random');
   await page.waitForSelector('#compare-result figcaption');

@@ -117,7 +117,8 @@ test('two widgets in the article, served from a sub-folder, train at once; the b
   assert.match(await page.locator('#outro').innerText(), /own Web Worker/);
   const outside = requests.filter((path) => !path.startsWith(`/${FOLDER}/`));
   assert.deepEqual(outside, [], 'every file comes from the widget\'s own folder');
-  assert.ok(requests.some((path) => path.endsWith('/siamese-web_bg.wasm')));
+  assert.ok(requests.some((path) => path.endsWith('/siamese-web-cpu_bg.wasm')));
+  assert.ok(!requests.some((path) => path.endsWith('/siamese-web_bg.wasm')), 'a reader without a real GPU loaded the WebGPU module');
   assert.ok(requests.some((path) => path.endsWith('/assets/mnist-10k.bin.gz')));
   assert.deepEqual(problems, []);
   await page.close();
