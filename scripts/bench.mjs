@@ -41,8 +41,12 @@ const download = (module) => [...pageScripts, `${module}.js`, `${module}_bg.wasm
 for (const [path, module] of [['without a real GPU', 'siamese-web-cpu'], ['with a real GPU (WebGPU)', 'siamese-web']]) {
   console.log(JSON.stringify({ download: path, module: `${module}_bg.wasm`, code_gzip_bytes: download(module) }));
 }
-const wasm = readFileSync(`${dist}/siamese-web_bg.wasm`);
-const size = { wasm_bytes: wasm.length, wasm_gzip_bytes: gzipSync(wasm, { level: 9 }).length };
+// Each run's line gives the size of the module it ran on.
+const moduleSize = (module) => {
+  const wasm = readFileSync(`${dist}/${module}_bg.wasm`);
+  return { wasm_bytes: wasm.length, wasm_gzip_bytes: gzipSync(wasm, { level: 9 }).length };
+};
+const sizes = { full: moduleSize('siamese-web'), cpu: moduleSize('siamese-web-cpu') };
 
 const server = await serveStatic(dist);
 const browser = await launchChromium();
@@ -59,7 +63,8 @@ try {
     await page.goto(`http://127.0.0.1:${server.address().port}/www/bench.html?${query}`);
     await page.waitForFunction(() => document.body.dataset.state === 'done', null, { timeout: 0, polling: 1000 });
     for (const line of (await page.locator('#results').innerText()).trim().split('\n')) {
-      print({ ...JSON.parse(line), runner: 'chromium', ...size });
+      const run = JSON.parse(line);
+      print({ ...run, runner: 'chromium', ...sizes[run.webgpu_module ? 'full' : 'cpu'] });
     }
     await page.close();
   }

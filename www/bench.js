@@ -13,9 +13,10 @@ const results = document.getElementById('results');
 const pending = [...backends];
 let current = null;
 let readyMs = null;
+let webgpuModule = null;
 
 function report(line) {
-  results.textContent += `${JSON.stringify({ runner: 'browser', page_to_ready_ms: readyMs, ...line })}\n`;
+  results.textContent += `${JSON.stringify({ runner: 'browser', page_to_ready_ms: readyMs, webgpu_module: webgpuModule, ...line })}\n`;
 }
 
 function next() {
@@ -32,6 +33,7 @@ const trainer = new TrainerWorker((message) => {
   switch (message.type) {
     case 'ready':
       readyMs = Math.round(performance.now());
+      webgpuModule = message.webgpu_module;
       trainer.send({ type: 'use_mnist', url: MNIST_URL, train_images: null, test_images: null });
       break;
     case 'dataset_loaded':
@@ -49,4 +51,5 @@ const trainer = new TrainerWorker((message) => {
       else next();
       break;
   }
-});
+// The module a reader gets: the CPU-only one, unless WebGPU is among the backends timed.
+}, { webgpuModule: backends.includes('webgpu') });

@@ -49,11 +49,17 @@ export class TrainingController {
     if (this.training || this.cpuOnly || this.trainer.askWebGpuModule) return false;
     if (ready && (ready.webgpu_module || ready.webgpu.kind === 'missing')) return false;
     this.trainer.askWebGpuModule = true;
-    this.restarting = true;
     this.setState('loading');
-    this.trainer.restart();
-    this.view.restarted?.({ webgpuFailed: false, webgpuModule: true });
+    this.replaceWorker({ webgpuFailed: false, webgpuModule: true });
     return true;
+  }
+
+  /** A fresh worker, which gets the same data once it is ready (onMessage).
+   * @param {{ webgpuFailed: boolean, webgpuModule: boolean }} restart what the view is told */
+  replaceWorker(restart) {
+    this.restarting = true;
+    this.trainer.restart();
+    this.view.restarted?.(restart);
   }
 
   /** @param {ControllerState} name */
@@ -153,9 +159,7 @@ export class TrainingController {
         this.cpuOnly = true;
         this.trainer.askWebGpuModule = false;
       }
-      this.restarting = true;
-      this.trainer.restart();
-      this.view.restarted?.({ webgpuFailed, webgpuModule: false });
+      this.replaceWorker({ webgpuFailed, webgpuModule: false });
     }
   }
 
