@@ -12,6 +12,8 @@
 //! (2x2 windows, stride 2, a last odd row and column left out), ties going to the first input as
 //! in Burn's pooling. WebGPU keeps Burn's operations.
 
+mod lanes;
+mod matmul;
 mod winograd;
 
 use std::sync::Arc;
@@ -301,12 +303,10 @@ impl Backward<Flex, 3> for WinogradBackward {
             grads.register::<Flex>(node.id, winograd::bias_grad(&grad, &sizes));
         }
         if let Some(node) = weight_node {
-            let u_grad = winograd::matmul_transposed(m_grad.clone(), v);
-            grads.register::<Flex>(node.id, winograd::kernel_grad(u_grad, &sizes));
+            grads.register::<Flex>(node.id, winograd::kernel_grad(&m_grad, &v, &sizes));
         }
         if let Some(node) = x_node {
-            let v_grad = winograd::transposed_matmul(u, m_grad);
-            grads.register::<Flex>(node.id, winograd::input_grad(v_grad, &sizes));
+            grads.register::<Flex>(node.id, winograd::input_grad(&u, &m_grad, &sizes));
         }
     }
 }

@@ -9,11 +9,16 @@
 //! pass stays in the transformed space: the output's gradient is transformed (`A dY Aᵀ`), its
 //! products with `Vᵀ` and `Uᵀ` give the gradients of `U` and `V`, and those go back through `G`
 //! and `B`.
+//!
+//! The transforms run on four images at once: the planes are first laid out with the images
+//! innermost (`ImageMinor`), so that the same pixel of four images is one simd128 vector and
+//! each tile's arithmetic is done once for four of them. The columns of the transformed
+//! matrices go tile by tile, four images a tile, the image count rounded up to four with zeros.
 
-use burn::backend::Flex;
 use burn::backend::flex::FlexTensor;
-use burn::backend::ops::FloatTensorOps;
 
+use super::lanes::{F32x4, LANES};
+use super::matmul::{matmul, matmul_by_transpose};
 use super::{ConvSizes, f32_values, flex_tensor};
 
 /// Inputs a side of a tile, and outputs a side of its result.
@@ -33,35 +38,35 @@ const KERNEL_TRANSFORM: [[f32; 3]; ALPHA] = [
 
 /// Bᵀ times a column of 4.
 #[inline(always)]
-fn input_1d([d0, d1, d2, d3]: [f32; 4]) -> [f32; 4] {
+fn input_1d([d0, d1, d2, d3]: [F32x4; 4]) -> [F32x4; 4] {
     [d0 - d2, d1 + d2, d2 - d1, d1 - d3]
 }
 
 /// B times a column of 4: the adjoint of [`input_1d`].
 #[inline(always)]
-fn input_1d_adjoint([v0, v1, v2, v3]: [f32; 4]) -> [f32; 4] {
+fn input_1d_adjoint([v0, v1, v2, v3]: [F32x4; 4]) -> [F32x4; 4] {
     [v0, v1 - v2 + v3, v2 + v1 - v0, -v3]
 }
 
 /// Aᵀ times a column of 4.
 #[inline(always)]
-fn output_1d([m0, m1, m2, m3]: [f32; 4]) -> [f32; 2] {
+fn output_1d([m0, m1, m2, m3]: [F32x4; 4]) -> [F32x4; 2] {
     [m0 + m1 + m2, m1 - m2 - m3]
 }
 
 /// A times a column of 2: the adjoint of [`output_1d`].
 #[inline(always)]
-fn output_1d_adjoint([y0, y1]: [f32; 2]) -> [f32; 4] {
+fn output_1d_adjoint([y0, y1]: [F32x4; 2]) -> [F32x4; 4] {
     [y0, y0 + y1, y0 - y1, -y1]
 }
 
 /// `T X Tᵀ` for the linear map `T` (`one_d`) of each column, then of each row.
 #[inline(always)]
 fn both_ways<const I: usize, const O: usize>(
-    tile: [[f32; I]; I],
-    one_d: impl Fn([f32; I]) -> [f32; O],
-) -> [[f32; O]; O] {
-    let columns: [[f32; O]; I] =
+    tile: [[F32x4; I]; I],
+    one_d: impl Fn([F32x4; I]) -> [F32x4; O],
+) -> [[F32x4; O]; O] {
+    let columns: [[F32x4; O]; I] =
         std::array::from_fn(|j| one_d(std::array::from_fn(|i| tile[i][j])));
     std::array::from_fn(|r| one_d(std::array::from_fn(|j| columns[j][r])))
 }
@@ -103,56 +108,103 @@ impl ConvSizes {
         )
     }
 
-    /// Tiles of all images: the columns of the transformed inputs.
+    /// The images rounded up to a whole number of vectors.
+    fn image_lanes(&self) -> usize {
+        self.n.div_ceil(LANES) * LANES
+    }
+
+    /// Tiles of all images: the columns of the transformed matrices.
     fn tiles(&self) -> usize {
         let (h, w) = self.tiles_per_side();
-        self.n * h * w
+        h * w * self.image_lanes()
     }
 
-    /// The top-left corner of each tile of an image, in reading order: of its inputs and of
-    /// its outputs.
-    fn corners(&self) -> impl Iterator<Item = (usize, usize)> + use<> {
+    /// Each tile of four images, in the order of the transformed matrices' columns: the
+    /// top-left corner of its inputs and of its outputs, its first image, its first column.
+    fn tile_groups(&self) -> impl Iterator<Item = (usize, usize, usize, usize)> + use<> {
         let (tiles_h, tiles_w) = self.tiles_per_side();
-        (0..tiles_h).flat_map(move |ty| (0..tiles_w).map(move |tx| (ty * TILE, tx * TILE)))
-    }
-
-    /// An input plane with the zeros that the last tiles read past its edges.
-    fn padded_width(&self) -> usize {
-        self.tiles_per_side().1 * TILE + 2
-    }
-
-    fn padded_plane(&self) -> Vec<f32> {
-        vec![0.0; (self.tiles_per_side().0 * TILE + 2) * self.padded_width()]
-    }
-
-    /// Copies plane `index` of `inputs` into `padded`, whose edges stay zero.
-    fn pad(&self, inputs: &[f32], index: usize, padded: &mut [f32]) {
-        let plane = &inputs[index * self.height * self.width..][..self.height * self.width];
-        let padded_w = self.padded_width();
-        for (row, padded_row) in plane
-            .chunks_exact(self.width)
-            .zip(padded.chunks_mut(padded_w))
-        {
-            padded_row[..self.width].copy_from_slice(row);
-        }
-    }
-
-    fn padded_tile(&self, padded: &[f32], top: usize, left: usize) -> [[f32; ALPHA]; ALPHA] {
-        let padded_w = self.padded_width();
-        std::array::from_fn(|r| {
-            padded[(top + r) * padded_w + left..][..ALPHA]
-                .try_into()
-                .unwrap()
+        let lanes = self.image_lanes();
+        (0..tiles_h * tiles_w).flat_map(move |tile| {
+            let (top, left) = (tile / tiles_w * TILE, tile % tiles_w * TILE);
+            (0..lanes)
+                .step_by(LANES)
+                .map(move |image| (top, left, image, tile * lanes + image))
         })
     }
 
-    /// An output plane with room for the last tiles' outputs past its edges.
-    fn padded_output_width(&self) -> usize {
-        self.tiles_per_side().1 * TILE
+    /// The inputs' planes with the zeros that the last tiles read past their edges.
+    fn input_grid(&self) -> ImageMinor {
+        let (tiles_h, tiles_w) = self.tiles_per_side();
+        ImageMinor {
+            rows: tiles_h * TILE + 2,
+            columns: tiles_w * TILE + 2,
+            lanes: self.image_lanes(),
+        }
     }
 
-    fn padded_output(&self) -> Vec<f32> {
-        vec![0.0; self.tiles_per_side().0 * TILE * self.padded_output_width()]
+    /// The outputs' planes with room for the last tiles' outputs past their edges.
+    fn output_grid(&self) -> ImageMinor {
+        let (tiles_h, tiles_w) = self.tiles_per_side();
+        ImageMinor {
+            rows: tiles_h * TILE,
+            columns: tiles_w * TILE,
+            lanes: self.image_lanes(),
+        }
+    }
+}
+
+/// Planes of images laid out `[planes, rows, columns, lanes]`: the images innermost, each plane
+/// at least as large as the images' and padded with zeros, as are the lanes past the last image.
+#[derive(Clone, Copy)]
+struct ImageMinor {
+    rows: usize,
+    columns: usize,
+    lanes: usize,
+}
+
+impl ImageMinor {
+    fn at(&self, plane: usize, row: usize, column: usize, image: usize) -> usize {
+        ((plane * self.rows + row) * self.columns + column) * self.lanes + image
+    }
+
+    fn zeros(&self, planes: usize) -> Vec<f32> {
+        vec![0.0; planes * self.rows * self.columns * self.lanes]
+    }
+
+    /// `values` `[images, planes, height, width]` in this layout.
+    fn gather(&self, values: &[f32], planes: usize, (height, width): (usize, usize)) -> Vec<f32> {
+        let mut minor = self.zeros(planes);
+        for (index, plane) in values.chunks_exact(height * width).enumerate() {
+            let (image, p) = (index / planes, index % planes);
+            for (row, values) in plane.chunks_exact(width).enumerate() {
+                let start = self.at(p, row, 0, image);
+                for (column, value) in values.iter().enumerate() {
+                    minor[start + column * self.lanes] = *value;
+                }
+            }
+        }
+        minor
+    }
+
+    /// `[images, planes, height, width]` from this layout, plus `offset(plane)`; what lies past
+    /// those sizes is left out.
+    fn scatter(
+        &self,
+        minor: &[f32],
+        [images, planes, height, width]: [usize; 4],
+        offset: impl Fn(usize) -> f32,
+    ) -> FlexTensor {
+        let mut values = vec![0.0f32; images * planes * height * width];
+        for (index, plane) in values.chunks_exact_mut(height * width).enumerate() {
+            let (image, p) = (index / planes, index % planes);
+            for (row, values) in plane.chunks_exact_mut(width).enumerate() {
+                let start = self.at(p, row, 0, image);
+                for (column, value) in values.iter_mut().enumerate() {
+                    *value = minor[start + column * self.lanes] + offset(p);
+                }
+            }
+        }
+        flex_tensor(values, [images, planes, height, width])
     }
 }
 
@@ -167,7 +219,7 @@ pub(super) fn forward(
     let sizes = ConvSizes::of(x, weight, 3);
     let u = transform_kernels(weight, &sizes);
     let v = transform_inputs(x, &sizes);
-    let output = convolve(u.clone(), v.clone(), bias, &sizes);
+    let output = convolve(&u, &v, bias, &sizes);
     (output, (sizes, u, v))
 }
 
@@ -188,22 +240,19 @@ fn transform_kernels(weight: &FlexTensor, sizes: &ConvSizes) -> FlexTensor {
 
 /// `V`: `[POINTS, channels, tiles]`, each input tile transformed (zeros past the edges).
 fn transform_inputs(x: &FlexTensor, sizes: &ConvSizes) -> FlexTensor {
-    let inputs = f32_values(x);
     let (channels, tiles) = (sizes.channels, sizes.tiles());
+    let grid = sizes.input_grid();
+    let inputs = grid.gather(&f32_values(x), channels, (sizes.height, sizes.width));
     let mut transformed = vec![0.0f32; POINTS * channels * tiles];
     let mut points = split_points(&mut transformed);
-    let mut padded = sizes.padded_plane();
-    // Channel by channel, so that each transformed position is written in order of tiles.
     for c in 0..channels {
-        let mut tile = c * tiles;
-        for image in 0..sizes.n {
-            sizes.pad(&inputs, image * channels + c, &mut padded);
-            for (top, left) in sizes.corners() {
-                let d = sizes.padded_tile(&padded, top, left);
-                let v = both_ways(d, input_1d);
-                store_tile(&mut points, tile, &v);
-                tile += 1;
-            }
+        for (top, left, image, column) in sizes.tile_groups() {
+            let d = std::array::from_fn(|r| {
+                std::array::from_fn(|s| {
+                    F32x4::read(&inputs[grid.at(c, top + r, left + s, image)..])
+                })
+            });
+            store_tile(&mut points, c * tiles + column, &both_ways(d, input_1d));
         }
     }
     flex_tensor(transformed, [POINTS, channels, tiles])
@@ -211,79 +260,69 @@ fn transform_inputs(x: &FlexTensor, sizes: &ConvSizes) -> FlexTensor {
 
 /// The convolution's output `[n, kernels, height - 2, width - 2]` from `U` and `V`.
 fn convolve(
-    kernels_u: FlexTensor,
-    inputs_v: FlexTensor,
+    kernels_u: &FlexTensor,
+    inputs_v: &FlexTensor,
     bias: &FlexTensor,
     sizes: &ConvSizes,
 ) -> FlexTensor {
-    let products = Flex::float_matmul(kernels_u, inputs_v);
-    let products = f32_values(&products);
-    let biases = f32_values(bias);
     let [n, kernels, out_h, out_w] = sizes.output_dims();
-    let tiles = sizes.tiles();
+    let (channels, tiles) = (sizes.channels, sizes.tiles());
+    let products = per_point(
+        &f32_values(kernels_u),
+        &f32_values(inputs_v),
+        kernels * tiles,
+        |u, v, m| matmul(u, (channels, 1), v, m, (kernels, channels, tiles)),
+    );
+    let biases = f32_values(bias);
     let points = points_of(&products);
-    let mut output = vec![0.0f32; n * kernels * out_h * out_w];
-    let mut padded = sizes.padded_output();
-    let padded_w = sizes.padded_output_width();
+    let grid = sizes.output_grid();
+    let mut outputs = grid.zeros(kernels);
     for k in 0..kernels {
-        let mut tile = k * tiles;
-        for image in 0..n {
-            for (top, left) in sizes.corners() {
-                let m = load_tile(&points, tile);
-                let y = both_ways(m, output_1d);
-                for (r, row) in y.iter().enumerate() {
-                    let at = (top + r) * padded_w + left;
-                    padded[at..at + TILE].copy_from_slice(row);
-                }
-                tile += 1;
-            }
-            let plane = &mut output[(image * kernels + k) * out_h * out_w..][..out_h * out_w];
-            for (row, padded_row) in plane.chunks_exact_mut(out_w).zip(padded.chunks(padded_w)) {
-                for (out, value) in row.iter_mut().zip(padded_row) {
-                    *out = value + biases[k];
+        for (top, left, image, column) in sizes.tile_groups() {
+            let y = both_ways(load_tile(&points, k * tiles + column), output_1d);
+            for (r, row) in y.iter().enumerate() {
+                for (s, value) in row.iter().enumerate() {
+                    value.write(&mut outputs[grid.at(k, top + r, left + s, image)..]);
                 }
             }
         }
     }
-    flex_tensor(output, [n, kernels, out_h, out_w])
+    grid.scatter(&outputs, [n, kernels, out_h, out_w], |k| biases[k])
 }
 
-/// The output's gradient in the transformed space, `[POINTS, kernels, tiles]`.
-pub(super) fn transform_output_grad(grad: &FlexTensor, sizes: &ConvSizes) -> FlexTensor {
-    let grad = f32_values(grad);
-    let [n, kernels, out_h, out_w] = sizes.output_dims();
+/// The output's gradient in the transformed space (`dM`), `[POINTS, kernels, tiles]`.
+pub(super) fn transform_output_grad(grad: &FlexTensor, sizes: &ConvSizes) -> Vec<f32> {
+    let [_, kernels, out_h, out_w] = sizes.output_dims();
     let tiles = sizes.tiles();
+    let grid = sizes.output_grid();
+    let grads = grid.gather(&f32_values(grad), kernels, (out_h, out_w));
     let mut transformed = vec![0.0f32; POINTS * kernels * tiles];
     let mut points = split_points(&mut transformed);
-    let mut padded = sizes.padded_output();
-    let padded_w = sizes.padded_output_width();
     for k in 0..kernels {
-        let mut tile = k * tiles;
-        for image in 0..n {
-            let plane = &grad[(image * kernels + k) * out_h * out_w..][..out_h * out_w];
-            for (row, padded_row) in plane.chunks_exact(out_w).zip(padded.chunks_mut(padded_w)) {
-                padded_row[..out_w].copy_from_slice(row);
-            }
-            for (top, left) in sizes.corners() {
-                let dy: [[f32; TILE]; TILE] = std::array::from_fn(|r| {
-                    padded[(top + r) * padded_w + left..][..TILE]
-                        .try_into()
-                        .unwrap()
-                });
-                let dm = both_ways(dy, output_1d_adjoint);
-                store_tile(&mut points, tile, &dm);
-                tile += 1;
-            }
+        for (top, left, image, column) in sizes.tile_groups() {
+            let dy = std::array::from_fn(|r| {
+                std::array::from_fn(|s| F32x4::read(&grads[grid.at(k, top + r, left + s, image)..]))
+            });
+            store_tile(
+                &mut points,
+                k * tiles + column,
+                &both_ways(dy, output_1d_adjoint),
+            );
         }
     }
-    flex_tensor(transformed, [POINTS, kernels, tiles])
+    transformed
 }
 
-/// The kernels' gradient `[kernels, channels, 3, 3]` from that of `U`, `[POINTS, kernels,
-/// channels]`.
-pub(super) fn kernel_grad(u_grad: FlexTensor, sizes: &ConvSizes) -> FlexTensor {
-    let u_grad = f32_values(&u_grad);
-    let (kernels, channels) = (sizes.kernels, sizes.channels);
+/// The kernels' gradient `[kernels, channels, 3, 3]` from that of `U`, each position's
+/// `dM Vᵀ` (`[POINTS, kernels, channels]`).
+pub(super) fn kernel_grad(m_grad: &[f32], inputs_v: &FlexTensor, sizes: &ConvSizes) -> FlexTensor {
+    let (kernels, channels, tiles) = (sizes.kernels, sizes.channels, sizes.tiles());
+    let u_grad = per_point(
+        m_grad,
+        &f32_values(inputs_v),
+        kernels * channels,
+        |dm, v, du| matmul_by_transpose(dm, v, du, (kernels, tiles, channels)),
+    );
     let weight_grad: Vec<f32> = (0..kernels * channels)
         .flat_map(|index| {
             let du: [[f32; ALPHA]; ALPHA] = std::array::from_fn(|r| {
@@ -297,45 +336,38 @@ pub(super) fn kernel_grad(u_grad: FlexTensor, sizes: &ConvSizes) -> FlexTensor {
     flex_tensor(weight_grad, [kernels, channels, 3, 3])
 }
 
-/// The input's gradient `[n, channels, height, width]` from that of `V`, `[POINTS, channels,
-/// tiles]`: overlapping tiles add up.
-pub(super) fn input_grad(v_grad: FlexTensor, sizes: &ConvSizes) -> FlexTensor {
-    let v_grad = f32_values(&v_grad);
+/// The input's gradient `[n, channels, height, width]` from that of `V`, each position's
+/// `Uᵀ dM` (`[POINTS, channels, tiles]`): overlapping tiles add up.
+pub(super) fn input_grad(kernels_u: &FlexTensor, m_grad: &[f32], sizes: &ConvSizes) -> FlexTensor {
     let ConvSizes {
         n,
         channels,
+        kernels,
         height,
         width,
-        ..
     } = *sizes;
     let tiles = sizes.tiles();
+    let v_grad = per_point(
+        &f32_values(kernels_u),
+        m_grad,
+        channels * tiles,
+        |u, dm, dv| matmul(u, (1, channels), dm, dv, (channels, kernels, tiles)),
+    );
     let points = points_of(&v_grad);
-    let mut grad = vec![0.0f32; n * channels * height * width];
-    let mut padded = sizes.padded_plane();
-    let padded_w = sizes.padded_width();
+    let grid = sizes.input_grid();
+    let mut sums = grid.zeros(channels);
     for c in 0..channels {
-        let mut tile = c * tiles;
-        for image in 0..n {
-            padded.fill(0.0);
-            for (top, left) in sizes.corners() {
-                let dv = load_tile(&points, tile);
-                let dd = both_ways(dv, input_1d_adjoint);
-                for (r, row) in dd.iter().enumerate() {
-                    let at = (top + r) * padded_w + left;
-                    padded[at..at + ALPHA]
-                        .iter_mut()
-                        .zip(row)
-                        .for_each(|(g, d)| *g += d);
+        for (top, left, image, column) in sizes.tile_groups() {
+            let dd = both_ways(load_tile(&points, c * tiles + column), input_1d_adjoint);
+            for (r, row) in dd.iter().enumerate() {
+                for (s, value) in row.iter().enumerate() {
+                    let sum = &mut sums[grid.at(c, top + r, left + s, image)..];
+                    (F32x4::read(sum) + *value).write(sum);
                 }
-                tile += 1;
-            }
-            let plane = &mut grad[(image * channels + c) * height * width..][..height * width];
-            for (row, padded_row) in plane.chunks_exact_mut(width).zip(padded.chunks(padded_w)) {
-                row.copy_from_slice(&padded_row[..width]);
             }
         }
     }
-    flex_tensor(grad, [n, channels, height, width])
+    grid.scatter(&sums, [n, channels, height, width], |_| 0.0)
 }
 
 /// The bias's gradient: the output's gradient summed over images and positions.
@@ -349,14 +381,25 @@ pub(super) fn bias_grad(grad: &FlexTensor, sizes: &ConvSizes) -> FlexTensor {
     flex_tensor(sums, [kernels])
 }
 
-/// `a [POINTS, m, k]` times the transpose of `b [POINTS, n, k]`: `[POINTS, m, n]`.
-pub(super) fn matmul_transposed(a: FlexTensor, b: FlexTensor) -> FlexTensor {
-    Flex::float_matmul(a, Flex::float_swap_dims(b, 1, 2))
-}
-
-/// The transpose of `a [POINTS, k, m]` times `b [POINTS, k, n]`: `[POINTS, m, n]`.
-pub(super) fn transposed_matmul(a: FlexTensor, b: FlexTensor) -> FlexTensor {
-    Flex::float_matmul(Flex::float_swap_dims(a, 1, 2), b)
+/// `[POINTS, ..]` of `product(a, b, c)`, for each position's matrices of `a` and `b` and its
+/// `c_len` values of the result.
+fn per_point(
+    a: &[f32],
+    b: &[f32],
+    c_len: usize,
+    product: impl Fn(&[f32], &[f32], &mut [f32]),
+) -> Vec<f32> {
+    // An empty operand (no images) has empty matrices, and its products are zeros.
+    let matrix_len = |values: &[f32]| (values.len() / POINTS).max(1);
+    let mut c = vec![0.0f32; POINTS * c_len];
+    for ((a, b), c) in a
+        .chunks_exact(matrix_len(a))
+        .zip(b.chunks_exact(matrix_len(b)))
+        .zip(c.chunks_exact_mut(c_len))
+    {
+        product(a, b, c);
+    }
+    c
 }
 
 /// The matrix of each transformed position, from `[POINTS, rows, columns]`.
@@ -371,17 +414,18 @@ fn points_of(transformed: &[f32]) -> [&[f32]; POINTS] {
     std::array::from_fn(|point| &transformed[point * len..(point + 1) * len])
 }
 
-/// Writes a transformed tile: its value at each position to that position's matrix.
+/// Writes a transformed tile of four images: its value at each position to that position's
+/// matrix, at `column`.
 #[inline(always)]
-fn store_tile(points: &mut [&mut [f32]; POINTS], tile: usize, values: &[[f32; ALPHA]; ALPHA]) {
+fn store_tile(points: &mut [&mut [f32]; POINTS], column: usize, values: &[[F32x4; ALPHA]; ALPHA]) {
     for r in 0..ALPHA {
         for s in 0..ALPHA {
-            points[r * ALPHA + s][tile] = values[r][s];
+            values[r][s].write(&mut points[r * ALPHA + s][column..]);
         }
     }
 }
 
 #[inline(always)]
-fn load_tile(points: &[&[f32]; POINTS], tile: usize) -> [[f32; ALPHA]; ALPHA] {
-    std::array::from_fn(|r| std::array::from_fn(|s| points[r * ALPHA + s][tile]))
+fn load_tile(points: &[&[f32]; POINTS], column: usize) -> [[F32x4; ALPHA]; ALPHA] {
+    std::array::from_fn(|r| std::array::from_fn(|s| F32x4::read(&points[r * ALPHA + s][column..])))
 }
