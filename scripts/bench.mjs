@@ -8,7 +8,7 @@
 // Needs dist/ (trunk build --release, or scripts/test.sh) and the browser that the tests use.
 // The peer, the same job in TensorFlow.js on its wasm backend (scripts/tfjs-peer/), runs in the
 // same browser after our runs, and a last line gives our CPU path's pairs/s over the peer's.
-// Two lines first give the code each kind of reader downloads.
+// Three lines first give the code each kind of reader downloads.
 // --dist times another build (a copy of dist/ from another commit), so two builds compare in
 // one run.
 import { execFileSync } from 'node:child_process';
@@ -38,7 +38,12 @@ const pageScripts = ['chart.umd.min.js', ...readdirSync(`${dist}/www`)
   .filter((name) => name.endsWith('.js') && !['bench.js', 'widget.js'].includes(name)).map((name) => `www/${name}`)];
 const download = (module) => [...pageScripts, `${module}.js`, `${module}_bg.wasm`]
   .reduce((sum, path) => sum + gzipBytes(path), 0);
-for (const [path, module] of [['without a real GPU', 'siamese-web-cpu'], ['with a real GPU (WebGPU)', 'siamese-web']]) {
+const paths = [
+  ['without a real GPU', 'siamese-web-cpu'],
+  ['without a real GPU or relaxed SIMD (Safari)', 'siamese-web'],
+  ['with a real GPU (WebGPU)', 'siamese-web'],
+];
+for (const [path, module] of paths) {
   console.log(JSON.stringify({ download: path, module: `${module}_bg.wasm`, code_gzip_bytes: download(module) }));
 }
 // Each run's line gives the size of the module it ran on.

@@ -1,8 +1,10 @@
 // The training worker: probes WebGPU, loads one of the two wasm modules relative to this file
 // and hands over to Rust (src/web/worker.rs), which answers the page's messages. The full module
-// (siamese-web, with WebGPU) is loaded where the adapter is a real GPU, or when the page asks for
-// it (`?webgpu`, WebGPU chosen); elsewhere the CPU-only one (siamese-web-cpu), a quarter of its
-// download, since WebGPU would not be used there.
+// (siamese-web, with WebGPU) is loaded where the adapter is a real GPU, when the page asks for it
+// (`?webgpu`, WebGPU chosen), or where the browser lacks relaxed SIMD; elsewhere the CPU-only one
+// (siamese-web-cpu), a quarter of its download, since WebGPU would not be used there
+// (features.js).
+import { chooseModule, hasRelaxedSimd } from './features.js';
 
 /** What WebGPU this browser offers: a WebGpuSupport of src/session/messages.rs. */
 async function probeWebGpu() {
@@ -27,7 +29,7 @@ function helperScript(module) {
 try {
   const webgpu = await probeWebGpu();
   const asked = new URL(import.meta.url).searchParams.has('webgpu');
-  const module = webgpu.kind === 'hardware' || (asked && webgpu.kind !== 'missing') ? 'siamese-web' : 'siamese-web-cpu';
+  const module = chooseModule(webgpu.kind, asked, hasRelaxedSimd());
   const { default: init, startWorker } = await import(new URL(`../${module}.js`, import.meta.url).href);
   await init({ module_or_path: new URL(`../${module}_bg.wasm`, import.meta.url) });
   startWorker(helperScript(module), webgpu);

@@ -57,9 +57,13 @@ mod browser {
             unsafe { v128_store(to.cast(), self.0) }
         }
 
-        /// `self + x y`, lane by lane.
+        /// `self + x y`, lane by lane: one fused multiply-add in a module with relaxed SIMD,
+        /// inlined into the matrix products (`matmul`), which enable it.
         #[inline(always)]
         pub(in crate::cpu_kernels) fn add_product(self, x: Self, y: Self) -> Self {
+            #[cfg(feature = "relaxed-simd")]
+            return Self(f32x4_relaxed_madd(x.0, y.0, self.0));
+            #[cfg(not(feature = "relaxed-simd"))]
             Self(f32x4_add(self.0, f32x4_mul(x.0, y.0)))
         }
 

@@ -17,6 +17,10 @@ const CHUNK: usize = 256;
 
 /// `c = a b` for `a` `[m x k]`, whose `(i, p)` is `a[i * a_strides.0 + p * a_strides.1]` (a
 /// transpose needs no copy), and row-major `b` `[k x n]` and `c` `[m x n]`.
+#[cfg_attr(
+    all(feature = "relaxed-simd", target_arch = "wasm32"),
+    target_feature(enable = "relaxed-simd")
+)]
 pub(super) fn matmul(
     a: &[f32],
     a_strides: (usize, usize),
@@ -92,6 +96,10 @@ unsafe fn column_tile<const R: usize>(
 
 /// `c = a bᵀ` for row-major `a` `[m x k]`, `b` `[n x k]` and `c` `[m x n]`: dot products of
 /// rows, 2 of `a` by 4 of `b` at a time.
+#[cfg_attr(
+    all(feature = "relaxed-simd", target_arch = "wasm32"),
+    target_feature(enable = "relaxed-simd")
+)]
 pub(super) fn matmul_by_transpose(
     a: &[f32],
     b: &[f32],
