@@ -10,11 +10,17 @@
 //
 // Each widget has its own worker, so several train independently. Its styles live in its Shadow
 // DOM; the element's text content shows only where the script cannot run.
-// The element's `data-state` (loading, idle, training, done, error) and its `result` property
+// Nothing heavy (the worker, the wasm, the digits) loads until the widget comes within 200 px of
+// the viewport or Train is pressed, as Distill's d-figure waits, so an article with several
+// widgets loads each as the reader reaches it; until then its status says what it will download.
+// `autostart` starts at once.
+//
+// The element's `data-state` (waiting, loading, idle, training, done, error) and its `result` property
 // (the figures of the last run) are there for pages and tests; a `siamese-result` event fires
 // when a run ends.
-import { thumbnailCanvas, describeWebGpu, formatSeconds, percent, runProgress, progressValueText } from './trainer.js';
+import { thumbnailCanvas, describeWebGpu, formatSeconds, percent, runProgress, progressValueText, MNIST_URL } from './trainer.js';
 import { TrainingController } from './controller.js';
+import { downloadBytes } from './features.js';
 
 const STYLESHEET = new URL('./widget.css', import.meta.url).href;
 const FULL_APP = new URL('../index.html', import.meta.url).href;
@@ -63,8 +69,30 @@ const TEMPLATE = `
 
 class SiameseTrainer extends HTMLElement {
   connectedCallback() {
-    if (this.controller) return; // moved within the page: it keeps its state and its worker
+    // Moved within the page: it keeps its state, and its worker or its wait for the viewport.
+    if (this.controller || this.viewportWatch) return;
     if (!this.shadowRoot) this.build();
+    // A dataset it cannot use is said at once (loadData), not when the reader gets there.
+    const knownData = ['mnist', 'upload'].includes(this.datasetName());
+    if (this.hasAttribute('autostart') || !knownData || !('IntersectionObserver' in window)) {
+      this.start();
+      return;
+    }
+    this.showState('waiting');
+    this.sayDownload();
+    this.viewportWatch = new IntersectionObserver((entries) => {
+      if (entries.some((entry) => entry.isIntersecting)) this.start();
+    }, { rootMargin: '200px' });
+    this.viewportWatch.observe(this);
+  }
+
+  /** Starts the worker and loads the data. */
+  start() {
+    this.viewportWatch?.disconnect();
+    this.viewportWatch = null;
+    if (this.controller) return;
+    this.showState('loading');
+    this.ui.status.textContent = 'Loading…';
     this.controller = new TrainingController({
       state: (name) => this.showState(name),
       reply: (message) => this.onMessage(message),
@@ -77,8 +105,10 @@ class SiameseTrainer extends HTMLElement {
   disconnectedCallback() {
     // Removed for good (not just moved): end the worker and the run with it.
     queueMicrotask(() => {
-      if (this.isConnected || !this.controller) return;
-      this.controller.close();
+      if (this.isConnected) return;
+      this.viewportWatch?.disconnect();
+      this.viewportWatch = null;
+      this.controller?.close();
       this.controller = null;
     });
   }
@@ -89,6 +119,7 @@ class SiameseTrainer extends HTMLElement {
     /** @type {Record<string, any>} */
     this.ui = Object.fromEntries([...root.querySelectorAll('[data-ref]')].map((el) => [/** @type {HTMLElement} */ (el).dataset.ref, el]));
     this.compact = this.hasAttribute('compact');
+    this.trainWhenLoaded = this.hasAttribute('autostart');
     this.ui.upload.hidden = this.datasetName() !== 'upload';
     this.ui.fullApp.href = `${FULL_APP}?${new URLSearchParams(this.datasetName() === 'mnist' ? { dataset: 'mnist' } : {})}`;
     this.ui.train.addEventListener('click', () => this.train());
@@ -102,6 +133,16 @@ class SiameseTrainer extends HTMLElement {
     this.charts.catch((error) => this.fail(`the charts could not load (${error.message})`));
   }
 
+  /** What starting will download, in the status line while the widget waits. */
+  async sayDownload() {
+    const data = this.datasetName() === 'mnist' ? [MNIST_URL] : [];
+    const bytes = await downloadBytes(this.getAttribute('backend')?.toLowerCase() === 'webgpu', data).catch(() => null);
+    if (this.dataset.state !== 'waiting') return;
+    const what = data.length ? 'the trainer and the digits' : 'the trainer';
+    this.ui.status.textContent = `Starts when you reach it or press Train: it downloads ${what}` +
+      `${bytes == null ? '' : `, ${(bytes / 1e6).toFixed(1)} MB`}.`;
+  }
+
   datasetName() {
     return (this.getAttribute('dataset') ?? 'mnist').toLowerCase();
   }
@@ -110,7 +151,8 @@ class SiameseTrainer extends HTMLElement {
   showState(name) {
     const state = this.failed ? 'error' : name;
     this.dataset.state = state;
-    const usable = this.loaded && !this.loaded.problem && !this.failed;
+    // Waiting, Train starts the widget and trains once the data is loaded.
+    const usable = state === 'waiting' || (this.loaded && !this.loaded.problem && !this.failed);
     this.ui.train.disabled = state === 'training' || state === 'loading' || !usable;
     this.ui.stop.disabled = state !== 'training';
     this.ui.folder.disabled = state === 'training';
@@ -235,8 +277,8 @@ class SiameseTrainer extends HTMLElement {
     }
     if (summary.problem) this.showError(`This data cannot train yet: ${summary.problem}.`, 'data');
     this.showState(this.controller.state);
-    if (this.hasAttribute('autostart') && !summary.problem && !this.autostarted) {
-      this.autostarted = true;
+    if (this.trainWhenLoaded && !summary.problem) {
+      this.trainWhenLoaded = false;
       this.train();
     }
   }
@@ -269,8 +311,13 @@ class SiameseTrainer extends HTMLElement {
   }
 
   train() {
+    if (!this.controller) {
+      this.trainWhenLoaded = true;
+      this.start();
+      return;
+    }
     const settings = this.settings();
-    if (!settings || !this.controller) return;
+    if (!settings) return;
     this.ui.error.hidden = true;
     this.ui.progress.value = 0;
     this.ui.progress.setAttribute('aria-valuetext', 'Starting');

@@ -4,19 +4,7 @@
 // (`?webgpu`, WebGPU chosen), or where the browser lacks relaxed SIMD; elsewhere the CPU-only one
 // (siamese-web-cpu), a quarter of its download, since WebGPU would not be used there
 // (features.js).
-import { chooseModule, hasRelaxedSimd } from './features.js';
-
-/** What WebGPU this browser offers: a WebGpuSupport of src/session/messages.rs. */
-async function probeWebGpu() {
-  if (!navigator.gpu) return { kind: 'missing', reason: 'this browser has no WebGPU (navigator.gpu is missing)' };
-  const adapter = await navigator.gpu.requestAdapter().catch(() => null);
-  if (!adapter) return { kind: 'missing', reason: 'the browser offers no WebGPU adapter' };
-  const info = adapter.info ?? {};
-  const name = [info.vendor, info.architecture, info.description].filter(Boolean).join(' ');
-  // `isFallbackAdapter` moved from the adapter to its info; older browsers have only the first.
-  const fallback = info.isFallbackAdapter === true || adapter.isFallbackAdapter === true;
-  return { kind: fallback || /swiftshader/i.test(name) ? 'software' : 'hardware', adapter: name };
-}
+import { chooseModule, hasRelaxedSimd, probeWebGpu } from './features.js';
 
 /** helper.js beside this file, told which module it instantiates; from another origin (a CDN)
  * through a same-origin blob, as trainer.js starts this worker. */

@@ -10,12 +10,12 @@ const TYPES = {
   '.png': 'image/png', '.md': 'text/plain; charset=utf-8', '.map': 'application/json',
 };
 
-/** Serves `root` on 127.0.0.1; `log` receives each request path, paths `refuse` accepts get a
+/** Serves `root` on 127.0.0.1; `log` receives each request's path and method, paths `refuse` accepts get a
  * 403, as a blocked download would, and `headers` go with every file (a CSP, say). */
 export function serveStatic(root, { port = 0, log = () => {}, refuse = () => false, headers = {} } = {}) {
   const server = createServer(async (request, response) => {
     const path = decodeURIComponent(new URL(request.url, 'http://x').pathname);
-    log(path);
+    log(path, request.method);
     if (refuse(path)) {
       response.writeHead(403).end('blocked');
       return;
@@ -28,7 +28,12 @@ export function serveStatic(root, { port = 0, log = () => {}, refuse = () => fal
     try {
       if ((await stat(file)).isDirectory()) file = join(file, 'index.html');
       const body = await readFile(file);
-      response.writeHead(200, { ...headers, 'content-type': TYPES[extname(file)] ?? 'application/octet-stream' });
+      response.writeHead(200, {
+        ...headers,
+        'content-type': TYPES[extname(file)] ?? 'application/octet-stream',
+        // Said for HEAD requests too, as static hosts do (the widget asks for sizes that way).
+        'content-length': body.length,
+      });
       response.end(body);
     } catch {
       response.writeHead(404).end('not found');

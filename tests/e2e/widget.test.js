@@ -1,9 +1,10 @@
 // The embeddable widget as a blog uses it: the example article (www/article.html) with the built
 // files copied into a sub-folder of a static server, two widgets training at once, the blog's
-// own text and styles untouched, and a blocked .wasm reported in place.
+// own text and styles untouched, a blocked .wasm reported in place, and a widget far down a
+// post that loads nothing until the reader gets there.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { cpSync, mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { cpSync, mkdirSync, mkdtempSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { serveStatic } from './server.js';
@@ -53,8 +54,18 @@ async function openArticle(url, { quick = false } = {}) {
 
 const widgetStates = (page) => page.$$eval('siamese-trainer', (widgets) => widgets.map((w) => w.dataset.state));
 
+/** Scrolls to each widget in turn, as a reader would, until each has started (a widget waits
+ * for the viewport before it loads anything). */
+async function reachWidgets(page) {
+  for (const widget of await page.$$('siamese-trainer')) {
+    await widget.scrollIntoViewIfNeeded();
+    await page.waitForFunction((w) => w.dataset.state !== 'waiting', widget);
+  }
+}
+
 test('two widgets in the article, served from a sub-folder, train at once; the blog stays as it was', async () => {
   const { page, problems } = await openArticle(articleUrl(server), { quick: true });
+  await reachWidgets(page);
   await page.waitForFunction(() => [...document.querySelectorAll('siamese-trainer')].every((w) => w.dataset.state === 'idle'), null, { timeout: 120_000 });
 
   // The blog's styles reach neither into the widgets nor are they changed by them.
@@ -126,6 +137,7 @@ test('two widgets in the article, served from a sub-folder, train at once; the b
 
 test('a widget whose .wasm is blocked says so in place and the article still reads', async () => {
   const { page, problems } = await openArticle(articleUrl(blockingServer));
+  await reachWidgets(page);
   await page.waitForFunction(() => [...document.querySelectorAll('siamese-trainer')].every((w) => w.dataset.state === 'error'), null, { timeout: 60_000 });
   for (const id of ['first', 'second']) {
     assert.match(await page.locator(`#${id} .error`).innerText(), /This demo cannot run here: the WebAssembly module failed to load/);
@@ -158,6 +170,7 @@ test('a widget starts from a model file the app saved, and says so when the file
     await route.fulfill({ response, body: html });
   });
   await page.goto(articleUrl(server));
+  await reachWidgets(page);
   await page.waitForFunction(() => document.querySelector('#first').analysis !== undefined, null, { timeout: 120_000 });
   assert.match(await page.locator('#first .metrics').innerText(), /Pretrained model \(MNIST digits, 1 epoch\(s\)\)/);
   const analysis = await page.$eval('#first', (widget) => widget.analysis);
@@ -193,6 +206,54 @@ test('widget files on another origin (a CDN) work in a browser without WebGPU; h
     assert.deepEqual(problems, []);
   } finally {
     await plain.close();
+  }
+});
+
+test('a widget far down a post loads nothing until the reader reaches it and says what it will download; Train starts one that waits', async () => {
+  const seen = [];
+  const site = await serveStatic(root, { log: (path, method) => seen.push(`${method} ${path}`) });
+  const page = await browser.newPage();
+  const problems = [];
+  page.on('pageerror', (error) => problems.push(error.message));
+  try {
+    const base = `http://127.0.0.1:${site.address().port}/${FOLDER}`;
+    const widget = (id) => `<siamese-trainer id="${id}" train-images="600" test-images="300" epochs="1" compact>No demo.</siamese-trainer>`;
+    writeFileSync(join(root, 'long-post.html'), `<!doctype html><title>post</title>
+      <script type="module" src="${base}/www/widget.js"></script>
+      <div style="height: 4000px">A long article.</div>${widget('far')}
+      <div style="height: 4000px">More of it.</div>${widget('pressed')}`);
+    await page.goto(`http://127.0.0.1:${site.address().port}/long-post.html`);
+    const said = /it downloads the trainer and the digits, ([\d.]+) MB\.$/;
+    await page.waitForFunction((said) => [...document.querySelectorAll('siamese-trainer')]
+      .every((w) => new RegExp(said).test(w.shadowRoot.querySelector('.status').textContent)), said.source);
+    // What a reader without a real GPU downloads here: the CPU-only module, its glue and the
+    // digits, as this server sends them.
+    const bytes = ['siamese-web-cpu_bg.wasm', 'siamese-web-cpu.js', 'assets/mnist-10k.bin.gz']
+      .reduce((sum, name) => sum + statSync(join(root, FOLDER, name)).size, 0);
+    const status = await page.locator('#far .status').innerText();
+    assert.equal(status.match(said)[1], (bytes / 1e6).toFixed(1), status);
+    assert.deepEqual(await widgetStates(page), ['waiting', 'waiting']);
+    const downloads = () => seen.filter((request) => /^GET .*(\.wasm|mnist-10k\.bin\.gz)$/.test(request));
+    assert.deepEqual(downloads(), [], 'a widget out of view downloaded the trainer or the data');
+
+    // Train, pressed before the reader scrolled there, loads and trains.
+    await page.evaluate(() => document.querySelector('#pressed').shadowRoot.querySelector('[data-ref="train"]').click());
+    await page.waitForFunction(() => ['done', 'error'].includes(document.querySelector('#pressed').dataset.state), null, { timeout: 300_000, polling: 500 });
+    const { state, result, error } = await page.$eval('#pressed', (w) => ({ state: w.dataset.state, result: w.result, error: w.shadowRoot.querySelector('.error').textContent }));
+    assert.equal(state, 'done', error);
+    assert.equal(result.epochs, 1);
+    assert.ok(result.test_acc_best > 0.7, `test pair accuracy ${result.test_acc_best}`);
+    assert.ok(downloads().some((request) => request.endsWith('/siamese-web-cpu_bg.wasm')), downloads().join(' '));
+    assert.equal(await page.$eval('#far', (w) => w.dataset.state), 'waiting');
+
+    // Reached, the other one loads.
+    await page.locator('#far').scrollIntoViewIfNeeded();
+    await page.waitForFunction(() => document.querySelector('#far').dataset.state === 'idle', null, { timeout: 60_000 });
+    assert.match(await page.locator('#far .status').innerText(), /CPU/);
+    assert.deepEqual(problems, []);
+  } finally {
+    await page.close();
+    site.close();
   }
 });
 
