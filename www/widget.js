@@ -252,6 +252,7 @@ class SiameseTrainer extends HTMLElement {
     if (images.length === 0) return;
     const shape = this.imageShape();
     if (!shape) return;
+    this.start(); // a folder chosen before the widget was seen
     this.ui.summary.textContent = `Reading ${images.length} files…`;
     await this.controller.useFiles(images.map((file) => ({ file, path: file.webkitRelativePath })), shape);
   }
