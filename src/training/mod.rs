@@ -308,8 +308,8 @@ const COLLAPSE_CHECK_PAIRS: usize = 512;
 /// batch: the same step, ~1.3x faster on the digits, as smaller tensors stay in the caches
 /// (PERFORMANCE.md). A micro-batch holds as many pairs as keep the first convolution's output
 /// (the largest activation) within that of 16 pairs of digits, the best of 8, 16 and 32
-/// measured; 1 pair of 224x224 images. A GPU takes the batch whole: there, fewer and larger
-/// kernels win.
+/// measured; 1 pair of 224x224 images natively, 2 in the browser (`micro_batch_pairs`). A GPU
+/// takes the batch whole: there, fewer and larger kernels win.
 const CPU_MICRO_BATCH_VALUES: usize = 16 * 2 * FIRST_CONV_CHANNELS * 28 * 28;
 
 /// Pairs per micro-batch on `device` for images of `shape`.
@@ -318,7 +318,15 @@ fn micro_batch_pairs(shape: ImageShape, device: &Device) -> usize {
         return usize::MAX;
     }
     let first_activation = FIRST_CONV_CHANNELS * shape.height * shape.width;
-    (CPU_MICRO_BATCH_VALUES / (2 * first_activation)).max(1)
+    let pairs = (CPU_MICRO_BATCH_VALUES / (2 * first_activation)).max(1);
+    // The browser's Winograd convolution takes four images at once and pads the rest with zeros
+    // (`cpu_kernels`): an even number of pairs wastes none, where 1 pair of 224x224 images
+    // would pay for 2.
+    if cfg!(target_arch = "wasm32") {
+        (pairs / 2 * 2).max(2)
+    } else {
+        pairs
+    }
 }
 
 /// `batch` (of images of `shape`) on `device`, as the micro-batches that device trains on.
