@@ -240,22 +240,66 @@ fn transform_kernels(weight: &FlexTensor, sizes: &ConvSizes) -> FlexTensor {
 
 /// `V`: `[POINTS, channels, tiles]`, each input tile transformed (zeros past the edges).
 fn transform_inputs(x: &FlexTensor, sizes: &ConvSizes) -> FlexTensor {
-    let (channels, tiles) = (sizes.channels, sizes.tiles());
     let grid = sizes.input_grid();
-    let inputs = grid.gather(&f32_values(x), channels, (sizes.height, sizes.width));
-    let mut transformed = vec![0.0f32; POINTS * channels * tiles];
+    let inputs = grid.gather(&f32_values(x), sizes.channels, (sizes.height, sizes.width));
+    let transformed = transform_windows(&inputs, &grid, sizes.channels, sizes, input_1d);
+    flex_tensor(transformed, [POINTS, sizes.channels, sizes.tiles()])
+}
+
+/// `[POINTS, planes, tiles]`: each tile's `I x I` window of `values` (planes laid out as `grid`)
+/// through the linear map `one_d` both ways, four images at a time.
+fn transform_windows<const I: usize>(
+    values: &[f32],
+    grid: &ImageMinor,
+    planes: usize,
+    sizes: &ConvSizes,
+    one_d: impl Fn([F32x4; I]) -> [F32x4; ALPHA],
+) -> Vec<f32> {
+    let tiles = sizes.tiles();
+    let mut transformed = vec![0.0f32; POINTS * planes * tiles];
     let mut points = split_points(&mut transformed);
-    for c in 0..channels {
+    for plane in 0..planes {
         for (top, left, image, column) in sizes.tile_groups() {
-            let d = std::array::from_fn(|r| {
+            let window = std::array::from_fn(|r| {
                 std::array::from_fn(|s| {
-                    F32x4::read(&inputs[grid.at(c, top + r, left + s, image)..])
+                    F32x4::read(&values[grid.at(plane, top + r, left + s, image)..])
                 })
             });
-            store_tile(&mut points, c * tiles + column, &both_ways(d, input_1d));
+            store_tile(
+                &mut points,
+                plane * tiles + column,
+                &both_ways(window, &one_d),
+            );
         }
     }
-    flex_tensor(transformed, [POINTS, channels, tiles])
+    transformed
+}
+
+/// The way back from the transformed space: each tile of `transformed` (`[POINTS, planes,
+/// tiles]`) through the linear map `one_d` both ways, added into its `O x O` window of planes
+/// laid out as `grid` (where windows overlap, they add up), four images at a time.
+fn untransform_tiles<const O: usize>(
+    transformed: &[f32],
+    grid: &ImageMinor,
+    planes: usize,
+    sizes: &ConvSizes,
+    one_d: impl Fn([F32x4; ALPHA]) -> [F32x4; O],
+) -> Vec<f32> {
+    let tiles = sizes.tiles();
+    let points = points_of(transformed);
+    let mut sums = grid.zeros(planes);
+    for plane in 0..planes {
+        for (top, left, image, column) in sizes.tile_groups() {
+            let window = both_ways(load_tile(&points, plane * tiles + column), &one_d);
+            for (r, row) in window.iter().enumerate() {
+                for (s, value) in row.iter().enumerate() {
+                    let sum = &mut sums[grid.at(plane, top + r, left + s, image)..];
+                    (F32x4::read(sum) + *value).write(sum);
+                }
+            }
+        }
+    }
+    sums
 }
 
 /// The convolution's output `[n, kernels, height - 2, width - 2]` from `U` and `V`.
@@ -274,43 +318,17 @@ fn convolve(
         |u, v, m| matmul(u, (channels, 1), v, m, (kernels, channels, tiles)),
     );
     let biases = f32_values(bias);
-    let points = points_of(&products);
     let grid = sizes.output_grid();
-    let mut outputs = grid.zeros(kernels);
-    for k in 0..kernels {
-        for (top, left, image, column) in sizes.tile_groups() {
-            let y = both_ways(load_tile(&points, k * tiles + column), output_1d);
-            for (r, row) in y.iter().enumerate() {
-                for (s, value) in row.iter().enumerate() {
-                    value.write(&mut outputs[grid.at(k, top + r, left + s, image)..]);
-                }
-            }
-        }
-    }
+    let outputs = untransform_tiles(&products, &grid, kernels, sizes, output_1d);
     grid.scatter(&outputs, [n, kernels, out_h, out_w], |k| biases[k])
 }
 
 /// The output's gradient in the transformed space (`dM`), `[POINTS, kernels, tiles]`.
 pub(super) fn transform_output_grad(grad: &FlexTensor, sizes: &ConvSizes) -> Vec<f32> {
     let [_, kernels, out_h, out_w] = sizes.output_dims();
-    let tiles = sizes.tiles();
     let grid = sizes.output_grid();
     let grads = grid.gather(&f32_values(grad), kernels, (out_h, out_w));
-    let mut transformed = vec![0.0f32; POINTS * kernels * tiles];
-    let mut points = split_points(&mut transformed);
-    for k in 0..kernels {
-        for (top, left, image, column) in sizes.tile_groups() {
-            let dy = std::array::from_fn(|r| {
-                std::array::from_fn(|s| F32x4::read(&grads[grid.at(k, top + r, left + s, image)..]))
-            });
-            store_tile(
-                &mut points,
-                k * tiles + column,
-                &both_ways(dy, output_1d_adjoint),
-            );
-        }
-    }
-    transformed
+    transform_windows(&grads, &grid, kernels, sizes, output_1d_adjoint)
 }
 
 /// The kernels' gradient `[kernels, channels, 3, 3]` from that of `U`, each position's
@@ -353,20 +371,8 @@ pub(super) fn input_grad(kernels_u: &FlexTensor, m_grad: &[f32], sizes: &ConvSiz
         channels * tiles,
         |u, dm, dv| matmul(u, (1, channels), dm, dv, (channels, kernels, tiles)),
     );
-    let points = points_of(&v_grad);
     let grid = sizes.input_grid();
-    let mut sums = grid.zeros(channels);
-    for c in 0..channels {
-        for (top, left, image, column) in sizes.tile_groups() {
-            let dd = both_ways(load_tile(&points, c * tiles + column), input_1d_adjoint);
-            for (r, row) in dd.iter().enumerate() {
-                for (s, value) in row.iter().enumerate() {
-                    let sum = &mut sums[grid.at(c, top + r, left + s, image)..];
-                    (F32x4::read(sum) + *value).write(sum);
-                }
-            }
-        }
-    }
+    let sums = untransform_tiles(&v_grad, &grid, channels, sizes, input_1d_adjoint);
     grid.scatter(&sums, [n, channels, height, width], |_| 0.0)
 }
 
