@@ -18,9 +18,10 @@ use crate::inference::pair_distances;
 use crate::loss::ContrastiveLoss;
 use crate::model::{SiameseNet, SiameseNetConfig, euclidean_distance};
 use crate::pairs::Pair;
+use crate::training::shares::BatchHelpers;
 use crate::training::{
     BatchProgress, Control, EpochSummary, TrainConfig, TrainError, TrainObserver, TrainingData,
-    backend_error, train,
+    backend_error, train_sharing,
 };
 
 #[cfg_attr(test, derive(ts_rs::TS))]
@@ -82,12 +83,14 @@ impl TrainObserver for StepClock {
     }
 }
 
-/// Runs `job` on `set` (all of it trains: no validation part) and summarises the step times.
+/// Runs `job` on `set` (all of it trains: no validation part) and summarises the step times;
+/// `helpers` take a share of every batch, as in training.
 pub async fn run_benchmark(
     set: &ImageSet,
     job: &BenchmarkJob,
     backend: &str,
     device: &Device,
+    helpers: &mut impl BatchHelpers,
 ) -> Result<BenchmarkResult, TrainError> {
     let total = job.warmup + job.steps;
     if job.steps == 0 || job.batch == 0 || 2 * set.len() < total * job.batch {
@@ -106,7 +109,7 @@ pub async fn run_benchmark(
         last_step: total,
         ends_s: Vec::with_capacity(total),
     };
-    train(&data, &config, device, &mut clock).await?;
+    train_sharing(&data, &config, device, helpers, &mut clock).await?;
     let mut result = summarise(&clock.ends_s, job, backend);
     if job.layer_repeats > 0 {
         result.layers_ms = layer_times(set, job, device).await?;
@@ -257,6 +260,7 @@ fn median(sorted: &[f64]) -> f64 {
 mod tests {
     use super::*;
     use crate::data::ImageShape;
+    use crate::training::shares::NoHelpers;
 
     #[test]
     fn every_stage_of_the_tower_is_timed_for_grey_and_rgb_images_of_any_size() {
@@ -272,7 +276,9 @@ mod tests {
                 steps: 1,
                 layer_repeats: 1,
             };
-            let result = pollster::block_on(run_benchmark(&set, &job, "flex", &device)).unwrap();
+            let result =
+                pollster::block_on(run_benchmark(&set, &job, "flex", &device, &mut NoHelpers))
+                    .unwrap();
             let stages: Vec<&str> = result.layers_ms.keys().map(String::as_str).collect();
             assert_eq!(
                 stages,

@@ -16,6 +16,8 @@ mod lanes;
 mod matmul;
 mod winograd;
 
+use lanes::{Vector, VectorWork, dispatch, widest};
+
 use std::sync::Arc;
 
 use burn::backend::autodiff::checkpoint::base::Checkpointer;
@@ -397,43 +399,77 @@ fn convolve_and_pool(
 ) -> (FlexTensor, Vec<u8>) {
     let sizes = ConvSizes::of(x, weight, FIRST_LAYER_MIN_SIDE);
     let (inputs, weights, biases) = (f32_values(x), f32_values(weight), f32_values(bias));
-    let ConvSizes {
-        n,
-        channels,
-        kernels,
-        width,
-        ..
-    } = sizes;
+    let ConvSizes { n, kernels, .. } = sizes;
     let (pooled_h, pooled_w) = sizes.pooled_dims();
     let pooled = sizes.pooled_len();
-    let run = sizes.output_run();
     let mut output = vec![0.0f32; n * kernels * pooled];
     let mut winners = vec![0u8; output.len()];
+    let lanes = widest();
     for_each_chunk_pair(
         &mut output,
         &mut winners,
         kernels * pooled,
         |image, output, winners| {
-            let image_inputs = sizes.image(&inputs, image);
-            // One kernel's output, in rows of `width` (the last two values of a row are unused).
-            let mut convolved = vec![0.0f32; run];
-            for kernel in 0..kernels {
-                convolved.fill(biases[kernel]);
-                for c in 0..channels {
-                    let plane = sizes.plane(image_inputs, c);
-                    let taps =
-                        &weights[(kernel * channels + c) * 9..(kernel * channels + c + 1) * 9];
-                    add_taps(&mut convolved, plane, taps.try_into().unwrap(), width);
-                }
-                let kernel_outputs = kernel * pooled..(kernel + 1) * pooled;
-                pool_plane(
-                    &convolved,
-                    width,
-                    (pooled_h, pooled_w),
-                    &mut output[kernel_outputs.clone()],
-                    &mut winners[kernel_outputs],
-                );
+            /// One image's convolution, ReLU and pooling, kernel by kernel.
+            struct ConvolveImage<'a> {
+                sizes: ConvSizes,
+                image_inputs: &'a [f32],
+                weights: &'a [f32],
+                biases: &'a [f32],
+                output: &'a mut [f32],
+                winners: &'a mut [u8],
             }
+            impl VectorWork for ConvolveImage<'_> {
+                type Output = ();
+                #[inline(always)]
+                fn run<V: Vector>(self) {
+                    let Self {
+                        sizes,
+                        image_inputs,
+                        weights,
+                        biases,
+                        output,
+                        winners,
+                    } = self;
+                    let ConvSizes {
+                        channels,
+                        kernels,
+                        width,
+                        ..
+                    } = sizes;
+                    let pooled = sizes.pooled_len();
+                    // One kernel's output, in rows of `width` (the last two values of a row
+                    // are unused).
+                    let mut convolved = vec![0.0f32; sizes.output_run()];
+                    for kernel in 0..kernels {
+                        convolved.fill(biases[kernel]);
+                        for c in 0..channels {
+                            let plane = sizes.plane(image_inputs, c);
+                            let taps = &weights
+                                [(kernel * channels + c) * 9..(kernel * channels + c + 1) * 9];
+                            add_taps::<V>(&mut convolved, plane, taps.try_into().unwrap(), width);
+                        }
+                        let kernel_outputs = kernel * pooled..(kernel + 1) * pooled;
+                        pool_plane(
+                            &convolved,
+                            width,
+                            sizes.pooled_dims(),
+                            &mut output[kernel_outputs.clone()],
+                            &mut winners[kernel_outputs],
+                        );
+                    }
+                }
+            }
+            let image_inputs = sizes.image(&inputs, image);
+            let work = ConvolveImage {
+                sizes,
+                image_inputs,
+                weights: &weights,
+                biases: &biases,
+                output,
+                winners,
+            };
+            dispatch(lanes, work);
         },
     );
     (
@@ -448,20 +484,28 @@ fn tap_runs(plane: &[f32], width: usize, run: usize) -> [&[f32]; 9] {
 }
 
 /// `out[i] += sum of taps[t] * (the input under tap t of output i)`, the nine runs read in one
-/// pass over the output.
-fn add_taps(out: &mut [f32], plane: &[f32], taps: &[f32; 9], width: usize) {
-    let [r0, r1, r2, r3, r4, r5, r6, r7, r8] = tap_runs(plane, width, out.len());
-    let [t0, t1, t2, t3, t4, t5, t6, t7, t8] = *taps;
-    for (i, out) in out.iter_mut().enumerate() {
-        *out += t0 * r0[i]
-            + t1 * r1[i]
-            + t2 * r2[i]
-            + t3 * r3[i]
-            + t4 * r4[i]
-            + t5 * r5[i]
-            + t6 * r6[i]
-            + t7 * r7[i]
-            + t8 * r8[i];
+/// pass over the output, a vector of outputs at a time.
+#[inline(always)]
+fn add_taps<V: Vector>(out: &mut [f32], plane: &[f32], taps: &[f32; 9], width: usize) {
+    let runs = tap_runs(plane, width, out.len());
+    let mut tap_vectors = [V::zero(); 9];
+    for (vector, &tap) in tap_vectors.iter_mut().zip(taps) {
+        *vector = V::splat(tap);
+    }
+    let vectors = out.len() / V::LANES * V::LANES;
+    for i in (0..vectors).step_by(V::LANES) {
+        let mut sum = V::read(&out[i..]);
+        for (run, &tap) in runs.iter().zip(&tap_vectors) {
+            sum = sum.add_product(tap, V::read(&run[i..]));
+        }
+        sum.write(&mut out[i..]);
+    }
+    for i in vectors..out.len() {
+        out[i] += runs
+            .iter()
+            .zip(taps)
+            .map(|(run, tap)| tap * run[i])
+            .sum::<f32>();
     }
 }
 
@@ -683,10 +727,16 @@ mod tests {
         let device = Device::flex().autodiff();
         device.seed(7);
         // 13x13 as in the tower (an odd output: the last tiles are cut), and 8x10 (an even one).
-        for (channels, height, width) in [(32, 13, 13), (3, 8, 10)] {
+        // 3, 5 and 9 images run on vectors of 4, 8 and 16 lanes where the processor has them
+        // (`lanes::lanes_for`), each with lanes past the last image.
+        let shapes = [(32, 13, 13), (3, 8, 10)];
+        for (images, (channels, height, width)) in [3, 5, 9]
+            .into_iter()
+            .flat_map(|images| shapes.map(|shape| (images, shape)))
+        {
             let conv = Conv2dConfig::new([channels, 16], [3, 3]).init(&device);
             let x = Tensor::<4>::random(
-                [3, channels, height, width],
+                [images, channels, height, width],
                 Distribution::Normal(0.0, 1.0),
                 &device,
             )
@@ -697,7 +747,7 @@ mod tests {
                 conv.weight.val(),
                 conv.bias.as_ref().unwrap().val(),
             );
-            assert_eq!(ours.dims(), [3, 16, height - 2, width - 2]);
+            assert_eq!(ours.dims(), [images, 16, height - 2, width - 2]);
             // F(2x2, 3x3)'s sums run in another order, over larger intermediate values.
             assert_same_values_and_gradients(&conv, &x, burns, ours, 1e-3);
         }

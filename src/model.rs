@@ -104,15 +104,10 @@ impl SiameseNet {
         }
     }
 
-    /// The second convolution: in the browser's CPU path by Winograd's F(2x2, 3x3)
-    /// (`cpu_kernels`), elsewhere Burn's; both give the same values and gradients, up to
-    /// rounding. Winograd pays in wasm, one thread of 4-lane vectors (the stage took 53.9-54.6
-    /// against 70.2-71.3 ms in Chromium with Burn's matrix product, and less since its own
-    /// kernel); natively Burn's convolution, on gemm's AVX kernels and every core, is faster
-    /// (59.3-63.2 against 71.6-97.6 ms on one thread, 35.2-47.2 against 82.4-85.5 on two,
-    /// 2026-12-04, PERFORMANCE.md).
+    /// The second convolution: on the CPU by Winograd's F(2x2, 3x3) (`cpu_kernels`), elsewhere
+    /// Burn's; both give the same values and gradients, up to rounding.
     pub(crate) fn second_convolution(&self, x: Tensor<4>) -> Tensor<4> {
-        if cfg!(target_arch = "wasm32") && x.device() == Device::flex() {
+        if x.device() == Device::flex() {
             conv3x3(x, self.conv2.weight.val(), bias_of(&self.conv2))
         } else {
             self.conv2.forward(x)

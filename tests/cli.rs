@@ -281,7 +281,8 @@ fn burn_train_on_one_device_and_resumed_from_its_checkpoints_gives_the_sessions_
         run
     };
 
-    let own_loop = train("2", &[]);
+    // One worker, as burn-train on one device.
+    let own_loop = train("2", &["--workers", "1"]);
     let burn = train("2", &["--checkpoints", straight]);
     assert!(
         burn.stderr.contains("burn-train's engine on one device"),

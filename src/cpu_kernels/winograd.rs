@@ -1,5 +1,5 @@
 //! The second convolution by Winograd's minimal filtering, F(2x2, 3x3), on the CPU, with its
-//! backward pass; the browser's CPU path uses it (`SiameseNet::second_convolution`).
+//! backward pass (`SiameseNet::second_convolution`).
 //!
 //! Each 4x4 tile of the input (stride 2) and each 3x3 kernel are transformed into 16 values
 //! (`V = Bᵀ d B`, `U = G g Gᵀ`); a 2x2 output tile is then `Aᵀ (U ⊙ V) A`. Summed over input
@@ -10,14 +10,17 @@
 //! products with `Vᵀ` and `Uᵀ` give the gradients of `U` and `V`, and those go back through `G`
 //! and `B`.
 //!
-//! The transforms run on four images at once: the planes are first laid out with the images
-//! innermost (`ImageMinor`), so that the same pixel of four images is one simd128 vector and
-//! each tile's arithmetic is done once for four of them. The columns of the transformed
-//! matrices go tile by tile, four images a tile, the image count rounded up to four with zeros.
+//! The transforms run on a vector of images at once (`lanes`: 4 in the browser, 8 or 16
+//! natively): the planes are first laid out with the images innermost (`ImageMinor`), so that
+//! the same pixel of those images is one vector and each tile's arithmetic is done once for all
+//! of them. The columns of the transformed matrices go tile by tile, a vector of images a tile,
+//! the image count rounded up to the lanes with zeros. Each entry point runs its kernels with
+//! the vector `lanes::dispatch` picks for the image count, the same for a pass's forward and
+//! backward kernels; the functions below it are `#[inline(always)]` to be compiled inside it.
 
 use burn::backend::flex::FlexTensor;
 
-use super::lanes::{F32x4, LANES};
+use super::lanes::{Vector, VectorWork, dispatch, lanes_for};
 use super::matmul::{matmul, matmul_by_transpose};
 use super::{ConvSizes, f32_values, flex_tensor};
 
@@ -28,7 +31,7 @@ const TILE: usize = 2;
 const POINTS: usize = ALPHA * ALPHA;
 
 /// G of F(2x2, 3x3) (Lavin and Gray, 2016); Bᵀ and Aᵀ, all additions, are written out below
-/// with their transposes for the backward pass.
+/// (`TileMap`) with their transposes for the backward pass.
 const KERNEL_TRANSFORM: [[f32; 3]; ALPHA] = [
     [1.0, 0.0, 0.0],
     [0.5, 0.5, 0.5],
@@ -36,39 +39,71 @@ const KERNEL_TRANSFORM: [[f32; 3]; ALPHA] = [
     [0.0, 0.0, 1.0],
 ];
 
-/// Bᵀ times a column of 4.
-#[inline(always)]
-fn input_1d([d0, d1, d2, d3]: [F32x4; 4]) -> [F32x4; 4] {
-    [d0 - d2, d1 + d2, d2 - d1, d1 - d3]
+/// One of Winograd's linear maps, on a column of `I` vectors (`O` out).
+trait TileMap<const I: usize, const O: usize> {
+    fn apply<V: Vector>(column: [V; I]) -> [V; O];
+
+    /// `T X Tᵀ` for the map `T`: on each column of `tile`, then on each row.
+    #[inline(always)]
+    fn both_ways<V: Vector>(tile: &[[V; I]; I]) -> [[V; O]; O] {
+        let mut columns = [[V::zero(); O]; I];
+        for (j, column) in columns.iter_mut().enumerate() {
+            let mut inputs = [V::zero(); I];
+            for (i, input) in inputs.iter_mut().enumerate() {
+                *input = tile[i][j];
+            }
+            *column = Self::apply(inputs);
+        }
+        let mut result = [[V::zero(); O]; O];
+        for (r, row) in result.iter_mut().enumerate() {
+            let mut inputs = [V::zero(); I];
+            for (j, input) in inputs.iter_mut().enumerate() {
+                *input = columns[j][r];
+            }
+            *row = Self::apply(inputs);
+        }
+        result
+    }
 }
 
-/// B times a column of 4: the adjoint of [`input_1d`].
-#[inline(always)]
-fn input_1d_adjoint([v0, v1, v2, v3]: [F32x4; 4]) -> [F32x4; 4] {
-    [v0, v1 - v2 + v3, v2 + v1 - v0, -v3]
+/// Bᵀ: an input tile into the transformed space.
+struct InputTransform;
+
+impl TileMap<ALPHA, ALPHA> for InputTransform {
+    #[inline(always)]
+    fn apply<V: Vector>([d0, d1, d2, d3]: [V; 4]) -> [V; 4] {
+        [d0 - d2, d1 + d2, d2 - d1, d1 - d3]
+    }
 }
 
-/// Aᵀ times a column of 4.
-#[inline(always)]
-fn output_1d([m0, m1, m2, m3]: [F32x4; 4]) -> [F32x4; 2] {
-    [m0 + m1 + m2, m1 - m2 - m3]
+/// B: the adjoint of [`InputTransform`], for the input's gradient.
+struct InputAdjoint;
+
+impl TileMap<ALPHA, ALPHA> for InputAdjoint {
+    #[inline(always)]
+    fn apply<V: Vector>([v0, v1, v2, v3]: [V; 4]) -> [V; 4] {
+        [v0, v1 - v2 + v3, v2 + v1 - v0, -v3]
+    }
 }
 
-/// A times a column of 2: the adjoint of [`output_1d`].
-#[inline(always)]
-fn output_1d_adjoint([y0, y1]: [F32x4; 2]) -> [F32x4; 4] {
-    [y0, y0 + y1, y0 - y1, -y1]
+/// Aᵀ: a transformed tile to its outputs.
+struct OutputTransform;
+
+impl TileMap<ALPHA, TILE> for OutputTransform {
+    #[inline(always)]
+    fn apply<V: Vector>([m0, m1, m2, m3]: [V; 4]) -> [V; 2] {
+        [m0 + m1 + m2, m1 - m2 - m3]
+    }
 }
 
-/// `T X Tᵀ` for the linear map `T` (`one_d`) of each column, then of each row.
-#[inline(always)]
-fn both_ways<const I: usize, const O: usize>(
-    tile: [[F32x4; I]; I],
-    one_d: impl Fn([F32x4; I]) -> [F32x4; O],
-) -> [[F32x4; O]; O] {
-    let columns: [[F32x4; O]; I] =
-        std::array::from_fn(|j| one_d(std::array::from_fn(|i| tile[i][j])));
-    std::array::from_fn(|r| one_d(std::array::from_fn(|j| columns[j][r])))
+/// A: the adjoint of [`OutputTransform`], for the output's gradient.
+struct OutputAdjoint;
+
+impl TileMap<TILE, ALPHA> for OutputAdjoint {
+    #[inline(always)]
+    fn apply<V: Vector>([y0, y1]: [V; 2]) -> [V; 4] {
+        [y0, y0 + y1, y0 - y1, -y1]
+    }
 }
 
 /// `L T Lᵀ` for an `R x C` matrix `L` and a `C x C` tile `T`.
@@ -95,22 +130,41 @@ fn sandwich_adjoint<const R: usize, const C: usize>(
     std::array::from_fn(|c| std::array::from_fn(|d| (0..R).map(|s| half[c][s] * left[s][d]).sum()))
 }
 
-/// Winograd's sizes of the convolution.
-impl ConvSizes {
+/// A convolution's sizes with Winograd's tiling, `vector` images to a vector.
+#[derive(Clone, Copy)]
+struct Tiling {
+    sizes: ConvSizes,
+    vector: usize,
+}
+
+impl Tiling {
+    #[inline(always)]
+    fn of<V: Vector>(sizes: &ConvSizes) -> Self {
+        Self {
+            sizes: *sizes,
+            vector: V::LANES,
+        }
+    }
+
     fn output_dims(&self) -> [usize; 4] {
-        [self.n, self.kernels, self.height - 2, self.width - 2]
+        let ConvSizes {
+            n,
+            kernels,
+            height,
+            width,
+            ..
+        } = self.sizes;
+        [n, kernels, height - 2, width - 2]
     }
 
     fn tiles_per_side(&self) -> (usize, usize) {
-        (
-            (self.height - 2).div_ceil(TILE),
-            (self.width - 2).div_ceil(TILE),
-        )
+        let [_, _, out_h, out_w] = self.output_dims();
+        (out_h.div_ceil(TILE), out_w.div_ceil(TILE))
     }
 
     /// The images rounded up to a whole number of vectors.
     fn image_lanes(&self) -> usize {
-        self.n.div_ceil(LANES) * LANES
+        self.sizes.n.div_ceil(self.vector) * self.vector
     }
 
     /// Tiles of all images: the columns of the transformed matrices.
@@ -119,15 +173,15 @@ impl ConvSizes {
         h * w * self.image_lanes()
     }
 
-    /// Each tile of four images, in the order of the transformed matrices' columns: the
+    /// Each tile of a vector of images, in the order of the transformed matrices' columns: the
     /// top-left corner of its inputs and of its outputs, its first image, its first column.
     fn tile_groups(&self) -> impl Iterator<Item = (usize, usize, usize, usize)> + use<> {
         let (tiles_h, tiles_w) = self.tiles_per_side();
-        let lanes = self.image_lanes();
+        let (lanes, vector) = (self.image_lanes(), self.vector);
         (0..tiles_h * tiles_w).flat_map(move |tile| {
             let (top, left) = (tile / tiles_w * TILE, tile % tiles_w * TILE);
             (0..lanes)
-                .step_by(LANES)
+                .step_by(vector)
                 .map(move |image| (top, left, image, tile * lanes + image))
         })
     }
@@ -171,15 +225,26 @@ impl ImageMinor {
         vec![0.0; planes * self.rows * self.columns * self.lanes]
     }
 
-    /// `values` `[images, planes, height, width]` in this layout.
+    /// `values` `[images, planes, height, width]` in this layout. Written in order, each value
+    /// from a run of the images'.
     fn gather(&self, values: &[f32], planes: usize, (height, width): (usize, usize)) -> Vec<f32> {
         let mut minor = self.zeros(planes);
-        for (index, plane) in values.chunks_exact(height * width).enumerate() {
-            let (image, p) = (index / planes, index % planes);
-            for (row, values) in plane.chunks_exact(width).enumerate() {
-                let start = self.at(p, row, 0, image);
-                for (column, value) in values.iter().enumerate() {
-                    minor[start + column * self.lanes] = *value;
+        let image_len = planes * height * width;
+        if image_len == 0 {
+            return minor;
+        }
+        let images = values.len() / image_len;
+        for p in 0..planes {
+            for row in 0..height {
+                for column in 0..width {
+                    let at = self.at(p, row, column, 0);
+                    let from = (p * height + row) * width + column;
+                    for (value, image_value) in minor[at..at + images]
+                        .iter_mut()
+                        .zip(values[from..].iter().step_by(image_len))
+                    {
+                        *value = *image_value;
+                    }
                 }
             }
         }
@@ -187,7 +252,7 @@ impl ImageMinor {
     }
 
     /// `[images, planes, height, width]` from this layout, plus `offset(plane)`; what lies past
-    /// those sizes is left out.
+    /// those sizes is left out. Read in order, each value to a run of the images'.
     fn scatter(
         &self,
         minor: &[f32],
@@ -195,12 +260,22 @@ impl ImageMinor {
         offset: impl Fn(usize) -> f32,
     ) -> FlexTensor {
         let mut values = vec![0.0f32; images * planes * height * width];
-        for (index, plane) in values.chunks_exact_mut(height * width).enumerate() {
-            let (image, p) = (index / planes, index % planes);
-            for (row, values) in plane.chunks_exact_mut(width).enumerate() {
-                let start = self.at(p, row, 0, image);
-                for (column, value) in values.iter_mut().enumerate() {
-                    *value = minor[start + column * self.lanes] + offset(p);
+        let image_len = planes * height * width;
+        if image_len > 0 {
+            for p in 0..planes {
+                let offset = offset(p);
+                for row in 0..height {
+                    for column in 0..width {
+                        let at = self.at(p, row, column, 0);
+                        let to = (p * height + row) * width + column;
+                        for (value, minor_value) in values[to..]
+                            .iter_mut()
+                            .step_by(image_len)
+                            .zip(&minor[at..at + images])
+                        {
+                            *value = minor_value + offset;
+                        }
+                    }
                 }
             }
         }
@@ -217,13 +292,24 @@ pub(super) fn forward(
 ) -> (FlexTensor, (ConvSizes, FlexTensor, FlexTensor)) {
     // A valid 3x3 convolution needs 3 inputs a side.
     let sizes = ConvSizes::of(x, weight, 3);
-    let u = transform_kernels(weight, &sizes);
-    let v = transform_inputs(x, &sizes);
-    let output = convolve(&u, &v, bias, &sizes);
-    (output, (sizes, u, v))
+    struct Forward<'a>(&'a FlexTensor, &'a FlexTensor, &'a FlexTensor, ConvSizes);
+    impl VectorWork for Forward<'_> {
+        type Output = (FlexTensor, (ConvSizes, FlexTensor, FlexTensor));
+        #[inline(always)]
+        fn run<V: Vector>(self) -> Self::Output {
+            let Forward(x, weight, bias, sizes) = self;
+            let tiling = Tiling::of::<V>(&sizes);
+            let u = transform_kernels(weight, &sizes);
+            let v = transform_inputs::<V>(x, &tiling);
+            let output = convolve::<V>(&u, &v, bias, &tiling);
+            (output, (sizes, u, v))
+        }
+    }
+    dispatch(lanes_for(sizes.n), Forward(x, weight, bias, sizes))
 }
 
 /// `U`: `[POINTS, kernels, channels]`, each kernel transformed.
+#[inline(always)]
 fn transform_kernels(weight: &FlexTensor, sizes: &ConvSizes) -> FlexTensor {
     let weights = f32_values(weight);
     let (kernels, channels) = (sizes.kernels, sizes.channels);
@@ -239,62 +325,66 @@ fn transform_kernels(weight: &FlexTensor, sizes: &ConvSizes) -> FlexTensor {
 }
 
 /// `V`: `[POINTS, channels, tiles]`, each input tile transformed (zeros past the edges).
-fn transform_inputs(x: &FlexTensor, sizes: &ConvSizes) -> FlexTensor {
-    let grid = sizes.input_grid();
-    let inputs = grid.gather(&f32_values(x), sizes.channels, (sizes.height, sizes.width));
-    let transformed = transform_windows(&inputs, &grid, sizes.channels, sizes, input_1d);
-    flex_tensor(transformed, [POINTS, sizes.channels, sizes.tiles()])
+#[inline(always)]
+fn transform_inputs<V: Vector>(x: &FlexTensor, tiling: &Tiling) -> FlexTensor {
+    let (channels, height, width) = (
+        tiling.sizes.channels,
+        tiling.sizes.height,
+        tiling.sizes.width,
+    );
+    let grid = tiling.input_grid();
+    let inputs = grid.gather(&f32_values(x), channels, (height, width));
+    let transformed =
+        transform_windows::<V, InputTransform, ALPHA>(&inputs, &grid, channels, tiling);
+    flex_tensor(transformed, [POINTS, channels, tiling.tiles()])
 }
 
 /// `[POINTS, planes, tiles]`: each tile's `I x I` window of `values` (planes laid out as `grid`)
-/// through the linear map `one_d` both ways, four images at a time.
-fn transform_windows<const I: usize>(
+/// through the map `M` both ways, a vector of images at a time.
+#[inline(always)]
+fn transform_windows<V: Vector, M: TileMap<I, ALPHA>, const I: usize>(
     values: &[f32],
     grid: &ImageMinor,
     planes: usize,
-    sizes: &ConvSizes,
-    one_d: impl Fn([F32x4; I]) -> [F32x4; ALPHA],
+    tiling: &Tiling,
 ) -> Vec<f32> {
-    let tiles = sizes.tiles();
+    let tiles = tiling.tiles();
     let mut transformed = vec![0.0f32; POINTS * planes * tiles];
     let mut points = split_points(&mut transformed);
     for plane in 0..planes {
-        for (top, left, image, column) in sizes.tile_groups() {
-            let window = std::array::from_fn(|r| {
-                std::array::from_fn(|s| {
-                    F32x4::read(&values[grid.at(plane, top + r, left + s, image)..])
-                })
-            });
-            store_tile(
-                &mut points,
-                plane * tiles + column,
-                &both_ways(window, &one_d),
-            );
+        for (top, left, image, column) in tiling.tile_groups() {
+            let mut window = [[V::zero(); I]; I];
+            for (r, row) in window.iter_mut().enumerate() {
+                for (s, value) in row.iter_mut().enumerate() {
+                    *value = V::read(&values[grid.at(plane, top + r, left + s, image)..]);
+                }
+            }
+            store_tile(&mut points, plane * tiles + column, &M::both_ways(&window));
         }
     }
     transformed
 }
 
 /// The way back from the transformed space: each tile of `transformed` (`[POINTS, planes,
-/// tiles]`) through the linear map `one_d` both ways, added into its `O x O` window of planes
-/// laid out as `grid` (where windows overlap, they add up), four images at a time.
-fn untransform_tiles<const O: usize>(
+/// tiles]`) through the map `M` both ways, added into its `O x O` window of planes laid out as
+/// `grid` (where windows overlap, they add up), a vector of images at a time.
+#[inline(always)]
+fn untransform_tiles<V: Vector, M: TileMap<ALPHA, O>, const O: usize>(
     transformed: &[f32],
     grid: &ImageMinor,
     planes: usize,
-    sizes: &ConvSizes,
-    one_d: impl Fn([F32x4; ALPHA]) -> [F32x4; O],
+    tiling: &Tiling,
 ) -> Vec<f32> {
-    let tiles = sizes.tiles();
+    let tiles = tiling.tiles();
     let points = points_of(transformed);
     let mut sums = grid.zeros(planes);
     for plane in 0..planes {
-        for (top, left, image, column) in sizes.tile_groups() {
-            let window = both_ways(load_tile(&points, plane * tiles + column), &one_d);
+        for (top, left, image, column) in tiling.tile_groups() {
+            let window = M::both_ways(&load_tile::<V>(&points, plane * tiles + column));
             for (r, row) in window.iter().enumerate() {
                 for (s, value) in row.iter().enumerate() {
                     let sum = &mut sums[grid.at(plane, top + r, left + s, image)..];
-                    (F32x4::read(sum) + *value).write(sum);
+                    (V::read(sum) + *value).write(sum);
                 }
             }
         }
@@ -303,85 +393,121 @@ fn untransform_tiles<const O: usize>(
 }
 
 /// The convolution's output `[n, kernels, height - 2, width - 2]` from `U` and `V`.
-fn convolve(
+#[inline(always)]
+fn convolve<V: Vector>(
     kernels_u: &FlexTensor,
     inputs_v: &FlexTensor,
     bias: &FlexTensor,
-    sizes: &ConvSizes,
+    tiling: &Tiling,
 ) -> FlexTensor {
-    let [n, kernels, out_h, out_w] = sizes.output_dims();
-    let (channels, tiles) = (sizes.channels, sizes.tiles());
+    let (channels, kernels, tiles) = (tiling.sizes.channels, tiling.sizes.kernels, tiling.tiles());
     let products = per_point(
         &f32_values(kernels_u),
         &f32_values(inputs_v),
         kernels * tiles,
-        |u, v, m| matmul(u, (channels, 1), v, m, (kernels, channels, tiles)),
+        #[inline(always)]
+        |u, v, m| matmul::<V>(u, (channels, 1), v, m, (kernels, channels, tiles)),
     );
     let biases = f32_values(bias);
-    let grid = sizes.output_grid();
-    let outputs = untransform_tiles(&products, &grid, kernels, sizes, output_1d);
-    grid.scatter(&outputs, [n, kernels, out_h, out_w], |k| biases[k])
+    let grid = tiling.output_grid();
+    let outputs = untransform_tiles::<V, OutputTransform, TILE>(&products, &grid, kernels, tiling);
+    grid.scatter(&outputs, tiling.output_dims(), |k| biases[k])
 }
 
 /// The output's gradient in the transformed space (`dM`), `[POINTS, kernels, tiles]`.
 pub(super) fn transform_output_grad(grad: &FlexTensor, sizes: &ConvSizes) -> Vec<f32> {
-    let [_, kernels, out_h, out_w] = sizes.output_dims();
-    let grid = sizes.output_grid();
-    let grads = grid.gather(&f32_values(grad), kernels, (out_h, out_w));
-    transform_windows(&grads, &grid, kernels, sizes, output_1d_adjoint)
+    struct OutputGrad<'a>(&'a FlexTensor, ConvSizes);
+    impl VectorWork for OutputGrad<'_> {
+        type Output = Vec<f32>;
+        #[inline(always)]
+        fn run<V: Vector>(self) -> Vec<f32> {
+            let OutputGrad(grad, sizes) = self;
+            let tiling = Tiling::of::<V>(&sizes);
+            let [_, kernels, out_h, out_w] = tiling.output_dims();
+            let grid = tiling.output_grid();
+            let grads = grid.gather(&f32_values(grad), kernels, (out_h, out_w));
+            transform_windows::<V, OutputAdjoint, TILE>(&grads, &grid, kernels, &tiling)
+        }
+    }
+    dispatch(lanes_for(sizes.n), OutputGrad(grad, *sizes))
 }
 
 /// The kernels' gradient `[kernels, channels, 3, 3]` from that of `U`, each position's
 /// `dM Vᵀ` (`[POINTS, kernels, channels]`).
 pub(super) fn kernel_grad(m_grad: &[f32], inputs_v: &FlexTensor, sizes: &ConvSizes) -> FlexTensor {
-    let (kernels, channels, tiles) = (sizes.kernels, sizes.channels, sizes.tiles());
-    let u_grad = per_point(
-        m_grad,
-        &f32_values(inputs_v),
-        kernels * channels,
-        |dm, v, du| matmul_by_transpose(dm, v, du, (kernels, tiles, channels)),
-    );
-    let weight_grad: Vec<f32> = (0..kernels * channels)
-        .flat_map(|index| {
-            let du: [[f32; ALPHA]; ALPHA] = std::array::from_fn(|r| {
-                std::array::from_fn(|s| u_grad[(r * ALPHA + s) * kernels * channels + index])
-            });
-            sandwich_adjoint(&KERNEL_TRANSFORM, &du)
-                .into_iter()
-                .flatten()
-        })
-        .collect();
-    flex_tensor(weight_grad, [kernels, channels, 3, 3])
+    struct KernelGrad<'a>(&'a [f32], &'a FlexTensor, ConvSizes);
+    impl VectorWork for KernelGrad<'_> {
+        type Output = FlexTensor;
+        #[inline(always)]
+        fn run<V: Vector>(self) -> FlexTensor {
+            let KernelGrad(m_grad, inputs_v, sizes) = self;
+            let tiling = Tiling::of::<V>(&sizes);
+            let (kernels, channels, tiles) = (sizes.kernels, sizes.channels, tiling.tiles());
+            let u_grad = per_point(
+                m_grad,
+                &f32_values(inputs_v),
+                kernels * channels,
+                #[inline(always)]
+                |dm, v, du| matmul_by_transpose::<V>(dm, v, du, (kernels, tiles, channels)),
+            );
+            let weight_grad: Vec<f32> = (0..kernels * channels)
+                .flat_map(|index| {
+                    let du: [[f32; ALPHA]; ALPHA] = std::array::from_fn(|r| {
+                        std::array::from_fn(|s| {
+                            u_grad[(r * ALPHA + s) * kernels * channels + index]
+                        })
+                    });
+                    sandwich_adjoint(&KERNEL_TRANSFORM, &du)
+                        .into_iter()
+                        .flatten()
+                })
+                .collect();
+            flex_tensor(weight_grad, [kernels, channels, 3, 3])
+        }
+    }
+    dispatch(lanes_for(sizes.n), KernelGrad(m_grad, inputs_v, *sizes))
 }
 
 /// The input's gradient `[n, channels, height, width]` from that of `V`, each position's
 /// `Uᵀ dM` (`[POINTS, channels, tiles]`): overlapping tiles add up.
 pub(super) fn input_grad(kernels_u: &FlexTensor, m_grad: &[f32], sizes: &ConvSizes) -> FlexTensor {
-    let ConvSizes {
-        n,
-        channels,
-        kernels,
-        height,
-        width,
-    } = *sizes;
-    let tiles = sizes.tiles();
-    let v_grad = per_point(
-        &f32_values(kernels_u),
-        m_grad,
-        channels * tiles,
-        |u, dm, dv| matmul(u, (1, channels), dm, dv, (channels, kernels, tiles)),
-    );
-    let grid = sizes.input_grid();
-    let sums = untransform_tiles(&v_grad, &grid, channels, sizes, input_1d_adjoint);
-    grid.scatter(&sums, [n, channels, height, width], |_| 0.0)
+    struct InputGrad<'a>(&'a FlexTensor, &'a [f32], ConvSizes);
+    impl VectorWork for InputGrad<'_> {
+        type Output = FlexTensor;
+        #[inline(always)]
+        fn run<V: Vector>(self) -> FlexTensor {
+            let InputGrad(kernels_u, m_grad, sizes) = self;
+            let tiling = Tiling::of::<V>(&sizes);
+            let ConvSizes {
+                n,
+                channels,
+                kernels,
+                height,
+                width,
+            } = sizes;
+            let tiles = tiling.tiles();
+            let v_grad = per_point(
+                &f32_values(kernels_u),
+                m_grad,
+                channels * tiles,
+                #[inline(always)]
+                |u, dm, dv| matmul::<V>(u, (1, channels), dm, dv, (channels, kernels, tiles)),
+            );
+            let grid = tiling.input_grid();
+            let sums =
+                untransform_tiles::<V, InputAdjoint, ALPHA>(&v_grad, &grid, channels, &tiling);
+            grid.scatter(&sums, [n, channels, height, width], |_| 0.0)
+        }
+    }
+    dispatch(lanes_for(sizes.n), InputGrad(kernels_u, m_grad, *sizes))
 }
 
 /// The bias's gradient: the output's gradient summed over images and positions.
 pub(super) fn bias_grad(grad: &FlexTensor, sizes: &ConvSizes) -> FlexTensor {
     let grad = f32_values(grad);
-    let [_, kernels, out_h, out_w] = sizes.output_dims();
+    let (kernels, planes) = (sizes.kernels, (sizes.height - 2) * (sizes.width - 2));
     let mut sums = vec![0.0f32; kernels];
-    for (plane, values) in grad.chunks_exact(out_h * out_w).enumerate() {
+    for (plane, values) in grad.chunks_exact(planes).enumerate() {
         sums[plane % kernels] += values.iter().sum::<f32>();
     }
     flex_tensor(sums, [kernels])
@@ -389,6 +515,7 @@ pub(super) fn bias_grad(grad: &FlexTensor, sizes: &ConvSizes) -> FlexTensor {
 
 /// `[POINTS, ..]` of `product(a, b, c)`, for each position's matrices of `a` and `b` and its
 /// `c_len` values of the result.
+#[inline(always)]
 fn per_point(
     a: &[f32],
     b: &[f32],
@@ -420,10 +547,14 @@ fn points_of(transformed: &[f32]) -> [&[f32]; POINTS] {
     std::array::from_fn(|point| &transformed[point * len..(point + 1) * len])
 }
 
-/// Writes a transformed tile of four images: its value at each position to that position's
-/// matrix, at `column`.
+/// Writes a transformed tile of a vector of images: its value at each position to that
+/// position's matrix, at `column`.
 #[inline(always)]
-fn store_tile(points: &mut [&mut [f32]; POINTS], column: usize, values: &[[F32x4; ALPHA]; ALPHA]) {
+fn store_tile<V: Vector>(
+    points: &mut [&mut [f32]; POINTS],
+    column: usize,
+    values: &[[V; ALPHA]; ALPHA],
+) {
     for r in 0..ALPHA {
         for s in 0..ALPHA {
             values[r][s].write(&mut points[r * ALPHA + s][column..]);
@@ -432,6 +563,12 @@ fn store_tile(points: &mut [&mut [f32]; POINTS], column: usize, values: &[[F32x4
 }
 
 #[inline(always)]
-fn load_tile(points: &[&[f32]; POINTS], column: usize) -> [[F32x4; ALPHA]; ALPHA] {
-    std::array::from_fn(|r| std::array::from_fn(|s| F32x4::read(&points[r * ALPHA + s][column..])))
+fn load_tile<V: Vector>(points: &[&[f32]; POINTS], column: usize) -> [[V; ALPHA]; ALPHA] {
+    let mut tile = [[V::zero(); ALPHA]; ALPHA];
+    for (r, row) in tile.iter_mut().enumerate() {
+        for (s, value) in row.iter_mut().enumerate() {
+            *value = V::read(&points[r * ALPHA + s][column..]);
+        }
+    }
+    tile
 }

@@ -489,7 +489,12 @@ impl Session {
         };
         #[cfg(target_arch = "wasm32")]
         let chosen = choose_device(choice, host).await?;
-        let mut helpers = match chosen.backend == "cpu" && workers > 1 {
+        // Helpers share the batches of the session's own loop; burn-train has its devices.
+        #[cfg(not(target_arch = "wasm32"))]
+        let own_loop = burn_train.is_none();
+        #[cfg(target_arch = "wasm32")]
+        let own_loop = true;
+        let mut helpers = match own_loop && chosen.backend == "cpu" && workers > 1 {
             true => Some(host.helpers(workers - 1).await),
             false => None,
         };
@@ -1019,7 +1024,8 @@ impl Session {
         let dataset = self.dataset()?;
         let _busy = self.begin_busy();
         let chosen = choose_device(choice, host).await?;
-        let result = run_benchmark(&dataset.train, job, &chosen.backend, &chosen.device)
+        let device = &chosen.device;
+        let result = run_benchmark(&dataset.train, job, &chosen.backend, device, &mut NoHelpers)
             .await
             .map_err(|e| e.to_string())?;
         host.send(Reply::Benchmark(result));

@@ -253,7 +253,7 @@ pub async fn run(invocation: Invocation) -> Result<String, String> {
             cli.load_data(&data, shape).await?;
             let answers = cli
                 .ask(Command::Train {
-                    workers,
+                    workers: Some(workers),
                     config,
                     backend: match devices[..] {
                         [] | [Backend::Flex] => BackendChoice::Cpu,

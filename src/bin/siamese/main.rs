@@ -18,6 +18,13 @@ mod options;
 #[cfg(not(target_arch = "wasm32"))]
 mod terminal;
 
+/// Training allocates and frees the same large buffers every step: mimalloc reuses them where
+/// the system's allocator returned them to the kernel and faulted them in again (1.09x the
+/// pairs/s on one thread, PERFORMANCE.md).
+#[cfg(not(target_arch = "wasm32"))]
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[cfg(not(target_arch = "wasm32"))]
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
