@@ -1,4 +1,5 @@
-//! Vectors of f32 lanes for the Winograd convolution, and the choice of one for the machine.
+//! Vectors of f32 lanes for the CPU kernels (the Winograd convolution, the first layer's taps),
+//! and the choice of one for the machine.
 //!
 //! The kernels are written once, generic over [`Vector`], and [`dispatch`] runs them with the
 //! widest vector the processor has: in the browser wasm's 4-lane simd128; natively on x86-64
@@ -119,8 +120,8 @@ pub(super) fn every_vector() -> Vec<Lanes> {
     all
 }
 
-/// In the CPU-only browser module the matrix products multiply and add in one relaxed-SIMD
-/// instruction, which this function enables for the kernels inlined into it.
+/// In the CPU-only browser module the kernels multiply and add in one relaxed-SIMD instruction,
+/// which this function enables for the kernels inlined into it.
 #[cfg_attr(
     all(feature = "relaxed-simd", target_arch = "wasm32"),
     target_feature(enable = "relaxed-simd")
@@ -130,9 +131,9 @@ fn run_f32x4<W: VectorWork>(work: W) -> W::Output {
 }
 
 #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
-pub(super) use browser::F32x4;
+use browser::F32x4;
 #[cfg(not(all(target_arch = "wasm32", target_feature = "simd128")))]
-pub(super) use portable::F32x4;
+use portable::F32x4;
 
 #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
 mod browser {
