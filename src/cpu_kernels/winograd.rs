@@ -130,6 +130,12 @@ fn sandwich_adjoint<const R: usize, const C: usize>(
     std::array::from_fn(|c| std::array::from_fn(|d| (0..R).map(|s| half[c][s] * left[s][d]).sum()))
 }
 
+impl ConvSizes {
+    fn output_dims(&self) -> [usize; 4] {
+        [self.n, self.kernels, self.height - 2, self.width - 2]
+    }
+}
+
 /// A convolution's sizes with Winograd's tiling, `vector` images to a vector.
 #[derive(Clone, Copy)]
 struct Tiling {
@@ -146,19 +152,8 @@ impl Tiling {
         }
     }
 
-    fn output_dims(&self) -> [usize; 4] {
-        let ConvSizes {
-            n,
-            kernels,
-            height,
-            width,
-            ..
-        } = self.sizes;
-        [n, kernels, height - 2, width - 2]
-    }
-
     fn tiles_per_side(&self) -> (usize, usize) {
-        let [_, _, out_h, out_w] = self.output_dims();
+        let [_, _, out_h, out_w] = self.sizes.output_dims();
         (out_h.div_ceil(TILE), out_w.div_ceil(TILE))
     }
 
@@ -411,7 +406,7 @@ fn convolve<V: Vector>(
     let biases = f32_values(bias);
     let grid = tiling.output_grid();
     let outputs = untransform_tiles::<V, OutputTransform, TILE>(&products, &grid, kernels, tiling);
-    grid.scatter(&outputs, tiling.output_dims(), |k| biases[k])
+    grid.scatter(&outputs, tiling.sizes.output_dims(), |k| biases[k])
 }
 
 /// The output's gradient in the transformed space (`dM`), `[POINTS, kernels, tiles]`.
@@ -423,7 +418,7 @@ pub(super) fn transform_output_grad(grad: &FlexTensor, sizes: &ConvSizes) -> Vec
         fn run<V: Vector>(self) -> Vec<f32> {
             let OutputGrad(grad, sizes) = self;
             let tiling = Tiling::of::<V>(&sizes);
-            let [_, kernels, out_h, out_w] = tiling.output_dims();
+            let [_, kernels, out_h, out_w] = sizes.output_dims();
             let grid = tiling.output_grid();
             let grads = grid.gather(&f32_values(grad), kernels, (out_h, out_w));
             transform_windows::<V, OutputAdjoint, TILE>(&grads, &grid, kernels, &tiling)
@@ -505,9 +500,9 @@ pub(super) fn input_grad(kernels_u: &FlexTensor, m_grad: &[f32], sizes: &ConvSiz
 /// The bias's gradient: the output's gradient summed over images and positions.
 pub(super) fn bias_grad(grad: &FlexTensor, sizes: &ConvSizes) -> FlexTensor {
     let grad = f32_values(grad);
-    let (kernels, planes) = (sizes.kernels, (sizes.height - 2) * (sizes.width - 2));
+    let [_, kernels, out_h, out_w] = sizes.output_dims();
     let mut sums = vec![0.0f32; kernels];
-    for (plane, values) in grad.chunks_exact(planes).enumerate() {
+    for (plane, values) in grad.chunks_exact(out_h * out_w).enumerate() {
         sums[plane % kernels] += values.iter().sum::<f32>();
     }
     flex_tensor(sums, [kernels])
