@@ -26,19 +26,26 @@ cargo fetch --locked
 need_wasm_bindgen=$([ "$(wasm-bindgen --version 2>/dev/null | awk '{print $2}')" != "$WASM_BINDGEN_VERSION" ] && echo yes || true)
 need_trunk=$([ "$(trunk --version 2>/dev/null | awk '{print $2}')" != "$TRUNK_VERSION" ] && echo yes || true)
 
-# Where the tools are missing, the app's first wasm32 build, the longest step of a fresh machine,
-# runs beside their builds instead of after them, in trunk, so that the cores its serial
+# Where the tools are missing, the app's first wasm32 builds, the longest step of a fresh machine,
+# run beside their builds instead of after them, in trunk, so that the cores their serial
 # stretches leave idle build the tools (niced): 24.6 minutes to the first page here (23.9 and
-# 28.7 in two runs without nice), where the parts timed alone add up to ~27. Trunk's own Cargo build then finds it done.
+# 28.7 in two runs without nice), where the parts timed alone add up to ~27. They are the two
+# modules index.html names, built as trunk builds them (the full one with WebGPU, then the
+# CPU-only one: in the deployed profile for the tests, in the release profile for serve.sh's
+# edit loop), so that trunk's own Cargo builds then find them done.
 app_build= tool_build=
 if [ -n "$need_wasm_bindgen$need_trunk" ]; then
   mkdir -p target
-  log "building the app (wasm32, release) beside the tools; its log: target/first-app-build.log"
-  cargo build --release --target wasm32-unknown-unknown --locked >target/first-app-build.log 2>&1 &
+  log "building the app's two wasm32 modules beside the tools; their log: target/first-app-build.log"
+  cpu_module_profile=$([ "$want" = serve ] && echo release || echo wasm-cpu)
+  {
+    cargo build --release --target wasm32-unknown-unknown --locked -p siamese-web --lib --features wgpu &&
+      cargo build --profile "$cpu_module_profile" --target wasm32-unknown-unknown --locked -p siamese-web-cpu
+  } >target/first-app-build.log 2>&1 &
   app_build=$!
   # The app's build is the critical path: the tools' builds take the cores it leaves idle.
   tool_build='nice -n 19'
-  trap '[ -z "$app_build" ] || kill "$app_build" 2>/dev/null || true' EXIT
+  trap '[ -z "$app_build" ] || { pkill -P "$app_build"; kill "$app_build"; } 2>/dev/null || true' EXIT
 fi
 finish_app_build() {
   [ -n "$app_build" ] || return 0

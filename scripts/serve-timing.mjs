@@ -33,8 +33,10 @@ const server = spawn('scripts/serve.sh', [...serveOptions, '--port', port], {
 const stopServer = () => { try { process.kill(-server.pid, 'SIGTERM'); } catch { /* gone already */ } };
 let browser;
 try {
+  // A fresh machine's first page takes ~25 minutes (README); a server that never answers fails.
   while (!(await fetch(url).then((response) => response.ok, () => false))) {
     if (server.exitCode !== null) throw new Error(`scripts/serve.sh exited with ${server.exitCode}`);
+    if (seconds(started) > 45 * 60) throw new Error('scripts/serve.sh did not answer within 45 minutes');
     await new Promise((resolve) => setTimeout(resolve, 250));
   }
   const start = seconds(started);

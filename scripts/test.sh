@@ -8,7 +8,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/install-tools.sh test
-# scripts/bin/wasm-opt remembers -Oz outputs: an unchanged module is not optimised again.
+# scripts/bin/wasm-opt remembers its outputs: an unchanged module is not optimised again.
 export PATH="$PWD/scripts/bin:$PWD/node_modules/.bin:$PATH"
 
 step() { printf '\n==> %s (%s)\n' "$*" "$(date +%T)"; }
@@ -31,14 +31,21 @@ trunk build --release
 step "scripts/serve.sh: start, edit, reload (scripts/serve-timing.mjs)"
 node scripts/serve-timing.mjs
 
+# A test that fails before closing a browser it opened would keep its file's process alive, and
+# the run would wait for it forever: the runner ends each file when its tests are done, and a
+# test that hangs fails after 10 minutes (the longest takes ~1.5 here).
 step "browser tests of the page (node --test tests/e2e, headless Chromium)"
-node --test --test-concurrency=1 tests/e2e/
+node --test --test-concurrency=1 --test-force-exit --test-timeout=600000 tests/e2e/
 
-# The core in browsers' dedicated workers (tests/in_browser.rs). Release, like the app, so the
-# wasm32 dependencies built above are reused; the runner's 20 s default is too short for training.
+# The core in browsers' dedicated workers (tests/in_browser.rs). Release, like the app: Chrome's
+# run, with WebGPU and the full module's simd128 CPU kernels, reuses the full module's wasm32
+# dependencies built above. Firefox's (ESR 153 has relaxed SIMD) tests the CPU-only module's
+# relaxed-SIMD kernels; it rebuilds Burn's crates (~2 minutes here), as the test build's ts-rs
+# turns on a feature of thiserror that the module's build leaves off. A whole run takes ~2
+# minutes here; the runner's 20 s default is too short for training.
 # wasm-pack finds wasm-bindgen, chromedriver and geckodriver on PATH and downloads nothing.
-export WASM_BINDGEN_TEST_TIMEOUT=900
-step "wasm-pack test --headless --chrome (WebGPU)"
+export WASM_BINDGEN_TEST_TIMEOUT=600
+step "wasm-pack test --headless --chrome (WebGPU, the full module's CPU kernels)"
 wasm-pack test --headless --chrome --release -- --test in_browser --features webgpu-tests
-step "wasm-pack test --headless --firefox (CPU backend)"
-wasm-pack test --headless --firefox --release -- --test in_browser
+step "wasm-pack test --headless --firefox (the CPU-only module's kernels)"
+wasm-pack test --headless --firefox --release -- --test in_browser --features relaxed-simd

@@ -1,10 +1,11 @@
 //! The core where it really runs: in a browser's dedicated worker, as the app trains.
 //!
 //! `wasm-pack test --headless --chrome --release -- --test in_browser --features webgpu-tests`
-//! (WebGPU through `--enable-unsafe-webgpu`, given by webdriver.json) and `--firefox` without the
-//! feature (Firefox ESR here has no WebGPU: its run tests the CPU path, and leaves the WebGPU
-//! tests out rather than reporting them passed). Every read is `*_async`: a blocking read panics
-//! in wasm.
+//! (WebGPU through `--enable-unsafe-webgpu`, given by webdriver.json; the CPU kernels as the full
+//! module has them) and `--firefox` with `--features relaxed-simd` instead (Firefox ESR here has
+//! no WebGPU: its run tests the CPU path with the CPU-only module's relaxed-SIMD kernels, and
+//! leaves the WebGPU tests out rather than reporting them passed). Every read is `*_async`: a
+//! blocking read panics in wasm.
 #![cfg(target_arch = "wasm32")]
 
 #[cfg(feature = "webgpu-tests")]

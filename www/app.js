@@ -408,7 +408,9 @@ function showDataset(summary) {
   box.append(title);
   // The user's own classes have their editable cards below; the digits get the session's.
   if (state.ownData) {
-    state.decoded = new Map(summary.classes.map((c) => [c.name, c.count]));
+    // A load answered during a camera hold counts the data before it: a class begun by the hold
+    // would show as unusable until the load that follows the hold answers.
+    state.decoded = recording ? null : new Map(summary.classes.map((c) => [c.name, c.count]));
     showOwnClasses();
   }
   const classes = document.createElement('div');

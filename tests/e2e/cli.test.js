@@ -26,10 +26,11 @@ after(async () => {
   server?.close();
 });
 
-/** Runs `siamese` through Cargo (already built by the native tests); its JSON line and stderr. */
+/** Runs `siamese` through Cargo (already built by the native tests); its JSON line. It blocks the
+ * test runner's timers, so it has a time limit of its own. */
 function siamese(...args) {
   const output = execFileSync('cargo', ['run', '--release', '--quiet', '--bin', 'siamese', '--', ...args],
-    { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'], maxBuffer: 64 << 20 });
+    { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'], maxBuffer: 64 << 20, timeout: 300_000 });
   return JSON.parse(output.trim().split('\n').pop());
 }
 
