@@ -4,8 +4,8 @@
 #   scripts/serve.sh [trunk serve options]             the edit loop: Cargo's release profile (the
 #       same compiled code as the deployed build, and the same target/ as the tests), without
 #       wasm-opt, served from target/serve-dist so dist/ keeps the deployed build
-#   scripts/serve.sh --release [trunk serve options]   the deployed build: wasm-opt -Oz as well
-#       (~9 minutes on 2 cores, then remembered for an unchanged module: scripts/bin/wasm-opt)
+#   scripts/serve.sh --release [trunk serve options]   the deployed build: wasm-opt -O1 as well
+#       (~2 minutes here, then remembered for an unchanged module: scripts/bin/wasm-opt)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/install-tools.sh serve
