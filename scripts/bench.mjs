@@ -3,12 +3,15 @@
 //
 //   node scripts/bench.mjs [--steps 30] [--webgpu-steps 8] [--batch 64] [--layer-repeats 10]
 //                          [--webgpu-layer-repeats 2] [--backends cpu,webgpu] [--dist dist]
-//                          [--no-native] [--no-tfjs]
+//                          [--no-native] [--no-tfjs] [--side-by-side N]
 //
 // Needs dist/ (trunk build --release, or scripts/test.sh) and the browser that the tests use.
 // The peer, the same job in TensorFlow.js on its wasm backend (scripts/tfjs-peer/), runs in the
 // same browser after our runs, and a last line gives our CPU path's pairs/s over the peer's.
 // Three lines first give the code each kind of reader downloads.
+// --side-by-side N runs N copies of the CPU job at once, each in a page of its own (independent
+// workers that never talk to each other), and prints their sum over one copy alone: the most
+// that N training workers could give on this machine, to read the page's worker figures against.
 // --dist times another build (a copy of dist/ from another commit), so two builds compare in
 // one run.
 import { execFileSync } from 'node:child_process';
@@ -30,6 +33,7 @@ const layerRepeats = Number(option('layer-repeats', 10));
 const webgpuLayerRepeats = Number(option('webgpu-layer-repeats', 2));
 const backends = option('backends', 'cpu,webgpu').split(',');
 const dist = option('dist', new URL('../dist', import.meta.url).pathname);
+const sideBySide = Number(option('side-by-side', 0));
 
 // The code each kind of reader downloads before training starts (gzip level 9, data aside): the
 // page's scripts, the glue and wasm of the module www/worker.js picks, and the helpers' script.
@@ -61,17 +65,31 @@ const print = (line) => {
   console.log(JSON.stringify(line));
 };
 try {
-  const runs = [['cpu', steps, layerRepeats], ['webgpu', webgpuSteps, webgpuLayerRepeats]];
-  for (const [backend, count, repeats] of runs.filter(([backend]) => backends.includes(backend))) {
+  // One page's run of the job: its lines.
+  const benchPage = async (backend, count, repeats) => {
     const page = await browser.newPage();
     const query = new URLSearchParams({ backends: backend, batch, warmup: 3, steps: count, layer_repeats: repeats });
     await page.goto(`http://127.0.0.1:${server.address().port}/www/bench.html?${query}`);
     await page.waitForFunction(() => document.body.dataset.state === 'done', null, { timeout: 0, polling: 1000 });
-    for (const line of (await page.locator('#results').innerText()).trim().split('\n')) {
-      const run = JSON.parse(line);
+    const runs = (await page.locator('#results').innerText()).trim().split('\n').map((line) => JSON.parse(line));
+    await page.close();
+    return runs;
+  };
+  const runs = [['cpu', steps, layerRepeats], ['webgpu', webgpuSteps, webgpuLayerRepeats]];
+  for (const [backend, count, repeats] of runs.filter(([backend]) => backends.includes(backend))) {
+    for (const run of await benchPage(backend, count, repeats)) {
       print({ ...run, runner: 'chromium', ...sizes[run.webgpu_module ? 'full' : 'cpu'] });
     }
-    await page.close();
+  }
+  if (sideBySide > 0) {
+    const copies = (await Promise.all(Array.from({ length: sideBySide }, () => benchPage('cpu', steps, 0)))).flat();
+    const failed = copies.find((run) => run.error);
+    if (failed) throw new Error(`a side-by-side copy failed: ${failed.error}`);
+    const each = copies.map((run) => run.pairs_per_s);
+    const sum = each.reduce((total, value) => total + value, 0);
+    const alone = lines.find((line) => line.backend === 'cpu')?.pairs_per_s;
+    print({ runner: 'chromium', backend: 'cpu', side_by_side: sideBySide, pairs_per_s_each: each,
+      pairs_per_s_sum: sum, sum_over_one_alone: alone ? sum / alone : null });
   }
   if (!args.includes('--no-tfjs')) {
     const repository = await serveStatic(new URL('..', import.meta.url).pathname);
