@@ -535,21 +535,41 @@ fn pool_plane(
     output: &mut [f32],
     winners: &mut [u8],
 ) {
+    let mut nan_seen = false;
     for y in 0..out_h {
-        let (top, bottom) = (&input[2 * y * width..], &input[(2 * y + 1) * width..]);
+        let top = &input[2 * y * width..][..2 * out_w];
+        let bottom = &input[(2 * y + 1) * width..][..2 * out_w];
         let outputs = y * out_w..(y + 1) * out_w;
-        for ((x, out), code) in (0..out_w)
-            .zip(&mut output[outputs.clone()])
-            .zip(&mut winners[outputs])
-        {
+        let (output, winners) = (&mut output[outputs.clone()], &mut winners[outputs]);
+        // Without branches, so that the compiler can take several windows at once.
+        for x in 0..out_w {
             let window = [top[2 * x], top[2 * x + 1], bottom[2 * x], bottom[2 * x + 1]];
-            (*out, *code) = pool_window(window);
+            let (best, code) = pool_window(window);
+            nan_seen |= window
+                .iter()
+                .fold(false, |seen, value| seen | value.is_nan());
+            output[x] = best;
+            winners[x] = code;
+        }
+    }
+    if nan_seen {
+        // A diverging run: the NaN goes on, so that it shows in the loss.
+        for y in 0..out_h {
+            let (top, bottom) = (&input[2 * y * width..], &input[(2 * y + 1) * width..]);
+            for x in 0..out_w {
+                let window = [top[2 * x], top[2 * x + 1], bottom[2 * x], bottom[2 * x + 1]];
+                if let Some(first) = window.iter().position(|value| value.is_nan()) {
+                    output[y * out_w + x] = f32::NAN;
+                    winners[y * out_w + x] = first as u8;
+                }
+            }
         }
     }
 }
 
 /// The largest of a window after ReLU and which input it is (the first of equals), or 0 and
-/// `NO_WINNER`. Written without branches on the values, which are unpredictable.
+/// `NO_WINNER` (NaNs aside: `pool_plane` sees to them). Written without branches on the values,
+/// which are unpredictable.
 #[inline(always)]
 fn pool_window([a, b, c, d]: [f32; 4]) -> (f32, u8) {
     let (mut best, mut code) = (a, 0u8);
@@ -558,16 +578,11 @@ fn pool_window([a, b, c, d]: [f32; 4]) -> (f32, u8) {
         best = if wins { value } else { best };
         code = if wins { value_code } else { code };
     }
-    if a.is_nan() || b.is_nan() || c.is_nan() || d.is_nan() {
-        // A diverging run: the NaN goes on, so that it shows in the loss.
-        let code = [a, b, c, d].iter().position(|v| v.is_nan()).unwrap() as u8;
-        return (f32::NAN, code);
-    }
-    if best > 0.0 {
-        (best, code)
-    } else {
-        (0.0, NO_WINNER)
-    }
+    let positive = best > 0.0;
+    (
+        if positive { best } else { 0.0 },
+        if positive { code } else { NO_WINNER },
+    )
 }
 
 fn dims4(shape: &Shape) -> [usize; 4] {
