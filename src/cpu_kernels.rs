@@ -300,15 +300,16 @@ impl Backward<Flex, 3> for WinogradBackward {
         let [x_node, weight_node, bias_node] = ops.parents;
         let grad = grads.consume::<Flex>(&ops.node);
         let (sizes, u, v) = ops.state;
-        let m_grad = winograd::transform_output_grad(&grad, &sizes);
         if let Some(node) = bias_node {
             grads.register::<Flex>(node.id, winograd::bias_grad(&grad, &sizes));
         }
-        if let Some(node) = weight_node {
-            grads.register::<Flex>(node.id, winograd::kernel_grad(&m_grad, &v, &sizes));
+        let wanted = (weight_node.is_some(), x_node.is_some());
+        let (weight_grad, input_grad) = winograd::backward(&grad, (&u, &v), &sizes, wanted);
+        if let (Some(node), Some(weight_grad)) = (weight_node, weight_grad) {
+            grads.register::<Flex>(node.id, weight_grad);
         }
-        if let Some(node) = x_node {
-            grads.register::<Flex>(node.id, winograd::input_grad(&u, &m_grad, &sizes));
+        if let (Some(node), Some(input_grad)) = (x_node, input_grad) {
+            grads.register::<Flex>(node.id, input_grad);
         }
     }
 }

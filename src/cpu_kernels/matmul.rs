@@ -12,7 +12,8 @@ use super::lanes::Vector;
 const CHUNK: usize = 256;
 
 /// `c = a b` for `a` `[m x k]`, whose `(i, p)` is `a[i * a_strides.0 + p * a_strides.1]` (a
-/// transpose needs no copy), and row-major `b` `[k x n]` and `c` `[m x n]`.
+/// transpose needs no copy), and `b` `[k x n]` and `c` `[m x n]` by rows `row_strides` apart
+/// (`(n, n)` when they are whole matrices; more when they are a band of columns of wider ones).
 #[inline(always)]
 pub(super) fn matmul<V: Vector>(
     a: &[f32],
@@ -20,10 +21,22 @@ pub(super) fn matmul<V: Vector>(
     b: &[f32],
     c: &mut [f32],
     (m, k, n): (usize, usize, usize),
+    (b_row, c_row): (usize, usize),
 ) {
     let a_end = (m.max(1) - 1) * a_strides.0 + (k.max(1) - 1) * a_strides.1;
+    let end = |rows: usize, stride: usize| {
+        if rows == 0 {
+            0
+        } else {
+            (rows - 1) * stride + n
+        }
+    };
     assert!(
-        (m == 0 || k == 0 || a_end < a.len()) && b.len() >= k * n && c.len() >= m * n,
+        (m == 0 || k == 0 || a_end < a.len())
+            && b_row >= n
+            && c_row >= n
+            && b.len() >= end(k, b_row)
+            && c.len() >= end(m, c_row),
         "a {m}x{k} by {k}x{n} product over {}, {} and {} values",
         a.len(),
         b.len(),
@@ -39,24 +52,24 @@ pub(super) fn matmul<V: Vector>(
             while i + 8 <= m {
                 // SAFETY: rows i..i + 8 and two vectors of columns from j are within the sizes
                 // asserted.
-                unsafe { column_tile::<V, 8>(a, a_strides, b, c, (k, n), (i, j)) };
+                unsafe { column_tile::<V, 8>(a, a_strides, b, c, (k, b_row, c_row), (i, j)) };
                 i += 8;
             }
         }
         while i + 4 <= m {
             // SAFETY: as above, for 4 rows.
-            unsafe { column_tile::<V, 4>(a, a_strides, b, c, (k, n), (i, j)) };
+            unsafe { column_tile::<V, 4>(a, a_strides, b, c, (k, b_row, c_row), (i, j)) };
             i += 4;
         }
         for i in i..m {
             // SAFETY: as above, for one row.
-            unsafe { column_tile::<V, 1>(a, a_strides, b, c, (k, n), (i, j)) };
+            unsafe { column_tile::<V, 1>(a, a_strides, b, c, (k, b_row, c_row), (i, j)) };
         }
     }
     for i in 0..m {
         for j in full_columns..n {
-            c[i * n + j] = (0..k)
-                .map(|p| a[i * a_strides.0 + p * a_strides.1] * b[p * n + j])
+            c[i * c_row + j] = (0..k)
+                .map(|p| a[i * a_strides.0 + p * a_strides.1] * b[p * b_row + j])
                 .sum();
         }
     }
@@ -72,15 +85,15 @@ unsafe fn column_tile<V: Vector, const R: usize>(
     (a_row, a_column): (usize, usize),
     b: &[f32],
     c: &mut [f32],
-    (k, n): (usize, usize),
+    (k, b_row, c_row): (usize, usize, usize),
     (i, j): (usize, usize),
 ) {
     let mut sums = [[V::zero(); 2]; R];
     for p in 0..k {
         // SAFETY: the caller's bounds.
         unsafe {
-            let b_row = b.as_ptr().add(p * n + j);
-            let (low, high) = (V::load(b_row), V::load(b_row.add(V::LANES)));
+            let b_at = b.as_ptr().add(p * b_row + j);
+            let (low, high) = (V::load(b_at), V::load(b_at.add(V::LANES)));
             for (r, sums) in sums.iter_mut().enumerate() {
                 let x = V::splat(*a.get_unchecked((i + r) * a_row + p * a_column));
                 sums[0] = sums[0].add_product(x, low);
@@ -91,30 +104,33 @@ unsafe fn column_tile<V: Vector, const R: usize>(
     for (r, [low, high]) in sums.into_iter().enumerate() {
         // SAFETY: the caller's bounds.
         unsafe {
-            let c_row = c.as_mut_ptr().add((i + r) * n + j);
-            low.store(c_row);
-            high.store(c_row.add(V::LANES));
+            let c_at = c.as_mut_ptr().add((i + r) * c_row + j);
+            low.store(c_at);
+            high.store(c_at.add(V::LANES));
         }
     }
 }
 
-/// `c = a bᵀ` for row-major `a` `[m x k]`, `b` `[n x k]` and `c` `[m x n]`: dot products of
+/// `c += a bᵀ` for row-major `a` `[m x k]` and `c` `[m x n]`, and `b` `[n x k]` by rows `b_row`
+/// apart (`k` for a whole matrix; more for a band of columns of a wider one): dot products of
 /// rows, 2 of `a` by 4 of `b` at a time.
 #[inline(always)]
 pub(super) fn matmul_by_transpose<V: Vector>(
     a: &[f32],
-    b: &[f32],
+    (b, b_row): (&[f32], usize),
     c: &mut [f32],
     (m, k, n): (usize, usize, usize),
 ) {
     assert!(
-        a.len() >= m * k && b.len() >= n * k && c.len() >= m * n,
+        a.len() >= m * k
+            && b_row >= k
+            && (n == 0 || b.len() >= (n - 1) * b_row + k)
+            && c.len() >= m * n,
         "a {m}x{k} by the transpose of {n}x{k} over {}, {} and {} values",
         a.len(),
         b.len(),
         c.len()
     );
-    c[..m * n].fill(0.0);
     let (full_rows, full_columns) = (m / 2 * 2, n / 4 * 4);
     for start in (0..k).step_by(CHUNK) {
         let span = (start, CHUNK.min(k - start));
@@ -122,13 +138,13 @@ pub(super) fn matmul_by_transpose<V: Vector>(
             for j in (0..full_columns).step_by(4) {
                 // SAFETY: rows i..i + 2 of a, j..j + 4 of b and the span are within the sizes
                 // asserted.
-                unsafe { dot_tile::<V, 2, 4>(a, b, c, (k, n), (i, j), span) };
+                unsafe { dot_tile::<V, 2, 4>(a, (b, b_row), c, (k, n), (i, j), span) };
             }
         }
         for i in 0..m {
             for j in (0..n).filter(|&j| i >= full_rows || j >= full_columns) {
                 // SAFETY: as above, for one row of each.
-                unsafe { dot_tile::<V, 1, 1>(a, b, c, (k, n), (i, j), span) };
+                unsafe { dot_tile::<V, 1, 1>(a, (b, b_row), c, (k, n), (i, j), span) };
             }
         }
     }
@@ -142,7 +158,7 @@ pub(super) fn matmul_by_transpose<V: Vector>(
 #[inline(always)]
 unsafe fn dot_tile<V: Vector, const R: usize, const S: usize>(
     a: &[f32],
-    b: &[f32],
+    (b, b_row): (&[f32], usize),
     c: &mut [f32],
     (k, n): (usize, usize),
     (i, j): (usize, usize),
@@ -158,7 +174,7 @@ unsafe fn dot_tile<V: Vector, const R: usize, const S: usize>(
         }
         let mut b_rows = [b.as_ptr(); S];
         for (s, row) in b_rows.iter_mut().enumerate() {
-            *row = row.add((j + s) * k + start);
+            *row = row.add((j + s) * b_row + start);
         }
         for p in (0..vectors).step_by(V::LANES) {
             let mut xs = [V::zero(); R];
@@ -237,47 +253,66 @@ mod tests {
         (1, 1, 1),
     ];
 
-    /// [`matmul`] with the vector `lanes` names.
+    /// [`matmul`] with the vector `lanes` names, `b` and `c` whole matrices.
     fn product(
         lanes: Lanes,
         a: &[f32],
         a_strides: (usize, usize),
         b: &[f32],
-        sizes: (usize, usize, usize),
+        (m, k, n): (usize, usize, usize),
     ) -> Vec<f32> {
-        struct Product<'a>(&'a [f32], (usize, usize), &'a [f32], (usize, usize, usize));
-        impl VectorWork for Product<'_> {
-            type Output = Vec<f32>;
-            #[inline(always)]
-            fn run<V: Vector>(self) -> Vec<f32> {
-                let Product(a, a_strides, b, (m, k, n)) = self;
-                let mut c = vec![f32::NAN; m * n];
-                matmul::<V>(a, a_strides, b, &mut c, (m, k, n));
-                c
-            }
-        }
-        dispatch(lanes, Product(a, a_strides, b, sizes))
+        let mut c = vec![f32::NAN; m * n];
+        product_into(lanes, (a, a_strides), b, &mut c, (m, k, n), (n, n));
+        c
     }
 
-    /// [`matmul_by_transpose`] with the vector `lanes` names.
+    /// [`matmul`] with the vector `lanes` names, into `c`.
+    fn product_into(
+        lanes: Lanes,
+        a: (&[f32], (usize, usize)),
+        b: &[f32],
+        c: &mut [f32],
+        sizes: (usize, usize, usize),
+        row_strides: (usize, usize),
+    ) {
+        type Operands<'a> = ((&'a [f32], (usize, usize)), &'a [f32], &'a mut [f32]);
+        struct Product<'a>(Operands<'a>, (usize, usize, usize), (usize, usize));
+        impl VectorWork for Product<'_> {
+            type Output = ();
+            #[inline(always)]
+            fn run<V: Vector>(self) {
+                let Product(((a, a_strides), b, c), sizes, row_strides) = self;
+                matmul::<V>(a, a_strides, b, c, sizes, row_strides);
+            }
+        }
+        dispatch(lanes, Product((a, b, c), sizes, row_strides))
+    }
+
+    /// [`matmul_by_transpose`] with the vector `lanes` names: `c + a bᵀ`, `b`'s rows `b_row`
+    /// apart.
     fn product_by_transpose(
         lanes: Lanes,
         a: &[f32],
-        b: &[f32],
+        (b, b_row): (&[f32], usize),
+        c: &[f32],
         sizes: (usize, usize, usize),
     ) -> Vec<f32> {
-        struct ByTranspose<'a>(&'a [f32], &'a [f32], (usize, usize, usize));
+        struct ByTranspose<'a>(
+            &'a [f32],
+            (&'a [f32], usize),
+            Vec<f32>,
+            (usize, usize, usize),
+        );
         impl VectorWork for ByTranspose<'_> {
             type Output = Vec<f32>;
             #[inline(always)]
             fn run<V: Vector>(self) -> Vec<f32> {
-                let ByTranspose(a, b, (m, k, n)) = self;
-                let mut c = vec![f32::NAN; m * n];
-                matmul_by_transpose::<V>(a, b, &mut c, (m, k, n));
+                let ByTranspose(a, b, mut c, sizes) = self;
+                matmul_by_transpose::<V>(a, b, &mut c, sizes);
                 c
             }
         }
-        dispatch(lanes, ByTranspose(a, b, sizes))
+        dispatch(lanes, ByTranspose(a, (b, b_row), c.to_vec(), sizes))
     }
 
     #[test]
@@ -305,12 +340,59 @@ mod tests {
             {
                 let (a, b) = (values(m * k, 3), values(n * k, 4));
                 let expected = by_definition(|i, p| a[i * k + p], |p, j| b[j * k + p], (m, k, n));
+                let zeros = vec![0.0; m * n];
                 assert_close(
-                    &product_by_transpose(lanes, &a, &b, (m, k, n)),
+                    &product_by_transpose(lanes, &a, (&b, k), &zeros, (m, k, n)),
                     &expected,
                     k,
                 );
             }
+        }
+    }
+
+    /// The Winograd convolution's bands: products of some columns of wider matrices, and sums
+    /// of such products.
+    #[test]
+    fn products_of_a_band_of_columns_read_and_write_only_that_band() {
+        let (m, k, wide) = (13, 9, 70);
+        let (start, n) = (21, 35);
+        for lanes in every_vector() {
+            // `a [m x k]` by columns `start..start + n` of `b [k x wide]`, into the same columns
+            // of `c [m x wide]`; its other columns keep their values.
+            let (a, b) = (values(m * k, 5), values(k * wide, 6));
+            let mut c = values(m * wide, 7);
+            let before = c.clone();
+            let band = |p: usize, j: usize| b[p * wide + start + j];
+            let expected = by_definition(|i, p| a[i * k + p], band, (m, k, n));
+            let (b_band, c_band) = (&b[start..], &mut c[start..]);
+            product_into(lanes, (&a, (k, 1)), b_band, c_band, (m, k, n), (wide, wide));
+            for i in 0..m {
+                let row = &c[i * wide..(i + 1) * wide];
+                assert_close(&row[start..start + n], &expected[i * n..(i + 1) * n], k);
+                let outside = (0..wide).filter(|j| !(start..start + n).contains(j));
+                for j in outside {
+                    assert_eq!(
+                        row[j].to_bits(),
+                        before[i * wide + j].to_bits(),
+                        "row {i} column {j}"
+                    );
+                }
+            }
+
+            // `c + a bᵀ` with `a [m x n]` and the rows of `b`'s columns `start..start + n` (`b`
+            // `[k x wide]`): added to what `c [m x k]` holds.
+            let (a, c) = (values(m * n, 8), values(m * k, 9));
+            let expected: Vec<f32> = by_definition(
+                |i, p| a[i * n + p],
+                |p, j| b[j * wide + start + p],
+                (m, n, k),
+            )
+            .iter()
+            .zip(&c)
+            .map(|(product, before)| product + before)
+            .collect();
+            let ours = product_by_transpose(lanes, &a, (&b[start..], wide), &c, (m, n, k));
+            assert_close(&ours, &expected, n);
         }
     }
 }

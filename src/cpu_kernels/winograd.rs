@@ -10,6 +10,9 @@
 //! products with `Vᵀ` and `Uᵀ` give the gradients of `U` and `V`, and those go back through `G`
 //! and `B`.
 //!
+//! Both passes go a band of the transformed matrices' columns at a time (`BAND`), so that a
+//! band's products stay in the caches for the transform that reads them.
+//!
 //! The transforms run on a vector of images at once (`lanes`: 4 in the browser, 8 or 16
 //! natively): the planes are first laid out with the images innermost (`ImageMinor`), so that
 //! the same pixel of those images is one vector and each tile's arithmetic is done once for all
@@ -17,6 +20,8 @@
 //! the image count rounded up to the lanes with zeros. Each entry point runs its kernels with
 //! the vector `lanes::dispatch` picks for the image count, the same for a pass's forward and
 //! backward kernels; the functions below it are `#[inline(always)]` to be compiled inside it.
+
+use std::ops::Range;
 
 use burn::backend::flex::FlexTensor;
 
@@ -136,6 +141,10 @@ impl ConvSizes {
     }
 }
 
+/// A tile of a vector of images: the top-left corner of its inputs and of its outputs, its
+/// first image, its first column in the transformed matrices.
+type TileGroup = (usize, usize, usize, usize);
+
 /// A convolution's sizes with Winograd's tiling, `vector` images to a vector.
 #[derive(Clone, Copy)]
 struct Tiling {
@@ -168,9 +177,8 @@ impl Tiling {
         h * w * self.image_lanes()
     }
 
-    /// Each tile of a vector of images, in the order of the transformed matrices' columns: the
-    /// top-left corner of its inputs and of its outputs, its first image, its first column.
-    fn tile_groups(&self) -> impl Iterator<Item = (usize, usize, usize, usize)> + use<> {
+    /// Each tile of a vector of images, in the order of the transformed matrices' columns.
+    fn tile_groups(&self) -> impl Iterator<Item = TileGroup> + use<> {
         let (tiles_h, tiles_w) = self.tiles_per_side();
         let (lanes, vector) = (self.image_lanes(), self.vector);
         (0..tiles_h * tiles_w).flat_map(move |tile| {
@@ -329,53 +337,66 @@ fn transform_inputs<V: Vector>(x: &FlexTensor, tiling: &Tiling) -> FlexTensor {
     );
     let grid = tiling.input_grid();
     let inputs = grid.gather(&f32_values(x), channels, (height, width));
-    let transformed =
-        transform_windows::<V, InputTransform, ALPHA>(&inputs, &grid, channels, tiling);
+    let groups: Vec<TileGroup> = tiling.tile_groups().collect();
+    let mut transformed = vec![0.0f32; POINTS * channels * tiling.tiles()];
+    let all = 0..tiling.tiles();
+    let planes = (&grid, channels);
+    transform_band::<V, InputTransform, ALPHA>(&inputs, planes, all, &groups, &mut transformed);
     flex_tensor(transformed, [POINTS, channels, tiling.tiles()])
 }
 
-/// `[POINTS, planes, tiles]`: each tile's `I x I` window of `values` (planes laid out as `grid`)
-/// through the map `M` both ways, a vector of images at a time.
+/// Into `transformed` (`[POINTS, planes, band]`, the band's columns of the transformed
+/// matrices): each of the band's tiles' `I x I` window of `values` (planes laid out as `grid`)
+/// through the map `M` both ways, a vector of images at a time. `groups` are all the tiles'.
 #[inline(always)]
-fn transform_windows<V: Vector, M: TileMap<I, ALPHA>, const I: usize>(
+fn transform_band<V: Vector, M: TileMap<I, ALPHA>, const I: usize>(
     values: &[f32],
-    grid: &ImageMinor,
-    planes: usize,
-    tiling: &Tiling,
-) -> Vec<f32> {
-    let tiles = tiling.tiles();
-    let mut transformed = vec![0.0f32; POINTS * planes * tiles];
-    let mut points = split_points(&mut transformed);
+    (grid, planes): (&ImageMinor, usize),
+    band: Range<usize>,
+    groups: &[TileGroup],
+    transformed: &mut [f32],
+) {
+    let mut points = split_points(transformed);
     for plane in 0..planes {
-        for (top, left, image, column) in tiling.tile_groups() {
+        for &(top, left, image, column) in band_groups(groups, &band) {
             let mut window = [[V::zero(); I]; I];
             for (r, row) in window.iter_mut().enumerate() {
                 for (s, value) in row.iter_mut().enumerate() {
                     *value = V::read(&values[grid.at(plane, top + r, left + s, image)..]);
                 }
             }
-            store_tile(&mut points, plane * tiles + column, &M::both_ways(&window));
+            let at = plane * band.len() + column - band.start;
+            store_tile(&mut points, at, &M::both_ways(&window));
         }
     }
-    transformed
 }
 
-/// The way back from the transformed space: each tile of `transformed` (`[POINTS, planes,
-/// tiles]`) through the map `M` both ways, added into its `O x O` window of planes laid out as
-/// `grid` (where windows overlap, they add up), a vector of images at a time.
+/// The tiles whose vectors of images are in `band`'s columns: a band's width is a whole number
+/// of vectors, so no vector straddles two.
+fn band_groups<'a>(groups: &'a [TileGroup], band: &Range<usize>) -> &'a [TileGroup] {
+    let first = groups.partition_point(|group| group.3 < band.start);
+    let last = groups.partition_point(|group| group.3 < band.end);
+    &groups[first..last]
+}
+
+/// The way back from the transformed space for a band of columns: each tile of `transformed`
+/// (`[POINTS, planes, band]`, the band's columns of the transformed matrices) through the map
+/// `M` both ways, added into its `O x O` window of `sums`, planes laid out as `grid` (where
+/// windows overlap, they add up), a vector of images at a time. `groups` are all the tiles'
+/// (`Tiling::tile_groups`).
 #[inline(always)]
-fn untransform_tiles<V: Vector, M: TileMap<ALPHA, O>, const O: usize>(
+fn untransform_band<V: Vector, M: TileMap<ALPHA, O>, const O: usize>(
     transformed: &[f32],
-    grid: &ImageMinor,
-    planes: usize,
-    tiling: &Tiling,
-) -> Vec<f32> {
-    let tiles = tiling.tiles();
+    (grid, planes): (&ImageMinor, usize),
+    band: Range<usize>,
+    groups: &[TileGroup],
+    sums: &mut [f32],
+) {
     let points = points_of(transformed);
-    let mut sums = grid.zeros(planes);
     for plane in 0..planes {
-        for (top, left, image, column) in tiling.tile_groups() {
-            let window = M::both_ways(&load_tile::<V>(&points, plane * tiles + column));
+        for &(top, left, image, column) in band_groups(groups, &band) {
+            let at = plane * band.len() + column - band.start;
+            let window = M::both_ways(&load_tile::<V>(&points, at));
             for (r, row) in window.iter().enumerate() {
                 for (s, value) in row.iter().enumerate() {
                     let sum = &mut sums[grid.at(plane, top + r, left + s, image)..];
@@ -384,7 +405,6 @@ fn untransform_tiles<V: Vector, M: TileMap<ALPHA, O>, const O: usize>(
             }
         }
     }
-    sums
 }
 
 /// The convolution's output `[n, kernels, height - 2, width - 2]` from `U` and `V`.
@@ -396,82 +416,59 @@ fn convolve<V: Vector>(
     tiling: &Tiling,
 ) -> FlexTensor {
     let (channels, kernels, tiles) = (tiling.sizes.channels, tiling.sizes.kernels, tiling.tiles());
-    let products = per_point(
-        &f32_values(kernels_u),
+    let grid = tiling.output_grid();
+    let groups: Vec<TileGroup> = tiling.tile_groups().collect();
+    let mut outputs = grid.zeros(kernels);
+    per_point_bands::<V>(
+        (&f32_values(kernels_u), (channels, 1)),
         &f32_values(inputs_v),
-        kernels * tiles,
+        (kernels, channels, tiles),
         #[inline(always)]
-        |u, v, m| matmul::<V>(u, (channels, 1), v, m, (kernels, channels, tiles)),
+        |band, products| {
+            let planes = (&grid, kernels);
+            untransform_band::<V, OutputTransform, TILE>(
+                products,
+                planes,
+                band,
+                &groups,
+                &mut outputs,
+            )
+        },
     );
     let biases = f32_values(bias);
-    let grid = tiling.output_grid();
-    let outputs = untransform_tiles::<V, OutputTransform, TILE>(&products, &grid, kernels, tiling);
     grid.scatter(&outputs, tiling.sizes.output_dims(), |k| biases[k])
 }
 
-/// The output's gradient in the transformed space (`dM`), `[POINTS, kernels, tiles]`.
-pub(super) fn transform_output_grad(grad: &FlexTensor, sizes: &ConvSizes) -> Vec<f32> {
-    struct OutputGrad<'a>(&'a FlexTensor, ConvSizes);
-    impl VectorWork for OutputGrad<'_> {
-        type Output = Vec<f32>;
-        #[inline(always)]
-        fn run<V: Vector>(self) -> Vec<f32> {
-            let OutputGrad(grad, sizes) = self;
-            let tiling = Tiling::of::<V>(&sizes);
-            let [_, kernels, out_h, out_w] = sizes.output_dims();
-            let grid = tiling.output_grid();
-            let grads = grid.gather(&f32_values(grad), kernels, (out_h, out_w));
-            transform_windows::<V, OutputAdjoint, TILE>(&grads, &grid, kernels, &tiling)
-        }
+/// The gradients of the kernels (`[kernels, channels, 3, 3]`) and of the input (`[n, channels,
+/// height, width]`), those asked for, from the output's `grad`, the transformed kernels `U`
+/// and inputs `V`. A band of columns at a time: the output's gradient in the transformed space
+/// (`dM = A dY Aᵀ`), then its products with `Vᵀ` (added up over the bands into `dU`, which goes
+/// back through `G`) and with `Uᵀ` (`dV`, back through `B` into the input's gradient, where
+/// overlapping tiles add up).
+pub(super) fn backward(
+    grad: &FlexTensor,
+    (kernels_u, inputs_v): (&FlexTensor, &FlexTensor),
+    sizes: &ConvSizes,
+    (kernel_wanted, input_wanted): (bool, bool),
+) -> (Option<FlexTensor>, Option<FlexTensor>) {
+    struct Backward<'a> {
+        grad: &'a FlexTensor,
+        kernels_u: &'a FlexTensor,
+        inputs_v: &'a FlexTensor,
+        sizes: ConvSizes,
+        wanted: (bool, bool),
     }
-    dispatch(lanes_for(sizes.n), OutputGrad(grad, *sizes))
-}
-
-/// The kernels' gradient `[kernels, channels, 3, 3]` from that of `U`, each position's
-/// `dM Vᵀ` (`[POINTS, kernels, channels]`).
-pub(super) fn kernel_grad(m_grad: &[f32], inputs_v: &FlexTensor, sizes: &ConvSizes) -> FlexTensor {
-    struct KernelGrad<'a>(&'a [f32], &'a FlexTensor, ConvSizes);
-    impl VectorWork for KernelGrad<'_> {
-        type Output = FlexTensor;
+    impl VectorWork for Backward<'_> {
+        type Output = (Option<FlexTensor>, Option<FlexTensor>);
         #[inline(always)]
-        fn run<V: Vector>(self) -> FlexTensor {
-            let KernelGrad(m_grad, inputs_v, sizes) = self;
-            let tiling = Tiling::of::<V>(&sizes);
-            let (kernels, channels, tiles) = (sizes.kernels, sizes.channels, tiling.tiles());
-            let u_grad = per_point(
-                m_grad,
-                &f32_values(inputs_v),
-                kernels * channels,
-                #[inline(always)]
-                |dm, v, du| matmul_by_transpose::<V>(dm, v, du, (kernels, tiles, channels)),
-            );
-            let weight_grad: Vec<f32> = (0..kernels * channels)
-                .flat_map(|index| {
-                    let du: [[f32; ALPHA]; ALPHA] = std::array::from_fn(|r| {
-                        std::array::from_fn(|s| {
-                            u_grad[(r * ALPHA + s) * kernels * channels + index]
-                        })
-                    });
-                    sandwich_adjoint(&KERNEL_TRANSFORM, &du)
-                        .into_iter()
-                        .flatten()
-                })
-                .collect();
-            flex_tensor(weight_grad, [kernels, channels, 3, 3])
-        }
-    }
-    dispatch(lanes_for(sizes.n), KernelGrad(m_grad, inputs_v, *sizes))
-}
-
-/// The input's gradient `[n, channels, height, width]` from that of `V`, each position's
-/// `Uᵀ dM` (`[POINTS, channels, tiles]`): overlapping tiles add up.
-pub(super) fn input_grad(kernels_u: &FlexTensor, m_grad: &[f32], sizes: &ConvSizes) -> FlexTensor {
-    struct InputGrad<'a>(&'a FlexTensor, &'a [f32], ConvSizes);
-    impl VectorWork for InputGrad<'_> {
-        type Output = FlexTensor;
-        #[inline(always)]
-        fn run<V: Vector>(self) -> FlexTensor {
-            let InputGrad(kernels_u, m_grad, sizes) = self;
+        fn run<V: Vector>(self) -> Self::Output {
+            let Backward {
+                grad,
+                kernels_u,
+                inputs_v,
+                sizes,
+                wanted: (kernel_wanted, input_wanted),
+            } = self;
             let tiling = Tiling::of::<V>(&sizes);
             let ConvSizes {
                 n,
@@ -481,20 +478,94 @@ pub(super) fn input_grad(kernels_u: &FlexTensor, m_grad: &[f32], sizes: &ConvSiz
                 width,
             } = sizes;
             let tiles = tiling.tiles();
-            let v_grad = per_point(
-                &f32_values(kernels_u),
-                m_grad,
-                channels * tiles,
-                #[inline(always)]
-                |u, dm, dv| matmul::<V>(u, (1, channels), dm, dv, (channels, kernels, tiles)),
-            );
-            let grid = tiling.input_grid();
-            let sums =
-                untransform_tiles::<V, InputAdjoint, ALPHA>(&v_grad, &grid, channels, &tiling);
-            grid.scatter(&sums, [n, channels, height, width], |_| 0.0)
+            let [_, _, out_h, out_w] = sizes.output_dims();
+            let (output_grid, input_grid) = (tiling.output_grid(), tiling.input_grid());
+            let grads = output_grid.gather(&f32_values(grad), kernels, (out_h, out_w));
+            let groups: Vec<TileGroup> = tiling.tile_groups().collect();
+            let (u, v) = (f32_values(kernels_u), f32_values(inputs_v));
+            let (u_len, v_len) = (kernels * channels, channels * tiles);
+
+            let mut u_grad = vec![0.0f32; if kernel_wanted { POINTS * u_len } else { 0 }];
+            let mut sums = if input_wanted {
+                input_grid.zeros(channels)
+            } else {
+                Vec::new()
+            };
+            let band_len = BAND.min(tiles);
+            let mut m_grad = vec![0.0f32; POINTS * kernels * band_len];
+            let v_grad_len = if input_wanted {
+                POINTS * channels * band_len
+            } else {
+                0
+            };
+            let mut v_grad = vec![0.0f32; v_grad_len];
+            for start in (0..tiles).step_by(BAND) {
+                let band = start..(start + BAND).min(tiles);
+                let band_width = band.len();
+                let m_grad = &mut m_grad[..POINTS * kernels * band_width];
+                let planes = (&output_grid, kernels);
+                transform_band::<V, OutputAdjoint, TILE>(
+                    &grads,
+                    planes,
+                    band.clone(),
+                    &groups,
+                    m_grad,
+                );
+                for point in 0..POINTS {
+                    let dm = &m_grad[point * kernels * band_width..][..kernels * band_width];
+                    if kernel_wanted {
+                        let v = (&v[point * v_len + start..], tiles);
+                        let du = &mut u_grad[point * u_len..][..u_len];
+                        matmul_by_transpose::<V>(dm, v, du, (kernels, band_width, channels));
+                    }
+                    if input_wanted {
+                        let u = &u[point * u_len..];
+                        let dv =
+                            &mut v_grad[point * channels * band_width..][..channels * band_width];
+                        matmul::<V>(
+                            u,
+                            (1, channels),
+                            dm,
+                            dv,
+                            (channels, kernels, band_width),
+                            (band_width, band_width),
+                        );
+                    }
+                }
+                if input_wanted {
+                    let v_grad = &v_grad[..POINTS * channels * band_width];
+                    let planes = (&input_grid, channels);
+                    untransform_band::<V, InputAdjoint, ALPHA>(
+                        v_grad, planes, band, &groups, &mut sums,
+                    );
+                }
+            }
+            let kernel_grad = kernel_wanted.then(|| {
+                let weight_grad: Vec<f32> = (0..u_len)
+                    .flat_map(|index| {
+                        let du: [[f32; ALPHA]; ALPHA] = std::array::from_fn(|r| {
+                            std::array::from_fn(|s| u_grad[(r * ALPHA + s) * u_len + index])
+                        });
+                        sandwich_adjoint(&KERNEL_TRANSFORM, &du)
+                            .into_iter()
+                            .flatten()
+                    })
+                    .collect();
+                flex_tensor(weight_grad, [kernels, channels, 3, 3])
+            });
+            let input_grad = input_wanted
+                .then(|| input_grid.scatter(&sums, [n, channels, height, width], |_| 0.0));
+            (kernel_grad, input_grad)
         }
     }
-    dispatch(lanes_for(sizes.n), InputGrad(kernels_u, m_grad, *sizes))
+    let work = Backward {
+        grad,
+        kernels_u,
+        inputs_v,
+        sizes: *sizes,
+        wanted: (kernel_wanted, input_wanted),
+    };
+    dispatch(lanes_for(sizes.n), work)
 }
 
 /// The bias's gradient: the output's gradient summed over images and positions.
@@ -508,26 +579,40 @@ pub(super) fn bias_grad(grad: &FlexTensor, sizes: &ConvSizes) -> FlexTensor {
     flex_tensor(sums, [kernels])
 }
 
-/// `[POINTS, ..]` of `product(a, b, c)`, for each position's matrices of `a` and `b` and its
-/// `c_len` values of the result.
+/// Columns of the transformed matrices that [`per_point_bands`] takes at a time: the 16
+/// products of a band (64 rows of 64 columns each in the tower, 256 KB) stay in the caches for
+/// the transform that reads them, where those of all the columns (4.7 MB for a micro-batch of
+/// 32 digits) went through memory. A whole number of vectors of any width.
+const BAND: usize = 64;
+
+/// For each band of up to [`BAND`] columns of `b` (`[POINTS, k, n]`), each position's product
+/// of `a`'s matrix (`[POINTS, ..]`, read with `a`'s strides as [`matmul`]'s) by that band,
+/// `[POINTS, m, band]`, handed to `finish` with the band's columns.
 #[inline(always)]
-fn per_point(
-    a: &[f32],
+fn per_point_bands<V: Vector>(
+    (a, a_strides): (&[f32], (usize, usize)),
     b: &[f32],
-    c_len: usize,
-    product: impl Fn(&[f32], &[f32], &mut [f32]),
-) -> Vec<f32> {
-    // An empty operand (no images) has empty matrices, and its products are zeros.
-    let matrix_len = |values: &[f32]| (values.len() / POINTS).max(1);
-    let mut c = vec![0.0f32; POINTS * c_len];
-    for ((a, b), c) in a
-        .chunks_exact(matrix_len(a))
-        .zip(b.chunks_exact(matrix_len(b)))
-        .zip(c.chunks_exact_mut(c_len))
-    {
-        product(a, b, c);
+    (m, k, n): (usize, usize, usize),
+    mut finish: impl FnMut(Range<usize>, &[f32]),
+) {
+    let a_len = a.len() / POINTS;
+    let mut products = vec![0.0f32; POINTS * m * BAND.min(n)];
+    for start in (0..n).step_by(BAND) {
+        let width = BAND.min(n - start);
+        let products = &mut products[..POINTS * m * width];
+        for (point, c) in products.chunks_exact_mut(m * width).enumerate() {
+            let b = &b[point * k * n + start..];
+            matmul::<V>(
+                &a[point * a_len..],
+                a_strides,
+                b,
+                c,
+                (m, k, width),
+                (n, width),
+            );
+        }
+        finish(start..start + width, products);
     }
-    c
 }
 
 /// The matrix of each transformed position, from `[POINTS, rows, columns]`.
