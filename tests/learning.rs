@@ -385,10 +385,11 @@ fn training_with_helpers_follows_the_loss_curve_of_one_worker() {
     assert!(alone.last() < alone.first(), "it learns: {alone:?}");
     assert_eq!(shared.len(), alone.len());
     // The sums' order changes the last bits, and training amplifies them step by step: the
-    // first steps agree to float precision, the later ones closely (a share's wrong weight
-    // would be off by tens of percent from the first step).
+    // first steps agree to 1e-4 (the second convolution's kernel gradient adds up bands of
+    // tiles, which fall differently in a share than in a whole batch), the later ones closely
+    // (a share's wrong weight would be off by tens of percent from the first step).
     for (step, (s, a)) in shared.iter().zip(&alone).enumerate() {
-        let tolerance = if step < 8 { 1e-5 } else { 5e-2 };
+        let tolerance = if step < 8 { 1e-4 } else { 5e-2 };
         assert!(
             (s - a).abs() < tolerance * a,
             "step {step}: {s} against {a}"
