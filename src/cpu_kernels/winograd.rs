@@ -416,25 +416,24 @@ fn convolve<V: Vector>(
     tiling: &Tiling,
 ) -> FlexTensor {
     let (channels, kernels, tiles) = (tiling.sizes.channels, tiling.sizes.kernels, tiling.tiles());
+    let (u, v) = (f32_values(kernels_u), f32_values(inputs_v));
     let grid = tiling.output_grid();
     let groups: Vec<TileGroup> = tiling.tile_groups().collect();
     let mut outputs = grid.zeros(kernels);
-    per_point_bands::<V>(
-        (&f32_values(kernels_u), (channels, 1)),
-        &f32_values(inputs_v),
-        (kernels, channels, tiles),
-        #[inline(always)]
-        |band, products| {
-            let planes = (&grid, kernels);
-            untransform_band::<V, OutputTransform, TILE>(
-                products,
-                planes,
-                band,
-                &groups,
-                &mut outputs,
-            )
-        },
-    );
+    let mut products = vec![0.0f32; POINTS * kernels * BAND.min(tiles)];
+    for start in (0..tiles).step_by(BAND) {
+        let band = start..(start + BAND).min(tiles);
+        let band_width = band.len();
+        let products = &mut products[..POINTS * kernels * band_width];
+        for (point, m) in products.chunks_exact_mut(kernels * band_width).enumerate() {
+            let u = &u[point * kernels * channels..];
+            let v = &v[point * channels * tiles + start..];
+            let sizes = (kernels, channels, band_width);
+            matmul::<V>(u, (channels, 1), v, m, sizes, (tiles, band_width));
+        }
+        let planes = (&grid, kernels);
+        untransform_band::<V, OutputTransform, TILE>(products, planes, band, &groups, &mut outputs);
+    }
     let biases = f32_values(bias);
     grid.scatter(&outputs, tiling.sizes.output_dims(), |k| biases[k])
 }
@@ -579,41 +578,11 @@ pub(super) fn bias_grad(grad: &FlexTensor, sizes: &ConvSizes) -> FlexTensor {
     flex_tensor(sums, [kernels])
 }
 
-/// Columns of the transformed matrices that [`per_point_bands`] takes at a time: the 16
-/// products of a band (64 rows of 64 columns each in the tower, 256 KB) stay in the caches for
-/// the transform that reads them, where those of all the columns (4.7 MB for a micro-batch of
-/// 32 digits) went through memory. A whole number of vectors of any width.
+/// Columns of the transformed matrices that the passes take at a time: the 16 products of a
+/// band (64 rows of 64 columns each in the tower, 256 KB) stay in the caches for the transform
+/// that reads them, where those of all the columns (4.7 MB for a micro-batch of 32 digits) went
+/// through memory. A whole number of vectors of any width.
 const BAND: usize = 64;
-
-/// For each band of up to [`BAND`] columns of `b` (`[POINTS, k, n]`), each position's product
-/// of `a`'s matrix (`[POINTS, ..]`, read with `a`'s strides as [`matmul`]'s) by that band,
-/// `[POINTS, m, band]`, handed to `finish` with the band's columns.
-#[inline(always)]
-fn per_point_bands<V: Vector>(
-    (a, a_strides): (&[f32], (usize, usize)),
-    b: &[f32],
-    (m, k, n): (usize, usize, usize),
-    mut finish: impl FnMut(Range<usize>, &[f32]),
-) {
-    let a_len = a.len() / POINTS;
-    let mut products = vec![0.0f32; POINTS * m * BAND.min(n)];
-    for start in (0..n).step_by(BAND) {
-        let width = BAND.min(n - start);
-        let products = &mut products[..POINTS * m * width];
-        for (point, c) in products.chunks_exact_mut(m * width).enumerate() {
-            let b = &b[point * k * n + start..];
-            matmul::<V>(
-                &a[point * a_len..],
-                a_strides,
-                b,
-                c,
-                (m, k, width),
-                (n, width),
-            );
-        }
-        finish(start..start + width, products);
-    }
-}
 
 /// The matrix of each transformed position, from `[POINTS, rows, columns]`.
 fn split_points(transformed: &mut [f32]) -> [&mut [f32]; POINTS] {
