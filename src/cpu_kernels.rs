@@ -61,7 +61,7 @@ pub fn conv3x3_relu_max_pool2(x: Tensor<4>, weight: Tensor<4>, bias: Tensor<1>) 
     ))
 }
 
-/// `conv2d(x, weight) + bias` on flex tensors by Winograd's F(2x2, 3x3) (`winograd`): `x`
+/// `conv2d(x, weight) + bias` on flex tensors by Winograd's F(4x4, 3x3) (`winograd`): `x`
 /// `[n, c, h, w]`, `weight` `[k, c, 3, 3]`, `bias` `[k]`, a valid convolution with stride 1.
 pub fn conv3x3(x: Tensor<4>, weight: Tensor<4>, bias: Tensor<1>) -> Tensor<4> {
     Tensor::from_dispatch(<Dispatch as TowerKernels>::conv3x3(
@@ -764,7 +764,7 @@ mod tests {
                 conv.bias.as_ref().unwrap().val(),
             );
             assert_eq!(ours.dims(), [images, 16, height - 2, width - 2]);
-            // F(2x2, 3x3)'s sums run in another order, over larger intermediate values.
+            // F(4x4, 3x3)'s sums run in another order, over larger intermediate values.
             assert_same_values_and_gradients(&conv, &x, burns, ours, 1e-3);
         }
     }

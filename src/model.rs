@@ -104,7 +104,7 @@ impl SiameseNet {
         }
     }
 
-    /// The second convolution: on the CPU by Winograd's F(2x2, 3x3) (`cpu_kernels`), elsewhere
+    /// The second convolution: on the CPU by Winograd's F(4x4, 3x3) (`cpu_kernels`), elsewhere
     /// Burn's; both give the same values and gradients, up to rounding.
     pub(crate) fn second_convolution(&self, x: Tensor<4>) -> Tensor<4> {
         if x.device() == Device::flex() {
