@@ -744,13 +744,14 @@ mod tests {
         device.seed(7);
         // 13x13 as in the tower (an odd output: the last tiles are cut), and 8x10 (an even one).
         // 3, 5 and 9 images run on vectors of 4, 8 and 16 lanes where the processor has them
-        // (`lanes::lanes_for`), each with lanes past the last image.
-        let shapes = [(32, 13, 13), (3, 8, 10)];
-        for (images, (channels, height, width)) in [3, 5, 9]
+        // (`lanes::lanes_for`), each with lanes past the last image. The kernels are
+        // transformed a vector at a time: 5 kernels of 3 channels leave a part of one.
+        let shapes = [(32, 16, 13, 13), (3, 5, 8, 10)];
+        for (images, (channels, kernels, height, width)) in [3, 5, 9]
             .into_iter()
             .flat_map(|images| shapes.map(|shape| (images, shape)))
         {
-            let conv = Conv2dConfig::new([channels, 16], [3, 3]).init(&device);
+            let conv = Conv2dConfig::new([channels, kernels], [3, 3]).init(&device);
             let x = Tensor::<4>::random(
                 [images, channels, height, width],
                 Distribution::Normal(0.0, 1.0),
@@ -763,7 +764,7 @@ mod tests {
                 conv.weight.val(),
                 conv.bias.as_ref().unwrap().val(),
             );
-            assert_eq!(ours.dims(), [images, 16, height - 2, width - 2]);
+            assert_eq!(ours.dims(), [images, kernels, height - 2, width - 2]);
             // F(4x4, 3x3)'s sums run in another order, over larger intermediate values.
             assert_same_values_and_gradients(&conv, &x, burns, ours, 1e-3);
         }

@@ -13,6 +13,9 @@
 
 use std::ops::{Add, Neg, Sub};
 
+/// The lanes of the widest vector here.
+pub(super) const MOST_LANES: usize = 16;
+
 /// `LANES` f32 values operated on at once.
 pub(super) trait Vector:
     Copy + Add<Output = Self> + Sub<Output = Self> + Neg<Output = Self>
@@ -54,6 +57,35 @@ pub(super) trait Vector:
         let values = &mut values[..Self::LANES];
         // SAFETY: LANES values, checked above.
         unsafe { self.store(values.as_mut_ptr()) }
+    }
+
+    /// `values` in the first lanes (at most `LANES`), zeros in the others.
+    #[inline(always)]
+    fn read_up_to(values: &[f32]) -> Self {
+        if values.len() >= Self::LANES {
+            return Self::read(values);
+        }
+        let mut lanes = [0.0f32; MOST_LANES];
+        lanes[..values.len()].copy_from_slice(values);
+        Self::read(&lanes)
+    }
+
+    /// Writes the first lanes to `values` (at most `LANES`).
+    #[inline(always)]
+    fn write_up_to(self, values: &mut [f32]) {
+        if values.len() >= Self::LANES {
+            return self.write(values);
+        }
+        let len = values.len();
+        values.copy_from_slice(&self.lanes()[..len]);
+    }
+
+    /// The lanes, in the first `LANES` values.
+    #[inline(always)]
+    fn lanes(self) -> [f32; MOST_LANES] {
+        let mut lanes = [0.0f32; MOST_LANES];
+        self.write(&mut lanes);
+        lanes
     }
 }
 

@@ -27,7 +27,7 @@ use std::ops::Range;
 
 use burn::backend::flex::FlexTensor;
 
-use super::lanes::{Vector, VectorWork, dispatch, lanes_for};
+use super::lanes::{MOST_LANES, Vector, VectorWork, dispatch, lanes_for};
 use super::matmul::{matmul, matmul_by_transpose};
 use super::{ConvSizes, f32_values, flex_tensor};
 
@@ -37,19 +37,9 @@ const TILE: usize = 4;
 /// Transformed positions of a tile.
 const POINTS: usize = ALPHA * ALPHA;
 
-/// G of F(4x4, 3x3) at the points 0, ±1, ±2 and ∞ (Lavin and Gray, 2016); Bᵀ and Aᵀ are
-/// written out below (`TileMap`), factored to fewer operations, with their transposes for the
-/// backward pass.
-const KERNEL_TRANSFORM: [[f32; 3]; ALPHA] = [
-    [0.25, 0.0, 0.0],
-    [-1.0 / 6.0, -1.0 / 6.0, -1.0 / 6.0],
-    [-1.0 / 6.0, 1.0 / 6.0, -1.0 / 6.0],
-    [1.0 / 24.0, 1.0 / 12.0, 1.0 / 6.0],
-    [1.0 / 24.0, -1.0 / 12.0, 1.0 / 6.0],
-    [0.0, 0.0, 1.0],
-];
-
-/// One of Winograd's linear maps, on a column of `I` vectors (`O` out).
+/// One of Winograd's linear maps, on a column of `I` vectors (`O` out). Those of F(4x4, 3x3)
+/// at the points 0, ±1, ±2 and ∞ (Lavin and Gray, 2016), G, Bᵀ and Aᵀ, are written out below,
+/// factored to fewer operations, with their transposes for the backward pass.
 trait TileMap<const I: usize, const O: usize> {
     fn apply<V: Vector>(column: [V; I]) -> [V; O];
 
@@ -74,6 +64,52 @@ trait TileMap<const I: usize, const O: usize> {
         }
         result
     }
+}
+
+/// G: a 3x3 kernel into the transformed space. Its rows are `[1/4, 0, 0]`,
+/// `[-1/6, -1/6, -1/6]`, `[-1/6, 1/6, -1/6]`, `[1/24, 1/12, 1/6]`, `[1/24, -1/12, 1/6]` and
+/// `[0, 0, 1]`.
+struct KernelTransform;
+
+impl TileMap<3, ALPHA> for KernelTransform {
+    #[inline(always)]
+    fn apply<V: Vector>([g0, g1, g2]: [V; 3]) -> [V; 6] {
+        let (even_1, odd_1) = (scaled(-1.0 / 6.0, g0 + g2), scaled(-1.0 / 6.0, g1));
+        let even_2 = scaled(1.0 / 24.0, g0).add_product(V::splat(1.0 / 6.0), g2);
+        let odd_2 = scaled(1.0 / 12.0, g1);
+        [
+            scaled(0.25, g0),
+            even_1 + odd_1,
+            even_1 - odd_1,
+            even_2 + odd_2,
+            even_2 - odd_2,
+            g2,
+        ]
+    }
+}
+
+/// Gᵀ: the adjoint of [`KernelTransform`], for the kernels' gradient.
+struct KernelAdjoint;
+
+impl TileMap<ALPHA, 3> for KernelAdjoint {
+    #[inline(always)]
+    fn apply<V: Vector>([d0, d1, d2, d3, d4, d5]: [V; 6]) -> [V; 3] {
+        let (sum12, difference12) = (d1 + d2, d1 - d2);
+        let (sum34, difference34) = (d3 + d4, d3 - d4);
+        [
+            scaled(0.25, d0)
+                .add_product(V::splat(-1.0 / 6.0), sum12)
+                .add_product(V::splat(1.0 / 24.0), sum34),
+            scaled(-1.0 / 6.0, difference12).add_product(V::splat(1.0 / 12.0), difference34),
+            d5.add_product(V::splat(1.0 / 6.0), sum34 - sum12),
+        ]
+    }
+}
+
+/// `factor x`.
+#[inline(always)]
+fn scaled<V: Vector>(factor: f32, x: V) -> V {
+    V::zero().add_product(V::splat(factor), x)
 }
 
 /// Bᵀ: an input tile into the transformed space. Its rows are
@@ -112,7 +148,7 @@ impl TileMap<ALPHA, ALPHA> for InputAdjoint {
         let (sum12, difference12) = (v1 + v2, v1 - v2);
         let (sum34, difference34) = (v3 + v4, v3 - v4);
         [
-            V::zero().add_product(four, v0),
+            scaled(4.0, v0),
             (-difference34 - difference34).add_product(four, v5 - difference12),
             (-sum34)
                 .add_product(minus_four, sum12)
@@ -162,30 +198,6 @@ impl TileMap<TILE, ALPHA> for OutputAdjoint {
             y3,
         ]
     }
-}
-
-/// `L T Lᵀ` for an `R x C` matrix `L` and a `C x C` tile `T`.
-#[inline(always)]
-fn sandwich<const R: usize, const C: usize>(
-    left: &[[f32; C]; R],
-    tile: &[[f32; C]; C],
-) -> [[f32; R]; R] {
-    let half: [[f32; C]; R] = std::array::from_fn(|r| {
-        std::array::from_fn(|j| (0..C).map(|c| left[r][c] * tile[c][j]).sum())
-    });
-    std::array::from_fn(|r| std::array::from_fn(|s| (0..C).map(|j| half[r][j] * left[s][j]).sum()))
-}
-
-/// The adjoint of [`sandwich`]: `Lᵀ G L` for the gradient `G` of its result.
-#[inline(always)]
-fn sandwich_adjoint<const R: usize, const C: usize>(
-    left: &[[f32; C]; R],
-    grad: &[[f32; R]; R],
-) -> [[f32; C]; C] {
-    let half: [[f32; R]; C] = std::array::from_fn(|c| {
-        std::array::from_fn(|s| (0..R).map(|r| left[r][c] * grad[r][s]).sum())
-    });
-    std::array::from_fn(|c| std::array::from_fn(|d| (0..R).map(|s| half[c][s] * left[s][d]).sum()))
 }
 
 impl ConvSizes {
@@ -376,7 +388,7 @@ pub(super) fn forward(
         fn run<V: Vector>(self) -> Self::Output {
             let Forward(x, weight, bias, sizes) = self;
             let tiling = Tiling::of::<V>(&sizes);
-            let u = transform_kernels(weight, &sizes);
+            let u = transform_kernels::<V>(weight, &sizes);
             let v = transform_inputs::<V>(x, &tiling);
             let output = convolve::<V>(&u, &v, bias, &tiling);
             (output, (sizes, u, v))
@@ -385,20 +397,28 @@ pub(super) fn forward(
     dispatch(lanes_for(sizes.n), Forward(x, weight, bias, sizes))
 }
 
-/// `U`: `[POINTS, kernels, channels]`, each kernel transformed.
+/// `U`: `[POINTS, kernels, channels]`, each kernel transformed, a vector of kernels at a time.
 #[inline(always)]
-fn transform_kernels(weight: &FlexTensor, sizes: &ConvSizes) -> FlexTensor {
+fn transform_kernels<V: Vector>(weight: &FlexTensor, sizes: &ConvSizes) -> FlexTensor {
     let weights = f32_values(weight);
-    let (kernels, channels) = (sizes.kernels, sizes.channels);
-    let mut transformed = vec![0.0f32; POINTS * kernels * channels];
-    for (index, kernel) in weights.chunks_exact(9).enumerate() {
-        let g: [[f32; 3]; 3] = std::array::from_fn(|r| std::array::from_fn(|c| kernel[r * 3 + c]));
-        let u = sandwich(&KERNEL_TRANSFORM, &g);
-        for (point, value) in u.iter().flatten().enumerate() {
-            transformed[point * kernels * channels + index] = *value;
+    let count = sizes.kernels * sizes.channels;
+    let mut transformed = vec![0.0f32; POINTS * count];
+    for first in (0..count).step_by(V::LANES) {
+        let lanes = (count - first).min(V::LANES);
+        let g: [[V; 3]; 3] = std::array::from_fn(|r| {
+            std::array::from_fn(|c| {
+                let mut taps = [0.0f32; MOST_LANES];
+                for (lane, tap) in taps[..lanes].iter_mut().enumerate() {
+                    *tap = weights[(first + lane) * 9 + r * 3 + c];
+                }
+                V::read(&taps)
+            })
+        });
+        for (point, value) in KernelTransform::both_ways(&g).iter().flatten().enumerate() {
+            value.write_up_to(&mut transformed[point * count + first..][..lanes]);
         }
     }
-    flex_tensor(transformed, [POINTS, kernels, channels])
+    flex_tensor(transformed, [POINTS, sizes.kernels, sizes.channels])
 }
 
 /// `V`: `[POINTS, channels, tiles]`, each input tile transformed (zeros past the edges).
@@ -598,16 +618,22 @@ pub(super) fn backward(
                 }
             }
             let kernel_grad = kernel_wanted.then(|| {
-                let weight_grad: Vec<f32> = (0..u_len)
-                    .flat_map(|index| {
-                        let du: [[f32; ALPHA]; ALPHA] = std::array::from_fn(|r| {
-                            std::array::from_fn(|s| u_grad[(r * ALPHA + s) * u_len + index])
-                        });
-                        sandwich_adjoint(&KERNEL_TRANSFORM, &du)
-                            .into_iter()
-                            .flatten()
-                    })
-                    .collect();
+                // A vector of kernels at a time, as they were transformed.
+                let mut weight_grad = vec![0.0f32; u_len * 9];
+                for first in (0..u_len).step_by(V::LANES) {
+                    let lanes = (u_len - first).min(V::LANES);
+                    let du: [[V; ALPHA]; ALPHA] = std::array::from_fn(|r| {
+                        std::array::from_fn(|s| {
+                            V::read_up_to(&u_grad[(r * ALPHA + s) * u_len + first..][..lanes])
+                        })
+                    });
+                    let g = KernelAdjoint::both_ways(&du);
+                    for (tap, value) in g.iter().flatten().enumerate() {
+                        for (lane, value) in value.lanes()[..lanes].iter().enumerate() {
+                            weight_grad[(first + lane) * 9 + tap] = *value;
+                        }
+                    }
+                }
                 flex_tensor(weight_grad, [kernels, channels, 3, 3])
             });
             let input_grad = input_wanted
