@@ -140,7 +140,7 @@ async fn layer_times(
         .relu_and_pool(after_conv2.clone())
         .flatten::<2>(1, 3)
         .detach();
-    let embeddings = relu(net.dense.forward(flat.clone())).detach();
+    let embeddings = relu(net.dense_layer(flat.clone())).detach();
     let dissimilar = Tensor::<1>::random([job.batch], Distribution::Bernoulli(0.5), device);
     let loss_fn = ContrastiveLoss::new();
 
@@ -180,7 +180,7 @@ async fn layer_times(
     .await?;
     time("4 dense", &|| {
         let x = flat.clone().require_grad();
-        let grads = relu(net.dense.forward(x.clone())).sum().backward();
+        let grads = relu(net.dense_layer(x.clone())).sum().backward();
         x.grad(&grads).unwrap().sum()
     })
     .await?;

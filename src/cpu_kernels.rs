@@ -12,6 +12,7 @@
 //! (2x2 windows, stride 2, a last odd row and column left out), ties going to the first input as
 //! in Burn's pooling. WebGPU keeps Burn's operations.
 
+mod dense;
 mod lanes;
 mod matmul;
 mod winograd;
@@ -38,6 +39,11 @@ pub trait TowerKernels: burn::backend::Backend {
         bias: FloatTensor<Self>,
     ) -> FloatTensor<Self>;
     fn conv3x3(
+        x: FloatTensor<Self>,
+        weight: FloatTensor<Self>,
+        bias: FloatTensor<Self>,
+    ) -> FloatTensor<Self>;
+    fn dense(
         x: FloatTensor<Self>,
         weight: FloatTensor<Self>,
         bias: FloatTensor<Self>,
@@ -71,6 +77,16 @@ pub fn conv3x3(x: Tensor<4>, weight: Tensor<4>, bias: Tensor<1>) -> Tensor<4> {
     ))
 }
 
+/// `x weight + bias` on flex tensors (`dense`): `x` `[n, inputs]`, `weight` `[inputs, outputs]`
+/// (Burn's `Linear` layout), `bias` `[outputs]`.
+pub fn dense(x: Tensor<2>, weight: Tensor<2>, bias: Tensor<1>) -> Tensor<2> {
+    Tensor::from_dispatch(<Dispatch as TowerKernels>::dense(
+        x.into_dispatch(),
+        weight.into_dispatch(),
+        bias.into_dispatch(),
+    ))
+}
+
 impl TowerKernels for Flex {
     fn relu_max_pool2(x: FlexTensor) -> FlexTensor {
         pool(&x).0
@@ -82,6 +98,10 @@ impl TowerKernels for Flex {
 
     fn conv3x3(x: FlexTensor, weight: FlexTensor, bias: FlexTensor) -> FlexTensor {
         winograd::forward(&x, &weight, &bias).0
+    }
+
+    fn dense(x: FlexTensor, weight: FlexTensor, bias: FlexTensor) -> FlexTensor {
+        dense::forward(&x, &weight, &bias)
     }
 }
 
@@ -161,6 +181,29 @@ impl<C: CheckpointStrategy> TowerKernels for Autodiff<Flex, C> {
                 )
                 .0,
             ),
+        }
+    }
+
+    fn dense(
+        x: FloatTensor<Self>,
+        weight: FloatTensor<Self>,
+        bias: FloatTensor<Self>,
+    ) -> FloatTensor<Self> {
+        match DenseBackward
+            .prepare::<C>([x.node(), weight.node(), bias.node()])
+            .compute_bound()
+            .stateful()
+        {
+            OpsKind::Tracked(prep) => {
+                let (x, weight) = (x.into_primitive(), weight.into_primitive());
+                let output = dense::forward(&x, &weight, &bias.into_primitive());
+                prep.finish((x, weight), output)
+            }
+            OpsKind::UnTracked(prep) => prep.finish(dense::forward(
+                &x.into_primitive(),
+                &weight.into_primitive(),
+                &bias.into_primitive(),
+            )),
         }
     }
 }
@@ -285,6 +328,31 @@ impl Backward<Flex, 3> for ConvPoolBackward {
                 }
             });
             grads.register::<Flex>(node.id, flex_tensor(input_grad, dims4(x.layout().shape())));
+        }
+    }
+}
+
+#[derive(Debug)]
+struct DenseBackward;
+
+impl Backward<Flex, 3> for DenseBackward {
+    /// The input and the weight.
+    type State = (FlexTensor, FlexTensor);
+
+    fn backward(self, ops: Ops<Self::State, 3>, grads: &mut Gradients, _: &mut Checkpointer) {
+        let [x_node, weight_node, bias_node] = ops.parents;
+        let grad = grads.consume::<Flex>(&ops.node);
+        let (x, weight) = ops.state;
+        let wanted = (x_node.is_some(), weight_node.is_some(), bias_node.is_some());
+        let (x_grad, weight_grad, bias_grad) = dense::backward(&grad, &x, &weight, wanted);
+        for (node, grad) in [
+            (x_node, x_grad),
+            (weight_node, weight_grad),
+            (bias_node, bias_grad),
+        ] {
+            if let (Some(node), Some(grad)) = (node, grad) {
+                grads.register::<Flex>(node.id, grad);
+            }
         }
     }
 }
@@ -671,6 +739,7 @@ fn sum_over_images(
 
 #[cfg(test)]
 mod tests {
+    use burn::nn::LinearConfig;
     use burn::nn::conv::{Conv2d, Conv2dConfig};
     use burn::nn::pool::MaxPool2dConfig;
     use burn::tensor::activation::relu;
@@ -767,6 +836,42 @@ mod tests {
             assert_eq!(ours.dims(), [images, kernels, height - 2, width - 2]);
             // F(4x4, 3x3)'s sums run in another order, over larger intermediate values.
             assert_same_values_and_gradients(&conv, &x, burns, ours, 1e-3);
+        }
+    }
+
+    #[test]
+    fn the_dense_layer_equals_burns_and_its_gradients() {
+        let device = Device::flex().autodiff();
+        device.seed(11);
+        // 37 outputs and 5 rows leave parts of the matrix kernels' tiles.
+        let linear = LinearConfig::new(50, 37).init(&device);
+        let x =
+            Tensor::<2>::random([5, 50], Distribution::Normal(0.0, 1.0), &device).require_grad();
+        let burns = linear.forward(x.clone());
+        let bias = linear.bias.as_ref().unwrap().val();
+        let ours = dense(x.clone(), linear.weight.val(), bias);
+        assert_eq!(ours.dims(), [5, 37]);
+        assert!(largest_difference(burns.clone(), ours.clone()) < 1e-5);
+        let weights = Tensor::<2>::random([5, 37], Distribution::Default, &device);
+        let gradients_of = |output: Tensor<2>| {
+            let grads = (output * weights.clone()).sum().backward();
+            [
+                linear.weight.grad(&grads).unwrap().flatten::<1>(0, 1),
+                linear.bias.as_ref().unwrap().grad(&grads).unwrap(),
+                x.grad(&grads).unwrap().flatten::<1>(0, 1),
+            ]
+        };
+        let names = ["weights", "bias", "input"];
+        for ((name, burns), ours) in names
+            .iter()
+            .zip(gradients_of(burns))
+            .zip(gradients_of(ours))
+        {
+            assert!(
+                burns.clone().abs().max().into_scalar::<f32>() > 0.1,
+                "{name}"
+            );
+            assert!(largest_difference(burns, ours) < 1e-5, "{name}");
         }
     }
 

@@ -9,7 +9,7 @@ use burn::nn::{Linear, LinearConfig};
 use burn::tensor::activation::relu;
 use burn::tensor::{Device, Tensor};
 
-use crate::cpu_kernels::{conv3x3, conv3x3_relu_max_pool2, relu_max_pool2};
+use crate::cpu_kernels::{conv3x3, conv3x3_relu_max_pool2, dense, relu_max_pool2};
 use crate::data::ImageShape;
 
 /// Added under the square root so that D and its gradient stay finite when two embeddings are
@@ -90,7 +90,7 @@ impl SiameseNet {
         IMAGES_EMBEDDED.with(|count| count.set(count.get() + images.dims()[0]));
         let x = self.first_layer(images);
         let x = self.relu_and_pool(self.second_convolution(x));
-        relu(self.dense.forward(x.flatten(1, 3)))
+        relu(self.dense_layer(x.flatten(1, 3)))
     }
 
     /// The first convolution, ReLU and pooling: on the CPU as one fused kernel
@@ -111,6 +111,22 @@ impl SiameseNet {
             conv3x3(x, self.conv2.weight.val(), bias_of(&self.conv2))
         } else {
             self.conv2.forward(x)
+        }
+    }
+
+    /// The dense layer, before its ReLU: on the CPU on the Winograd convolution's matrix kernels
+    /// (`cpu_kernels`), elsewhere Burn's; both give the same values and gradients, up to
+    /// rounding.
+    pub(crate) fn dense_layer(&self, x: Tensor<2>) -> Tensor<2> {
+        if x.device() == Device::flex() {
+            let bias = self
+                .dense
+                .bias
+                .as_ref()
+                .expect("the tower's dense layer has a bias");
+            dense(x, self.dense.weight.val(), bias.val())
+        } else {
+            self.dense.forward(x)
         }
     }
 
