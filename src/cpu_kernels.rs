@@ -1,6 +1,6 @@
 //! The tower's ReLU and 2x2 max pooling, its whole first layer (3x3 convolution, ReLU,
-//! pooling) and its second convolution (`winograd`, for the browser), as hand-written CPU
-//! kernels with their own backward passes, for the flex device.
+//! pooling), its second convolution (`winograd`) and its dense layer (`dense`), as hand-written
+//! CPU kernels with their own backward passes, for the flex device.
 //!
 //! burn-flex pools with a generic kernel (3-D, any stride, padding and dilation) that keeps the
 //! whole input alive for a backward pass scattering through 8-byte indices, and its convolution

@@ -1,9 +1,9 @@
 //! The small matrix products of the Winograd convolution (`winograd`): 36 products a pass of
-//! `[64 x 32]` by `[32 x tiles]` and their transposes. Burn's matrix product (the `gemm` crate)
-//! packs both operands for every product and runs a generic tile; here a register tile of rows
-//! by two vectors reads the operands where they lie, with one operand's values broadcast and
-//! the other's loaded as vectors ([`Vector`], the widest the processor has). Called inside
-//! `lanes::dispatch`, hence `#[inline(always)]`.
+//! `[64 x 32]` by `[32 x tiles]` and their transposes; and the dense layer's (`dense`). Burn's
+//! matrix product (the `gemm` crate) packs both operands for every product and runs a generic
+//! tile; here a register tile of rows by two vectors reads the operands where they lie, with
+//! one operand's values broadcast and the other's loaded as vectors ([`Vector`], the widest the
+//! processor has). Called inside `lanes::dispatch`, hence `#[inline(always)]`.
 
 use super::lanes::Vector;
 
