@@ -306,11 +306,12 @@ const COLLAPSE_CHECK_PAIRS: usize = 512;
 
 /// On the CPU a batch trains as micro-batches, their gradients summed into those of the whole
 /// batch: the same step, with smaller tensors that stay in the caches (1.3x faster on the digits
-/// when introduced; PERFORMANCE.md) and a bounded memory for large images. A micro-batch holds as many pairs as keep the first convolution's output
-/// (the largest activation) within that of 32 pairs of digits: 16 was the best of 8, 16 and 32
-/// before the second convolution took F(4x4, 3x3)'s fewer and wider tiles, 32 is now faster in
-/// Chromium and on two threads natively; 1 pair of 224x224 images natively, 2 in the browser
-/// (`micro_batch_pairs`). A GPU takes the batch whole: there, fewer and larger kernels win.
+/// when introduced; PERFORMANCE.md) and a bounded memory for large images. A micro-batch holds
+/// as many pairs as keep the first convolution's output (the largest activation) within that of
+/// 32 pairs of digits: 16 was the best of 8, 16 and 32 before the second convolution took
+/// F(4x4, 3x3)'s fewer and wider tiles, 32 is now faster in Chromium and on two threads
+/// natively; 1 pair of 224x224 images natively, 2 in the browser (`micro_batch_pairs`). A GPU
+/// takes the batch whole: there, fewer and larger kernels win.
 const CPU_MICRO_BATCH_VALUES: usize = 32 * 2 * FIRST_CONV_CHANNELS * 28 * 28;
 
 /// Pairs per micro-batch on `device` for images of `shape`.
