@@ -30,16 +30,16 @@ need_trunk=$([ "$(trunk --version 2>/dev/null | awk '{print $2}')" != "$TRUNK_VE
 # run beside their builds instead of after them, in trunk, so that the cores their serial
 # stretches leave idle build the tools (niced): 24.6 minutes to the first page here (23.9 and
 # 28.7 in two runs without nice), where the parts timed alone add up to ~27. They are the two
-# modules index.html names, built as trunk builds them (the full one with WebGPU, then the
-# CPU-only one: in the deployed profile for the tests, in the release profile for serve.sh's
-# edit loop), so that trunk's own Cargo builds then find them done.
+# modules index.html names, built as trunk builds them (the full one with WebGPU in the deployed
+# profile, then the CPU-only one: in the deployed profile for the tests, in the release profile
+# for serve.sh's edit loop), so that trunk's own Cargo builds then find them done.
 app_build= tool_build=
 if [ -n "$need_wasm_bindgen$need_trunk" ]; then
   mkdir -p target
   log "building the app's two wasm32 modules beside the tools; their log: target/first-app-build.log"
-  cpu_module_profile=$([ "$want" = serve ] && echo release || echo wasm-cpu)
+  cpu_module_profile=$([ "$want" = serve ] && echo release || echo wasm-deploy)
   {
-    cargo build --release --target wasm32-unknown-unknown --locked -p siamese-web --lib --features wgpu &&
+    cargo build --profile wasm-deploy --target wasm32-unknown-unknown --locked -p siamese-web --lib --features wgpu &&
       cargo build --profile "$cpu_module_profile" --target wasm32-unknown-unknown --locked -p siamese-web-cpu
   } >target/first-app-build.log 2>&1 &
   app_build=$!

@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Serves the app on http://127.0.0.1:8080/, installing missing tools first, and rebuilds and
 # reloads the page when a source file changes.
-#   scripts/serve.sh [trunk serve options]             the edit loop: Cargo's release profile (the
-#       same compiled code as the deployed build, and the same target/ as the tests), without
-#       wasm-opt, served from target/serve-dist so dist/ keeps the deployed build
+#   scripts/serve.sh [trunk serve options]             the edit loop: the full module in the
+#       deployed build's Cargo profile, the CPU-only one in the release profile, which relinks it
+#       faster (index.html), in the same target/ as the tests, without wasm-opt, served from
+#       target/serve-dist so dist/ keeps the deployed build
 #   scripts/serve.sh --release [trunk serve options]   the deployed build: wasm-opt -O1 as well
 #       (~2 minutes here, then remembered for an unchanged module: scripts/bin/wasm-opt)
 set -euo pipefail
@@ -13,5 +14,6 @@ export PATH="$PWD/scripts/bin:$PWD/node_modules/.bin:$PATH" # wasm-opt, which Tr
 for arg in "$@"; do
   [ "$arg" = --release ] && exec trunk serve "$@"
 done
-# Trunk skips wasm-opt when not in release mode; --cargo-profile keeps Cargo's release profile.
-exec trunk serve --release=false --cargo-profile release --dist target/serve-dist "$@"
+# Trunk skips wasm-opt when not in release mode; each module's data-cargo-profile-dev in
+# index.html names its Cargo profile.
+exec trunk serve --release=false --dist target/serve-dist "$@"

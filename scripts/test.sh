@@ -37,15 +37,18 @@ node scripts/serve-timing.mjs
 step "browser tests of the page (node --test tests/e2e, headless Chromium)"
 node --test --test-concurrency=1 --test-force-exit --test-timeout=600000 tests/e2e/
 
-# The core in browsers' dedicated workers (tests/in_browser.rs). Release, like the app: Chrome's
-# run, with WebGPU and the full module's simd128 CPU kernels, reuses the full module's wasm32
-# dependencies built above. Firefox's (ESR 153 has relaxed SIMD) tests the CPU-only module's
-# relaxed-SIMD kernels; it rebuilds Burn's crates (~2 minutes here), as the test build's ts-rs
-# turns on a feature of thiserror that the module's build leaves off. A whole run takes ~2
-# minutes here; the runner's 20 s default is too short for training.
+# The core in browsers' dedicated workers (tests/in_browser.rs), optimised like the app: Chrome's
+# run, with WebGPU and the full module's simd128 CPU kernels, is built in the full module's
+# profile (wasm-deploy) and reuses its wasm32 dependencies built above; the test's own
+# whole-program link takes ~5 minutes here (in the release profile it would rebuild Burn with
+# wgpu instead, which nothing before it builds). Firefox's (ESR 153 has relaxed SIMD) tests the
+# CPU-only module's relaxed-SIMD kernels in the release profile; it rebuilds Burn's crates (~2
+# minutes here), as the test build's ts-rs turns on a feature of thiserror that the module's
+# build leaves off. A whole run takes ~2 minutes here; the runner's 20 s default is too short
+# for training.
 # wasm-pack finds wasm-bindgen, chromedriver and geckodriver on PATH and downloads nothing.
 export WASM_BINDGEN_TEST_TIMEOUT=600
 step "wasm-pack test --headless --chrome (WebGPU, the full module's CPU kernels)"
-wasm-pack test --headless --chrome --release -- --test in_browser --features webgpu-tests
+wasm-pack test --headless --chrome -- --profile wasm-deploy --test in_browser --features webgpu-tests
 step "wasm-pack test --headless --firefox (the CPU-only module's kernels)"
 wasm-pack test --headless --firefox --release -- --test in_browser --features relaxed-simd
