@@ -47,9 +47,9 @@ async fn run() -> Result<String, String> {
     let mut line = serde_json::to_value(result).map_err(|e| e.to_string())?;
     line["runner"] = "native".into();
     line["workers"] = workers.max(1).into();
-    let test = Dataset::mnist(&digits, None, None);
-    let pairs = test.test_pairs.map_err(|e| e.to_string())?;
-    let times = evaluation_times(&test.test, &pairs, &device)
+    let test = Dataset::mnist(&digits, None, None).test_part(None, &[]);
+    let pairs = test.pairs.map_err(|e| e.to_string())?;
+    let times = evaluation_times(&test.images, &pairs, &device)
         .await
         .map_err(|e| e.to_string())?;
     line["evaluation_ms"] = serde_json::to_value(times).map_err(|e| e.to_string())?;

@@ -10,7 +10,8 @@ use burn::store::ModuleRecord;
 use burn::tensor::{Bytes, Device, FloatDType, Tensor};
 use serde::{Deserialize, Serialize};
 
-use crate::data::ImageShape;
+use crate::data::split::ImageKey;
+use crate::data::{ImageSet, ImageShape};
 use crate::model::{SiameseNet, SiameseNetConfig};
 use crate::training::{ThresholdSource, TrainConfig};
 
@@ -47,6 +48,69 @@ pub struct ModelInfo {
     /// classes; None until the model's first analysis picks one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub unknown_distance: Option<f32>,
+    /// The images it trained and validated on, which every test figure computed with it leaves
+    /// out; None in files of earlier versions, whose figures cannot be checked so.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(test, ts(type = "string"))]
+    pub seen_images: Option<SeenImages>,
+}
+
+/// The keys of the images a model was trained and validated on ([`ImageKey`]: a hash of each
+/// image's decoded pixels), sorted: 8 bytes an image, kept in the model file's metadata as one
+/// base64 string of their little-endian bytes.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct SeenImages(Vec<ImageKey>);
+
+impl SeenImages {
+    pub fn of(set: &ImageSet) -> Self {
+        let mut keys: Vec<ImageKey> = set.origins().iter().map(|origin| origin.key).collect();
+        keys.sort_unstable();
+        keys.dedup();
+        Self(keys)
+    }
+
+    pub fn contains(&self, key: ImageKey) -> bool {
+        self.0.binary_search(&key).is_ok()
+    }
+
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+impl Serialize for SeenImages {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use base64::Engine;
+        let bytes: Vec<u8> = self.0.iter().flat_map(|key| key.0.to_le_bytes()).collect();
+        serializer.serialize_str(&base64::engine::general_purpose::STANDARD.encode(bytes))
+    }
+}
+
+impl<'de> Deserialize<'de> for SeenImages {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        use base64::Engine;
+        use serde::de::Error;
+        let text = String::deserialize(deserializer)?;
+        let bytes = base64::engine::general_purpose::STANDARD
+            .decode(text)
+            .map_err(|err| D::Error::custom(format!("the images it trained on: {err}")))?;
+        if bytes.len() % 8 != 0 {
+            return Err(D::Error::custom(
+                "the images it trained on: not a whole number of 8-byte keys",
+            ));
+        }
+        let mut keys: Vec<ImageKey> = bytes
+            .chunks_exact(8)
+            .map(|key| ImageKey(u64::from_le_bytes(key.try_into().expect("8 bytes"))))
+            .collect();
+        keys.sort_unstable();
+        keys.dedup();
+        Ok(Self(keys))
+    }
 }
 
 /// A class enrolled from a few images: their embeddings, whose mean is its prototype.
@@ -213,6 +277,7 @@ mod tests {
             test_acc: Some(0.9),
             enrolled: Vec::new(),
             unknown_distance: None,
+            seen_images: None,
         }
     }
 
@@ -270,6 +335,36 @@ mod tests {
         let (_, read) = load_model(&older, &device).unwrap();
         assert!(read.enrolled.is_empty() && read.config.held_out().is_empty());
         assert_eq!(read.unknown_distance, None);
+    }
+
+    #[test]
+    fn the_images_a_model_saw_are_kept_in_its_file_eight_bytes_each() {
+        let device = Device::flex();
+        let shape = ImageShape::MNIST;
+        let model = SiameseNetConfig::for_shape(shape).init(&device).unwrap();
+        let mut digits = ImageSet::new(shape, vec!["0".into()]);
+        for value in 0..100 {
+            digits.push(&vec![value as f32 / 255.0; shape.pixels()], 0);
+        }
+        let mut seen = info(shape);
+        seen.seen_images = Some(SeenImages::of(&digits));
+        let without = pollster::block_on(save_model(&model, &info(shape))).unwrap();
+        let file = pollster::block_on(save_model(&model, &seen)).unwrap();
+        let (_, read) = load_model(&file, &device).unwrap();
+        let keys = read.seen_images.unwrap();
+        assert_eq!(keys.len(), 100);
+        assert!((0..100).all(|i| keys.contains(digits.origins()[i].key)));
+        let mut other = ImageSet::new(shape, vec!["0".into()]);
+        other.push(&vec![0.5; shape.pixels()], 0);
+        assert!(!keys.contains(other.origins()[0].key));
+        // 8 bytes an image, as base64 (4 characters for every 3 bytes) in the JSON.
+        let grown = file.len() - without.len();
+        assert!(
+            (1066..1090).contains(&grown),
+            "{grown} bytes for 100 images"
+        );
+        // A file without the field (an earlier version's) reads as unknown.
+        assert_eq!(load_model(&without, &device).unwrap().1.seen_images, None);
     }
 
     /// Casts every weight to half precision, as a model trained in f16 on a GPU has them.

@@ -175,9 +175,24 @@ fn a_folder_is_trained_evaluated_embedded_and_compared_from_the_command_line() {
         one_class.stderr
     );
     // The model of three digits, on all ten of the built-in ones; one of 32x32 is refused there.
+    // Its digits came from the built-in ones: those of them in their test part are left out,
+    // and the figures say so.
     let all_digits = siamese(&["evaluate", "--model", model, "--mnist"]);
     assert!(all_digits.success, "{}", all_digits.stderr);
-    assert_eq!(all_digits.line["test_pairs"], 4000);
+    let left_out = number(&all_digits.line, "seen_images_left_out");
+    assert!(left_out > 0.0, "{}", all_digits.line);
+    assert_eq!(
+        number(&all_digits.line, "test_pairs"),
+        2.0 * (2000.0 - left_out)
+    );
+    assert_eq!(all_digits.line["training_data_changed"], true);
+    assert!(
+        all_digits.stderr.contains(&format!(
+            "note: {left_out} test images were left out: the model trained on them"
+        )),
+        "{}",
+        all_digits.stderr
+    );
     let larger = root.join("larger.siamese");
     let larger = larger.to_str().unwrap();
     let args = [
@@ -199,7 +214,10 @@ fn a_folder_is_trained_evaluated_embedded_and_compared_from_the_command_line() {
     );
     let usage = siamese(&["train", "--data", data, "--epochs", "none"]);
     assert!(
-        !usage.success && usage.stderr.contains("--epochs none"),
+        !usage.success
+            && usage
+                .stderr
+                .contains("--epochs is \"none\": it must be a whole number, 1 or more"),
         "{}",
         usage.stderr
     );
@@ -231,7 +249,7 @@ fn images_kept_on_disk_give_the_same_figures_and_are_decoded_once() {
         assert_eq!(on_disk.line[field], in_memory.line[field], "{field}");
     }
     // The 300 digits, a byte per pixel; the two broken files are not kept.
-    let pixels = Path::new(cache).join("28x28-grey.v1.pixels");
+    let pixels = Path::new(cache).join("28x28-grey.v2.pixels");
     assert_eq!(std::fs::metadata(pixels).unwrap().len(), 300 * 28 * 28);
 
     // A later run finds every image (a renamed file too) and decodes none of them again.
@@ -249,6 +267,9 @@ fn images_kept_on_disk_give_the_same_figures_and_are_decoded_once() {
         evaluated.stderr
     );
     assert_eq!(evaluated.line["test_pairs"], on_disk.line["test_pairs"]);
+    // The cache keeps each image's key: the model knows its images there too.
+    assert_eq!(evaluated.line["seen_images_left_out"], 0);
+    assert_eq!(evaluated.line["training_data_changed"], false);
     let refused = siamese(&["evaluate", "--model", model, "--mnist", "--cache", cache]);
     assert!(
         !refused.success && refused.stderr.contains("the built-in digits need none"),
@@ -399,4 +420,121 @@ fn held_out_digits_are_unknown_then_enrolled_from_the_command_line() {
     assert_eq!(enrolled["enrolled"][1]["name"], "9", "{enrolled}");
     assert_eq!(enrolled["enrolled"][1]["images"], 5, "{enrolled}");
     assert!(number(enrolled, "enrolled_acc") > 0.3, "{enrolled}");
+}
+
+/// `siamese split` of `args`: each line's path, class and part.
+fn split(args: &[&str]) -> Vec<(String, String, String)> {
+    let output = Command::new(env!("CARGO_BIN_EXE_siamese"))
+        .arg("split")
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let stdout = String::from_utf8(output.stdout).unwrap();
+    let mut lines = stdout.lines();
+    assert_eq!(lines.next(), Some("path\tclass\tpart"));
+    lines
+        .map(|line| match line.split('\t').collect::<Vec<_>>()[..] {
+            [path, class, part] => (path.into(), class.into(), part.into()),
+            _ => panic!("{line}"),
+        })
+        .collect()
+}
+
+#[test]
+fn a_folder_changed_after_training_is_evaluated_without_the_images_the_model_saw() {
+    let root = std::env::temp_dir().join(format!("siamese-cli-changed-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&root);
+    let folder = digit_folder(&root);
+    let data = folder.to_str().unwrap();
+    let model = root.join("digits.siamese");
+    let model = model.to_str().unwrap();
+    let trained = siamese(&["train", "--data", data, "--epochs", "1", "--save", model]);
+    assert!(trained.success, "{}", trained.stderr);
+    // Every usable image, by its path on disk, with its class and part.
+    let before = split(&["--data", data]);
+    assert_eq!(before.len(), 300);
+    for (path, class, part) in &before {
+        assert!(Path::new(path).is_file(), "{path}");
+        assert_eq!(
+            Path::new(path)
+                .parent()
+                .unwrap()
+                .file_name()
+                .unwrap()
+                .to_str(),
+            Some(class.as_str())
+        );
+        assert!(
+            ["train", "validation", "test"].contains(&part.as_str()),
+            "{part}"
+        );
+    }
+    let count =
+        |list: &[(String, String, String)], part: &str| list.iter().filter(|l| l.2 == part).count();
+    assert_eq!(count(&before, "test"), 60);
+
+    // Ten more digits, and a copy of a training image under another name.
+    let digits = parse_mnist(MNIST).unwrap();
+    let zeros = (0..digits.len()).filter(|&i| digits.labels()[i] == 0);
+    for (n, index) in zeros.skip(PER_CLASS).take(10).enumerate() {
+        let pixels = digits
+            .image(index)
+            .into_iter()
+            .map(|v| (v * 255.0).round() as u8);
+        let image = image::GrayImage::from_raw(28, 28, pixels.collect()).unwrap();
+        image.save(folder.join(format!("0/new-{n}.png"))).unwrap();
+    }
+    let original = &before
+        .iter()
+        .find(|(_, _, part)| part == "train")
+        .unwrap()
+        .0;
+    let copy = Path::new(original).with_file_name("copy.png");
+    std::fs::copy(original, &copy).unwrap();
+    let after = split(&["--data", data]);
+    assert_eq!(after.len(), 311);
+    let part_of = |path: &str| &after.iter().find(|l| l.0 == path).unwrap().2;
+    assert_eq!(part_of(copy.to_str().unwrap()), part_of(original));
+
+    // The test images the model trained or validated on are left out of its figures.
+    let seen = after
+        .iter()
+        .filter(|(path, _, part)| {
+            part == "test" && before.iter().any(|(p, _, was)| p == path && was != "test")
+        })
+        .count();
+    let evaluated = siamese(&["evaluate", "--model", model, "--data", data]);
+    assert!(evaluated.success, "{}", evaluated.stderr);
+    assert_eq!(evaluated.line["seen_images_left_out"], seen);
+    assert_eq!(evaluated.line["training_data_changed"], true);
+    assert_eq!(
+        evaluated.line["test_pairs"],
+        2 * (count(&after, "test") - seen)
+    );
+    assert_eq!(
+        evaluated.line["test_pairs_similar"],
+        count(&after, "test") - seen
+    );
+    // Compared, the copy is an image the model trained on; a new digit is not.
+    let compared = siamese(&[
+        "compare",
+        "--model",
+        model,
+        copy.to_str().unwrap(),
+        folder.join("0/new-0.png").to_str().unwrap(),
+    ]);
+    assert!(compared.success, "{}", compared.stderr);
+    assert_eq!(
+        (
+            compared.line["left_seen"].clone(),
+            compared.line["right_seen"].clone()
+        ),
+        (true.into(), false.into())
+    );
+    std::fs::remove_dir_all(&root).unwrap();
 }

@@ -176,6 +176,7 @@ fn a_short_run_on_mnist_learns_to_tell_digits_apart() {
         test_acc: Some(evaluation.test_acc_best),
         enrolled: Vec::new(),
         unknown_distance: None,
+        seen_images: None,
     };
     let file = pollster::block_on(save_model(&trained.model, &info)).unwrap();
     let (loaded, _) = load_model(&file, &device).unwrap();
@@ -241,9 +242,9 @@ fn a_run_that_fails_after_a_good_epoch_keeps_that_epochs_model() {
             .with_validation_split(0.0)
             .with_seed(seed)
     };
-    let mut grid = [0.05, 0.1, 0.2]
+    let mut grid = [0.05, 0.1, 0.2, 0.4]
         .into_iter()
-        .flat_map(|rate| (0..4).map(move |seed| (rate, seed)));
+        .flat_map(|rate| (0..6).map(move |seed| (rate, seed)));
     let (config, data, trained, record) = grid
         .find_map(|(learning_rate, seed)| {
             let config = config_for(learning_rate, seed);
@@ -306,15 +307,30 @@ fn a_run_whose_embeddings_collapse_stops_with_a_clear_error() {
 #[test]
 fn settings_that_cannot_train_are_refused_before_training() {
     let (train_set, _) = small_mnist();
-    for (config, word) in [
-        (TrainConfig::new().with_epochs(0), "epochs"),
-        (TrainConfig::new().with_batch_size(0), "batch"),
-        (TrainConfig::new().with_margin(0.0), "margin"),
-        (TrainConfig::new().with_learning_rate(-1.0), "learning rate"),
-        (TrainConfig::new().with_validation_split(1.0), "validation"),
+    for (config, expected) in [
+        (
+            TrainConfig::new().with_epochs(0),
+            "epochs is \"0\": it must be a whole number, 1 or more",
+        ),
+        (
+            TrainConfig::new().with_batch_size(0),
+            "batch_size is \"0\": it must be a whole number, 1 or more",
+        ),
+        (
+            TrainConfig::new().with_margin(0.0),
+            "margin is \"0\": it must be a number above 0",
+        ),
+        (
+            TrainConfig::new().with_learning_rate(-1.0),
+            "learning_rate is \"-1\": it must be a number above 0",
+        ),
+        (
+            TrainConfig::new().with_validation_split(1.0),
+            "validation_split is \"1\": it must be a number from 0 to 0.9",
+        ),
     ] {
         let err = TrainingData::split(&train_set, &config).err().unwrap();
-        assert!(err.to_string().contains(word), "{err}");
+        assert_eq!(err.to_string(), format!("invalid settings: {expected}"));
     }
 }
 

@@ -10,6 +10,7 @@ use siamese_web::rng::SeededRng;
 use siamese_web::session::messages::{
     BackendChoice, Command, ImageRef, Reply, Request, UnknownQueries, UploadedFile, WebGpuSupport,
 };
+use siamese_web::session::settings::RunSettings;
 use siamese_web::session::{Host, Session};
 use siamese_web::training::{ThresholdSource, TrainConfig};
 
@@ -92,9 +93,7 @@ fn mnist(train_images: usize, test_images: usize) -> Command {
 
 fn train(config: TrainConfig) -> Command {
     Command::Train {
-        config,
-        backend: BackendChoice::Cpu,
-        workers: None,
+        settings: RunSettings::of(&config, BackendChoice::Cpu, 1),
     }
 }
 
@@ -140,7 +139,52 @@ fn file(class_name: &str, index: usize, bytes: Vec<u8>) -> UploadedFile {
         class_name: class_name.into(),
         file_name: format!("{class_name}/{index}.png"),
         bytes,
+        group: None,
+        key: None,
     }
+}
+
+/// A distinct 28x28 image for each `id`: a class's stroke (`class` 0-2) moved by the id.
+fn drawn(class: usize, id: usize) -> Vec<u8> {
+    png(28, |x, y| {
+        let (x, y, id) = (x as usize, y as usize, id);
+        let on = match class {
+            0 => (x + id % 7).abs_diff(14) < 3,
+            1 => (y + id % 7).abs_diff(14) < 3,
+            _ => (x + y + id % 5).abs_diff(28) < 3,
+        };
+        if on {
+            200 + (id / 7 % 50) as u8
+        } else {
+            (id % 3) as u8
+        }
+    })
+}
+
+/// `per_class` distinct images of each of three classes, named `a/0.png`...
+fn three_classes(per_class: usize) -> Vec<UploadedFile> {
+    (0..3 * per_class)
+        .map(|i| file(["a", "b", "c"][i % 3], i, drawn(i % 3, i / 3)))
+        .collect()
+}
+
+/// The split list's lines as (path, class, part).
+fn split_list(session: &Session) -> Vec<(String, String, String)> {
+    let replies = run(session, Command::SplitList { settings: None });
+    let tsv = find!(replies, Reply::SplitList { tsv, .. } => tsv.clone());
+    let mut lines = tsv.lines();
+    assert_eq!(lines.next(), Some("path\tclass\tpart"));
+    lines
+        .map(|line| {
+            let fields: Vec<&str> = line.split('\t').collect();
+            assert_eq!(fields.len(), 3, "{line}");
+            (fields[0].into(), fields[1].into(), fields[2].into())
+        })
+        .collect()
+}
+
+fn part_of<'a>(list: &'a [(String, String, String)], path: &str) -> &'a str {
+    &list.iter().find(|(p, _, _)| p == path).unwrap().2
 }
 
 /// Loads `files` through the three file commands, as the page sends them.
@@ -227,13 +271,12 @@ fn commands_without_what_they_need_say_what_to_do_first() {
     assert_refused(
         &session,
         train(config.with_epochs(0)),
-        "epochs must be at least 1",
+        "invalid settings: epochs is \"0\": it must be a whole number, 1 or more",
     );
     // WebGPU chosen where there is none is refused; Auto trains on the CPU and says why.
+    let one_epoch = TrainConfig::new().with_epochs(1);
     let webgpu = Command::Train {
-        config: TrainConfig::new().with_epochs(1),
-        backend: BackendChoice::Webgpu,
-        workers: None,
+        settings: RunSettings::of(&one_epoch, BackendChoice::Webgpu, 1),
     };
     assert_refused(
         &session,
@@ -241,11 +284,22 @@ fn commands_without_what_they_need_say_what_to_do_first() {
         "WebGPU was chosen but the tests run without a GPU",
     );
     let no_workers = Command::Train {
-        config: TrainConfig::new().with_epochs(1),
-        backend: BackendChoice::Cpu,
-        workers: Some(0),
+        settings: RunSettings::of(&one_epoch, BackendChoice::Cpu, 0),
     };
-    assert_refused(&session, no_workers, "workers must be 1 to 64, not 0");
+    assert_refused(
+        &session,
+        no_workers,
+        "workers is \"0\": it must be a whole number from 1 to 64",
+    );
+    // A validation split that leaves a class nothing to train on is named.
+    let tiny = Session::new();
+    upload(&tiny, 28, three_classes(2));
+    let most = TrainConfig::new().with_validation_split(0.9);
+    assert_refused(
+        &tiny,
+        train(most),
+        "validation_split 0.9 leaves too little to train on",
+    );
 }
 
 #[test]
@@ -261,9 +315,10 @@ fn a_run_is_trained_tested_analysed_used_saved_and_loaded_on_one_set_of_test_pai
     let replies = run(
         &session,
         Command::Train {
-            config: TrainConfig::new().with_epochs(1),
-            backend: BackendChoice::Auto,
-            workers: None,
+            settings: RunSettings {
+                epochs: Some("1".into()),
+                ..RunSettings::default()
+            },
         },
     );
     let (backend, reason) = find!(replies, Reply::Backend { backend, reason } => (backend, reason));
@@ -405,9 +460,19 @@ fn classes_held_out_of_training_are_unknown_until_enrolled_from_a_few_images() {
     let replies = run(&session, train(config));
     let report = find!(replies, Reply::Done(report) => report);
     let analysis = find!(replies, Reply::Analysis(analysis) => analysis);
-    // Test figures are on the pairs of the trained digits: fewer, and the same in both.
+    // Test figures are on pairs of the trained digits' test images, one similar and one
+    // dissimilar partner for each: fewer, balanced, and the same in both.
     assert!(report.result.test_pairs < 2 * test_images * 9 / 10);
+    assert_eq!(report.result.test_pairs, 2 * analysis.test_images);
+    assert_eq!(
+        2 * report.result.test_pairs_similar,
+        report.result.test_pairs
+    );
     assert_eq!(analysis.test_pairs, report.result.test_pairs);
+    assert_eq!(
+        analysis.test_pairs_similar,
+        report.result.test_pairs_similar
+    );
     assert_eq!(analysis.pair_acc, report.result.test_acc_best);
     assert_eq!(analysis.one_shot_ways, 8);
 
@@ -660,8 +725,8 @@ fn an_analysis_overtaken_by_new_data_is_dropped() {
 
 #[test]
 fn a_tiny_upload_shows_no_test_figure_it_cannot_measure_and_says_why() {
-    // Two classes of three images: 20 % held out rounds to one test image per class, which
-    // cannot make a similar pair; the validation part rounds to nothing.
+    // Two classes of three different images: 20 % held out rounds to one test image per class,
+    // which cannot make a similar pair; the validation part rounds to nothing.
     let session = Session::new();
     let files = (0..6)
         .map(|i| {
@@ -671,7 +736,7 @@ fn a_tiny_upload_shows_no_test_figure_it_cannot_measure_and_says_why() {
                 i,
                 png(28, |x, y| {
                     if (i % 2 == 0) == (x % 6 < 3) {
-                        230 + (y % 3) as u8
+                        230 + ((y as usize + i) % 7) as u8
                     } else {
                         10
                     }
@@ -834,7 +899,7 @@ fn malformed_model_files_images_and_messages_get_clear_errors_and_the_session_go
 
     // Messages with fields missing, of the wrong type, or cut: an error that names the problem.
     let valid = [
-        r#"{"id":1,"type":"train","config":{"epochs":1,"batch_size":64,"learning_rate":0.001,"margin":1,"validation_split":0.2,"seed":42},"backend":"cpu"}"#,
+        r#"{"id":1,"type":"train","settings":{"epochs":"1","batch_size":"64","learning_rate":"0.001","margin":"1","validation_split":"0.2","seed":"42","backend":"cpu"}}"#,
         r#"{"id":2,"type":"compare","left":{"kind":"test","index":0},"right":{"kind":"test","index":1}}"#,
         r#"{"id":3,"type":"begin_files","total":3,"channels":1,"height":28,"width":28}"#,
         r#"{"id":4,"type":"use_mnist","url":"x","train_images":null,"test_images":10}"#,
@@ -853,7 +918,7 @@ fn malformed_model_files_images_and_messages_get_clear_errors_and_the_session_go
     for (text, expected) in [
         (
             r#"{"id":5,"type":"train","backend":"cpu"}"#,
-            "missing field `config`",
+            "missing field `settings`",
         ),
         (r#"{"id":6,"type":"fly"}"#, "unknown variant `fly`"),
         (r#"{"type":"stop"}"#, "missing field `id`"),
@@ -870,4 +935,197 @@ fn malformed_model_files_images_and_messages_get_clear_errors_and_the_session_go
     eprintln!("{cases} malformed inputs, each answered without a panic");
     // Still the same session, still usable.
     assert_eq!(compare(), before);
+}
+
+#[test]
+fn a_model_knows_what_it_saw_and_leaves_it_out_of_its_figures_after_the_data_changes() {
+    let session = Session::new();
+    upload(&session, 28, three_classes(50));
+    let trained = run(&session, train(TrainConfig::new().with_epochs(1)));
+    let report = find!(trained, Reply::Done(report) => report);
+    let analysis = find!(trained, Reply::Analysis(analysis) => analysis);
+    // Just trained: nothing of the test part was seen, and the data is what it trained on.
+    assert_eq!(report.result.test_pairs, 2 * 30);
+    assert_eq!(
+        (
+            analysis.seen_images_left_out,
+            analysis.training_data_changed
+        ),
+        (Some(0), Some(false))
+    );
+    let before = split_list(&session);
+    let saved = run(&session, Command::SaveModel);
+    let model = find!(saved, Reply::ModelFile { bytes, .. } => bytes.clone());
+
+    // Ten new images and a copy of a training image under a new name, after the others.
+    let trained_image = before.iter().find(|(_, _, part)| part == "train").unwrap();
+    let trained_index: usize = trained_image.0[2..]
+        .trim_end_matches(".png")
+        .parse()
+        .unwrap();
+    let mut files = three_classes(50);
+    files.extend((150..160).map(|i| file(["a", "b", "c"][i % 3], i, drawn(i % 3, i / 3 + 100))));
+    let copy = trained_index % 3;
+    files.push(UploadedFile {
+        file_name: format!("{}/copy.png", ["a", "b", "c"][copy]),
+        ..file(["a", "b", "c"][copy], 0, drawn(copy, trained_index / 3))
+    });
+    let replies = upload(&session, 28, files);
+    let analysis = find!(replies, Reply::Analysis(analysis) => analysis);
+    assert_eq!(analysis.training_data_changed, Some(true));
+    let after = split_list(&session);
+    // No image the model trained or validated on is a test image of its figures: any that the
+    // edit moved into the test part is listed as seen, and counted as left out.
+    let seen_before = |path: &str| {
+        before
+            .iter()
+            .any(|(p, _, part)| p == path && (part == "train" || part == "validation"))
+    };
+    assert!(
+        after
+            .iter()
+            .all(|(path, _, part)| part != "test" || !seen_before(path))
+    );
+    let seen = after.iter().filter(|(_, _, part)| part == "seen").count();
+    assert_eq!(analysis.seen_images_left_out, Some(seen));
+    // The copy falls where its original is, and so do images the edit did not touch.
+    let copy_name = format!("{}/copy.png", ["a", "b", "c"][copy]);
+    assert_eq!(
+        part_of(&after, &copy_name),
+        part_of(&after, &trained_image.0)
+    );
+    let moved = before
+        .iter()
+        .filter(|(path, _, part)| {
+            let now = part_of(&after, path);
+            now != part && !(part == "test" && now == "seen")
+        })
+        .count();
+    assert!(moved <= 3, "{moved} images changed parts");
+    let evaluated = run(&session, Command::Evaluate);
+    let (pairs, left_out) = find!(evaluated, Reply::Evaluated { test_pairs, seen_images_left_out, .. } => (*test_pairs, *seen_images_left_out));
+    assert_eq!((pairs, left_out), (analysis.test_pairs, Some(seen)));
+    assert_eq!(
+        pairs,
+        2 * (after.iter().filter(|(_, _, p)| p == "test").count())
+    );
+
+    // The saved model, loaded into another session with the changed data, says the same.
+    let other = Session::new();
+    upload(&other, 28, three_classes(50));
+    let loaded = run(
+        &other,
+        Command::LoadModel {
+            file_name: "saved.siamese".into(),
+            bytes: model.clone(),
+        },
+    );
+    let analysis = find!(loaded, Reply::Analysis(analysis) => analysis);
+    assert_eq!(
+        (
+            analysis.seen_images_left_out,
+            analysis.training_data_changed
+        ),
+        (Some(0), Some(false))
+    );
+    // Compared, a training image is known as seen, a new one is not.
+    let compared = run(
+        &session,
+        Command::Compare {
+            left: ImageRef::File {
+                file_name: "x.png".into(),
+                bytes: drawn(copy, trained_index / 3),
+            },
+            right: ImageRef::File {
+                file_name: "y.png".into(),
+                bytes: drawn(0, 999),
+            },
+        },
+    );
+    let seen =
+        find!(compared, Reply::Compared { left_seen, right_seen, .. } => (*left_seen, *right_seen));
+    assert_eq!(seen, (Some(true), Some(false)));
+}
+
+#[test]
+fn a_model_file_that_does_not_say_what_it_saw_is_used_and_said_to_be_unchecked() {
+    let session = Session::new();
+    upload(&session, 28, three_classes(20));
+    run(&session, train(TrainConfig::new().with_epochs(1)));
+    let saved = run(&session, Command::SaveModel);
+    let model = find!(saved, Reply::ModelFile { bytes, .. } => bytes.clone());
+    // The file as an earlier version wrote it: the same, without the images it saw.
+    let (info, weights) = siamese_web::model_file::read_model_info(&model).unwrap();
+    let mut metadata = serde_json::to_value(&info).unwrap();
+    metadata.as_object_mut().unwrap().remove("seen_images");
+    let metadata = serde_json::to_vec(&metadata).unwrap();
+    let mut older = b"SIAMWEB\x01".to_vec();
+    older.extend((metadata.len() as u32).to_le_bytes());
+    older.extend((weights.len() as u64).to_le_bytes());
+    older.extend(&metadata);
+    older.extend(weights);
+    let loaded = run(
+        &session,
+        Command::LoadModel {
+            file_name: "older.siamese".into(),
+            bytes: older,
+        },
+    );
+    let analysis = find!(loaded, Reply::Analysis(analysis) => analysis);
+    assert_eq!(
+        (
+            analysis.seen_images_left_out,
+            analysis.training_data_changed
+        ),
+        (None, None)
+    );
+    assert!(analysis.pair_acc.is_some());
+}
+
+#[test]
+fn camera_holds_and_group_folders_fall_on_one_side_of_the_split_whole() {
+    // Class a: 5 holds of 7 near-identical frames each; class b: 35 single images.
+    let mut files: Vec<UploadedFile> = (0..35)
+        .map(|i| UploadedFile {
+            group: Some(format!("hold {}", i / 7)),
+            ..file("a", i, drawn(0, i))
+        })
+        .collect();
+    files.extend((0..35).map(|i| file("b", 100 + i, drawn(1, i))));
+    let session = Session::new();
+    let loaded = upload(&session, 28, files);
+    let summary = find!(loaded, Reply::DatasetLoaded(summary) => summary);
+    // One hold (7 frames) of class a and 7 of class b's images are test images.
+    assert_eq!((summary.test_images, summary.test_groups), (14, 8));
+    assert_eq!((summary.train_images, summary.train_groups), (56, 32));
+    let list = split_list(&session);
+    for hold in 0..5 {
+        let parts: Vec<&str> = (hold * 7..hold * 7 + 7)
+            .map(|i| part_of(&list, &format!("a/{i}.png")))
+            .collect();
+        assert!(parts.iter().all(|part| *part == parts[0]), "{parts:?}");
+    }
+}
+
+#[test]
+fn an_image_under_two_classes_is_named_with_both_and_falls_on_one_side() {
+    let mut files = three_classes(10);
+    files.push(UploadedFile {
+        file_name: "c/same-as-a0.png".into(),
+        ..file("c", 0, drawn(0, 0))
+    });
+    let session = Session::new();
+    let loaded = upload(&session, 28, files);
+    let summary = find!(loaded, Reply::DatasetLoaded(summary) => summary);
+    assert_eq!(summary.duplicates.len(), 1, "{:?}", summary.duplicates);
+    let warning = &summary.duplicates[0];
+    assert!(
+        warning.contains("a/0.png (a)") && warning.contains("c/same-as-a0.png (c)"),
+        "{warning}"
+    );
+    let list = split_list(&session);
+    assert_eq!(
+        part_of(&list, "a/0.png"),
+        part_of(&list, "c/same-as-a0.png")
+    );
 }

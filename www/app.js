@@ -2,7 +2,7 @@
 // All computation happens in the worker's session (src/session/); the controller (controller.js,
 // shared with the widget) runs the worker; this file only shows what they report.
 import {
-  droppedFiles, thumbnailCanvas, describeWebGpu, formatSeconds, percent, runProgress, progressValueText, DEFAULT_WORKERS,
+  droppedFiles, thumbnailCanvas, describeWebGpu, formatSeconds, percent, runProgress, progressValueText, DEFAULT_WORKERS, seenImagesNote,
 } from './trainer.js';
 import { TrainingController } from './controller.js';
 import { LossChart, histogramChart, rocChart, embeddingMap, detChart } from './charts.js';
@@ -74,6 +74,7 @@ function refreshButtons() {
   $('enrol-held-out').disabled = training || state.openSet?.unknowns.kind !== 'held_out';
   $('download-model').disabled = !state.model;
   $('export-projector').disabled = training || !state.analysed;
+  $('download-split').disabled = training || !state.dataset || Boolean(state.dataset.problem);
   $('load-model').disabled = training;
   $('camera-record').disabled = training || !camera.on;
   for (const button of /** @type {NodeListOf<HTMLButtonElement>} */ (document.querySelectorAll('#own-classes button'))) {
@@ -369,8 +370,9 @@ function startRecording() {
   $('camera-count').setAttribute('aria-live', 'off');
   const before = state.samples.classes.get(name)?.length ?? 0;
   const captures = [];
+  const hold = `${name}/camera hold ${new Date().toISOString()}`;
   const take = () => captures.push(camera.capture().then((blob) => {
-    state.samples.addCapture(name, blob);
+    state.samples.addCapture(name, blob, hold);
     $('camera-count').textContent = `${name}: ${state.samples.classes.get(name).length} images`;
   }));
   take();
@@ -393,6 +395,9 @@ async function stopRecording() {
   ownImagesChanged();
 }
 
+/** " in N groups" where groups make the images fewer. */
+const groups = (images, groups) => (groups === images ? '' : ` (${groups} groups)`);
+
 /** @param {Extract<Message, { type: 'dataset_loaded' }>} summary */
 function showDataset(summary) {
   state.dataset = summary;
@@ -403,9 +408,19 @@ function showDataset(summary) {
   const box = $('dataset-summary');
   box.replaceChildren();
   const title = document.createElement('p');
-  title.textContent = `${summary.name}: ${summary.train_images} training and ${summary.test_images} test images, ` +
+  title.textContent = `${summary.name}: ${summary.train_images} training${groups(summary.train_images, summary.train_groups)} ` +
+    `and ${summary.test_images} test images${groups(summary.test_images, summary.test_groups)}, ` +
     `${summary.classes.length} classes, ${summary.width}×${summary.height} ${summary.channels === 1 ? 'grey' : 'RGB'}.`;
   box.append(title);
+  if (summary.train_groups !== summary.train_images || summary.test_groups !== summary.test_images) {
+    const hint = document.createElement('p');
+    hint.className = 'hint';
+    hint.textContent = 'A group (the frames of one camera hold, the files of an @folder, copies of one image) ' +
+      'stays on one side of the split, so no test image has a twin in training.';
+    box.append(hint);
+  }
+  // Their keys came with the load: the kept project holds them from now on.
+  if (state.ownData) keepProjectSoon();
   // The user's own classes have their editable cards below; the digits get the session's.
   if (state.ownData) {
     // A load answered during a camera hold counts the data before it: a class begun by the hold
@@ -428,6 +443,7 @@ function showDataset(summary) {
   box.append(classes);
   for (const error of summary.file_errors) showMessage(`Skipped ${error}`, 'warning');
   for (const note of summary.file_notes) showMessage(note, 'warning');
+  for (const duplicate of summary.duplicates) showMessage(duplicate, 'warning');
   if (summary.problem) showMessage(`This data cannot train yet: ${summary.problem}.`);
   refreshButtons();
   if (params.get('autostart') === '1' && !summary.problem && !state.autostarted) {
@@ -438,34 +454,11 @@ function showDataset(summary) {
 
 // ---- training --------------------------------------------------------------------------
 
-function readSettings() {
-  const form = new FormData($('settings'));
-  const number = (name) => Number(form.get(name));
-  return {
-    config: {
-      epochs: number('epochs'),
-      batch_size: number('batch_size'),
-      learning_rate: number('learning_rate'),
-      margin: number('margin'),
-      validation_split: number('validation_split'),
-      seed: number('seed'),
-      held_out_classes: heldOutClasses(String(form.get('held_out_classes') ?? '')),
-    },
-    backend: /** @type {import('./messages').BackendChoice} */ (form.get('backend')),
-    workers: number('workers'),
-  };
-}
-
-/** "8, 9" as ['8', '9']; none as null, the session's "nothing held out". */
-function heldOutClasses(text) {
-  const names = text.split(',').map((name) => name.trim()).filter(Boolean);
-  return names.length ? names : null;
-}
-
 function startTraining() {
-  const { config, backend, workers } = readSettings();
+  // Sent as typed: the session reads and checks every setting, and names one it refuses.
+  const settings = settingsFields();
   // WebGPU chosen during a run, where the CPU-only module runs: the full one comes first.
-  if (backend === 'webgpu' && controller.useWebGpuModule()) {
+  if (settings.backend === 'webgpu' && controller.useWebGpuModule()) {
     showMessage('WebGPU needs the full module: it is loading with your data; press Train again when it is ready.', 'warning');
     return;
   }
@@ -476,11 +469,11 @@ function startTraining() {
   $('progress').value = 0;
   $('progress').setAttribute('aria-valuetext', 'Starting');
   $('progress-text').textContent = 'Starting…';
-  $('progress-announce').textContent = `Training started: ${config.epochs} epoch(s).`;
+  $('progress-announce').textContent = `Training started: ${settings.epochs} epoch(s).`;
   $('epoch-status').textContent = '';
   delete $('epoch-status').dataset.memory;
-  lossChart.reset(config.epochs);
-  controller.train(config, backend, workers);
+  lossChart.reset(Number(settings.epochs) || 1);
+  controller.train(settings);
 }
 
 /** @param {import('./messages').BatchProgress} p */
@@ -541,7 +534,8 @@ function showResults({ result, evaluation, gallery, stopped, interrupted, note }
       <tr><th>Test pair accuracy at the best threshold</th><td>${figure(result.test_acc_best)}</td></tr>
       <tr><th>ROC AUC</th><td>${figure(result.auc, (auc) => auc.toFixed(4))}</td></tr>
     </table>
-    <p class="hint">On ${result.test_pairs} test pairs of images held out of training.</p>`;
+    <p class="hint">On ${result.test_pairs} test pairs (${result.test_pairs_similar} of one class, the rest of two) ` +
+    'of images held out of training.</p>';
   if (note) showMessage(note, 'warning');
   if (evaluation) {
     state.histogram = histogramChart($('histogram-chart'), evaluation, result.best_threshold, state.histogram);
@@ -592,7 +586,7 @@ function compareRandom() {
 }
 
 /** @param {Extract<Message, { type: 'compared' }>} comparison */
-function showComparison({ distance, threshold, dissimilar, left, right, left_recognised, right_recognised }) {
+function showComparison({ distance, threshold, dissimilar, left, right, left_recognised, right_recognised, left_seen, right_seen }) {
   const card = pairCard(left, right,
     `D = ${distance.toFixed(3)}: ${dissimilar ? 'dissimilar' : 'similar'} (threshold ${threshold.toFixed(3)})`, true);
   const recognised = document.createElement('p');
@@ -600,6 +594,8 @@ function showComparison({ distance, threshold, dissimilar, left, right, left_rec
   recognised.textContent = left_recognised && right_recognised
     ? `First: ${describeRecognition(left_recognised)}. Second: ${describeRecognition(right_recognised)}.`
     : 'Load data of the model\'s image size to recognise the images as its classes.';
+  const seen = [left_seen && 'the first', right_seen && 'the second'].filter(Boolean);
+  if (seen.length) recognised.textContent += ` The model trained on ${seen.join(' and ')} image.`;
   $('compare-result').replaceChildren(card, recognised);
 }
 
@@ -635,8 +631,11 @@ function showAnalysis(report) {
     ['Chance for one-shot', figure(report.one_shot_ways ? 1 / report.one_shot_ways : null)],
   ]);
   const caption = document.createElement('p');
-  caption.textContent = report.note ?? `On ${report.test_images} test images.`;
+  caption.textContent = report.note ?? `On ${report.test_images} test images${seenImagesNote(report.seen_images_left_out)}.`;
+  caption.dataset.seenLeftOut = String(report.seen_images_left_out);
   $('analysis').replaceChildren(table, caption);
+  // A model trained on other images than these (the data changed, or a model of other data).
+  if (report.training_data_changed != null) state.outOfDate = report.training_data_changed;
   $('analysis').dataset.result = JSON.stringify({
     pair_acc: report.pair_acc, knn_acc: report.knn_acc, one_shot_acc: report.one_shot_acc, one_shot_ways: report.one_shot_ways,
   });
@@ -763,6 +762,13 @@ async function exportProjector() {
   const reply = await controller.request({ type: 'export_projector_archive' });
   if (reply.type !== 'projector_archive') return; // the error is shown by onWorkerMessage
   saveFile(reply.file_name, reply.bytes, 'application/zip');
+}
+
+/** The part of every image, as `siamese split` lists it, with the current model's settings. */
+async function downloadSplit() {
+  const reply = await controller.request({ type: 'split_list', config: null });
+  if (reply.type !== 'split_list') return; // the error is shown by onWorkerMessage
+  saveFile(reply.file_name, new TextEncoder().encode(reply.tsv), 'text/tab-separated-values');
 }
 
 function showMapPoint(point, className) {
@@ -1062,9 +1068,19 @@ function fillSettings(defaults) {
   }
   // The kept project's backend and workers, which the session's defaults do not hold.
   const backend = state.projectSettings?.backend;
-  if (backend && !params.has('backend')) $('settings').elements.backend.value = backend;
+  if (backend && !params.has('backend')) chooseBackend(backend);
   $('settings').elements.workers.value = params.get('workers') ?? state.projectSettings?.workers ?? DEFAULT_WORKERS;
   matchModuleToBackend();
+}
+
+/** Selects `backend`, one the form offers or not: a link's unknown value stays as given, for
+ * the session to refuse by name rather than the form to drop. */
+function chooseBackend(backend) {
+  const select = $('settings').elements.backend;
+  if (![...select.options].some((option) => option.value === backend)) {
+    select.append(new Option(`${backend} (from the link)`, backend));
+  }
+  select.value = backend;
 }
 
 /** WebGPU chosen where the worker loaded the CPU-only module: the full one replaces it. */
@@ -1074,7 +1090,7 @@ function matchModuleToBackend() {
 
 function applyDeepLink() {
   const backend = params.get('backend');
-  if (backend) $('settings').elements.backend.value = backend;
+  if (backend) chooseBackend(backend);
   if (params.get('dataset') === 'mnist') useMnist();
 }
 
@@ -1106,6 +1122,7 @@ $('neighbour-file').addEventListener('change', (e) => findNeighbours(e.target.fi
 $('unknown-distance').addEventListener('input', previewUnknownDistance);
 $('map-epoch').addEventListener('input', showMapFrame);
 $('export-projector').addEventListener('click', exportProjector);
+$('download-split').addEventListener('click', downloadSplit);
 $('unknown-distance').addEventListener('change', (e) =>
   controller.send({ type: 'set_unknown_distance', distance: Number(e.target.value) }));
 $('enrol').addEventListener('click', enrolFiles);

@@ -4,9 +4,9 @@
 // session again (controller.useFiles), which decodes, checks and splits it as for any upload.
 // A new drop replaces the files that came from the disk, where they still are; camera frames
 // exist nowhere else, so they stay until their class or they are deleted.
-import { classOf } from './trainer.js';
+import { classOf, groupOf } from './trainer.js';
 
-/** @typedef {{ file: File, path: string }} Entry */
+/** @typedef {{ file: File, path: string, group?: string }} Entry */
 
 export class ClassCollection {
   constructor() {
@@ -14,6 +14,9 @@ export class ClassCollection {
     this.classes = new Map();
     /** The frames taken from the camera. @type {Set<File>} */
     this.captures = new Set();
+    /** The group of each file in one (the frames of a camera hold, the files of a group folder):
+     * the split keeps a group on one side. @type {Map<File, string>} */
+    this.groups = new Map();
     this.framesTaken = 0;
   }
 
@@ -29,7 +32,12 @@ export class ClassCollection {
       if (kept.length) this.classes.set(name, kept);
       else this.classes.delete(name);
     }
-    for (const { file, path } of entries) this.add(classOf(path, file.name), file);
+    this.groups = new Map([...this.groups].filter(([file]) => this.captures.has(file)));
+    for (const { file, path } of entries) {
+      this.add(classOf(path, file.name), file);
+      const group = groupOf(path);
+      if (group) this.groups.set(file, group);
+    }
   }
 
   /** @param {string} className @param {File} file */
@@ -39,11 +47,14 @@ export class ClassCollection {
     this.classes.set(className, files);
   }
 
-  /** A camera frame into `className`, named so its class survives the trip (`name/camera-7.jpg`). @param {string} className @param {Blob} blob */
-  addCapture(className, blob) {
+  /** A camera frame into `className`, named so its class survives the trip (`name/camera-7.jpg`),
+   * of the group of its hold (frames of one hold are near twins: they go to one side of the split).
+   * @param {string} className @param {Blob} blob @param {string} hold */
+  addCapture(className, blob, hold) {
     this.framesTaken += 1;
     const file = new File([blob], `camera-${this.framesTaken}.jpg`, { type: blob.type });
     this.captures.add(file);
+    this.groups.set(file, hold);
     this.add(className, file);
   }
 
@@ -63,33 +74,39 @@ export class ClassCollection {
   }
 
   delete(className) {
-    for (const file of this.classes.get(className) ?? []) this.captures.delete(file);
+    for (const file of this.classes.get(className) ?? []) {
+      this.captures.delete(file);
+      this.groups.delete(file);
+    }
     this.classes.delete(className);
   }
 
   /** Removes one file; a class left empty goes with it. */
   remove(className, file) {
     this.captures.delete(file);
+    this.groups.delete(file);
     const files = (this.classes.get(className) ?? []).filter((f) => f !== file);
     if (files.length) this.classes.set(className, files);
     else this.classes.delete(className);
   }
 
-  /** Each class with its files, each file marked when it came from the camera (for a project). */
+  /** Each class with its files, each file marked when it came from the camera and with its group
+   * (for a project). @returns {[string, import('./project.js').KeptFile[]][]} */
   snapshot() {
-    return [...this.classes].map(([name, files]) => /** @type {[string, { file: File, captured: boolean }[]]} */ (
-      [name, files.map((file) => ({ file, captured: this.captures.has(file) }))]));
+    return [...this.classes].map(([name, files]) => [name, files.map((file) => (
+      { file, captured: this.captures.has(file), group: this.groups.get(file) }))]);
   }
 
-  /** The classes of a kept or loaded project in place of these. @param {[string, { file: File, captured: boolean }[]][]} classes */
+  /** The classes of a kept or loaded project in place of these. @param {[string, import('./project.js').KeptFile[]][]} classes */
   restore(classes) {
     this.classes = new Map(classes.map(([name, files]) => [name, files.map(({ file }) => file)]));
     this.captures = new Set(classes.flatMap(([, files]) => files.filter((f) => f.captured).map((f) => f.file)));
+    this.groups = new Map(classes.flatMap(([, files]) => files.filter((f) => f.group).map((f) => [f.file, f.group])));
     this.framesTaken = Math.max(0, ...[...this.captures].map((file) => Number(/^camera-(\d+)/.exec(file.name)?.[1] ?? 0)));
   }
 
-  /** Every file with a path whose folder is its class, for controller.useFiles. @returns {Entry[]} */
+  /** Every file with a path whose folder is its class, and its group, for controller.useFiles. @returns {Entry[]} */
   entries() {
-    return [...this.classes].flatMap(([name, files]) => files.map((file) => ({ file, path: `${name}/${file.name}` })));
+    return [...this.classes].flatMap(([name, files]) => files.map((file) => ({ file, path: `${name}/${file.name}`, group: this.groups.get(file) })));
   }
 }

@@ -87,13 +87,14 @@ export class TrainingController {
   }
 
   /**
-   * @param {import('./messages').TrainConfig} config @param {import('./messages').BackendChoice} backend
-   * @param {number} [workers] on the CPU, the workers that share each batch
+   * @param {import('./messages').RunSettings} settings as given (the session checks them); on
+   *   the CPU, `workers` share each batch (by default one per core)
    */
-  train(config, backend, workers = DEFAULT_WORKERS) {
+  train(settings) {
     this.setState('training');
     this.runBackend = null;
-    this.runId = this.trainer.send({ type: 'train', config, backend: this.cpuOnly ? 'cpu' : backend, workers });
+    const backend = this.cpuOnly ? 'cpu' : settings.backend;
+    this.runId = this.trainer.send({ type: 'train', settings: { workers: String(DEFAULT_WORKERS), ...settings, backend } });
   }
 
   stop() {

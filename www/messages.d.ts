@@ -7,7 +7,7 @@ export type Request = Command & { id: number };
 /** What the worker posts: a reply and the id of the request it answers (0: none). */
 export type Message = Reply & { id: number };
 
-export type Command = { "type": "use_mnist", url: string, train_images: number | null, test_images: number | null, } | { "type": "begin_files", total: number, channels: number, height: number, width: number, } | { "type": "add_files", files: Array<UploadedFile>, } | { "type": "end_files" } | { "type": "train", config: TrainConfig, backend: BackendChoice, workers: number | null, } | { "type": "stop" } | { "type": "compare", left: ImageRef, right: ImageRef, } | { "type": "neighbours", query: ImageRef, k: number, } | { "type": "save_model" } | { "type": "evaluate" } | { "type": "export_projector" } | { "type": "export_projector_archive" } | { "type": "benchmark", backend: BackendChoice, job: BenchmarkJob, } | { "type": "enrol", class_name: string, images: Array<ImageRef>, } | { "type": "enrol_held_out", images_per_class: number, } | { "type": "set_unknown_distance", distance: number, } | { "type": "load_model", file_name: string, bytes: Uint8Array, };
+export type Command = { "type": "use_mnist", url: string, train_images: number | null, test_images: number | null, } | { "type": "begin_files", total: number, channels: number, height: number, width: number, } | { "type": "add_files", files: Array<UploadedFile>, } | { "type": "end_files" } | { "type": "train", settings: RunSettings, } | { "type": "stop" } | { "type": "compare", left: ImageRef, right: ImageRef, } | { "type": "neighbours", query: ImageRef, k: number, } | { "type": "save_model" } | { "type": "evaluate" } | { "type": "export_projector" } | { "type": "export_projector_archive" } | { "type": "benchmark", backend: BackendChoice, job: BenchmarkJob, } | { "type": "enrol", class_name: string, images: Array<ImageRef>, } | { "type": "enrol_held_out", images_per_class: number, } | { "type": "set_unknown_distance", distance: number, } | { "type": "split_list", settings: RunSettings | null, } | { "type": "load_model", file_name: string, bytes: Uint8Array, };
 
 export type Reply = { "type": "ready", webgpu: WebGpuSupport, 
 /**
@@ -18,7 +18,7 @@ webgpu_module: boolean,
 /**
  * The settings a run takes when the front end changes none: the article's.
  */
-defaults: TrainConfig, } | { "type": "files_read", done: number, total: number, } | { "type": "dataset_loaded" } & DatasetSummary | { "type": "backend", backend: string, reason: string, } | { "type": "progress" } & BatchProgress | { "type": "epoch", 
+defaults: TrainConfig, } | { "type": "files_read", done: number, total: number, keys: Array<string | null>, } | { "type": "dataset_loaded" } & DatasetSummary | { "type": "backend", backend: string, reason: string, } | { "type": "progress" } & BatchProgress | { "type": "epoch", 
 /**
  * The worker's WebAssembly memory after the epoch: it must not grow epoch after epoch.
  */
@@ -31,7 +31,11 @@ validation_loss: number | null, validation_acc: number | null, } | { "type": "do
  * What each image is among the classes ("none of the above" past the model's unknown
  * distance); None without data of the model's image size loaded.
  */
-left_recognised: Recognition | null, right_recognised: Recognition | null, } | { "type": "analysis" } & AnalysisReport | { "type": "neighbours", query: Thumbnail, 
+left_recognised: Recognition | null, right_recognised: Recognition | null, 
+/**
+ * Whether the model trained on each image; None when its file does not say.
+ */
+left_seen: boolean | null, right_seen: boolean | null, } | { "type": "analysis" } & AnalysisReport | { "type": "neighbours", query: Thumbnail, 
 /**
  * The class most of the nearest `knn_k` images have.
  */
@@ -45,11 +49,44 @@ recognised: Recognition | null, neighbours: Array<Neighbour>, } | { "type": "ope
  */
 test_pairs: number, 
 /**
+ * Of them, pairs of one class (the rest are of two).
+ */
+test_pairs_similar: number, 
+/**
+ * Test images left out because the model trained on them; None when it does not say.
+ */
+seen_images_left_out: number | null, 
+/**
  * None without test pairs (`note` says why).
  */
-evaluation: Evaluation | null, note: string | null, } | { "type": "projector" } & ProjectorFiles | { "type": "projector_archive", file_name: string, bytes: Uint8Array, } | { "type": "error", message: string, fatal: boolean, };
+evaluation: Evaluation | null, note: string | null, } | { "type": "projector" } & ProjectorFiles | { "type": "split_list", file_name: string, tsv: string, } | { "type": "projector_archive", file_name: string, bytes: Uint8Array, } | { "type": "error", message: string, fatal: boolean, };
 
-export type UploadedFile = { class_name: string, file_name: string, bytes: Uint8Array, };
+export type UploadedFile = { class_name: string, file_name: string, bytes: Uint8Array, 
+/**
+ * Files of one group (the frames of one camera hold, the files of a group folder) go to
+ * one side of the split together.
+ */
+group?: string, 
+/**
+ * For a shrunk copy of an image (as the page keeps large ones), the key `files_read` gave
+ * the image it was made from: the copy keeps that image's place in the split and in the
+ * models that trained on it.
+ */
+key?: string, };
+
+export type RunSettings = { epochs?: string, batch_size?: string, learning_rate?: string, margin?: string, validation_split?: string, seed?: string, 
+/**
+ * Class names, separated by commas (or by spaces when there is no comma).
+ */
+held_out_classes?: string, 
+/**
+ * `auto`, `webgpu` or `cpu`.
+ */
+backend?: string, 
+/**
+ * On the CPU, the workers that share every batch.
+ */
+workers?: string, };
 
 export type BackendChoice = "auto" | "webgpu" | "cpu";
 
@@ -58,6 +95,11 @@ export type ImageRef = { "kind": "test", index: number, } | { "kind": "file", fi
 export type WebGpuSupport = { "kind": "missing", reason: string, } | { "kind": "software", adapter: string, } | { "kind": "hardware", adapter: string, };
 
 export type DatasetSummary = { name: string, channels: number, height: number, width: number, train_images: number, test_images: number, 
+/**
+ * The units the split kept whole in each part: images of one group (a camera hold, a
+ * group folder) or copies of one image count once.
+ */
+train_groups: number, test_groups: number, 
 /**
  * The test pairs every test figure will be measured on; 0 when the test part cannot pair.
  */
@@ -70,6 +112,10 @@ file_errors: Array<string>,
  * One line per file used in part (the first frame of an animation), naming the file.
  */
 file_notes: Array<string>, 
+/**
+ * A warning for each image found under two classes or more, naming its files.
+ */
+duplicates: Array<string>, 
 /**
  * Set when the data cannot train yet; says what to add.
  */
@@ -96,9 +142,14 @@ note: string | null, };
 
 export type RunResult = { backend: string, epochs: number, 
 /**
- * The test pairs every test figure is measured on (drawn once per dataset).
+ * The test pairs every test figure is measured on: half of them similar, drawn from the
+ * test images of the classes trained on.
  */
-test_pairs: number, test_acc: number | null, best_threshold: number, 
+test_pairs: number, 
+/**
+ * Of them, pairs of one class.
+ */
+test_pairs_similar: number, test_acc: number | null, best_threshold: number, 
 /**
  * Where `best_threshold` was chosen.
  */
@@ -113,7 +164,17 @@ export type AnalysisReport = {
  * Test pair accuracy at `threshold`, the model's own, on the same test pairs as the run's
  * figures; None without test pairs.
  */
-pair_acc: number | null, test_pairs: number, threshold: number, knn_k: number, 
+pair_acc: number | null, test_pairs: number, test_pairs_similar: number, 
+/**
+ * Test images the model trained or validated on, left out of every figure here; None when
+ * its file does not say what it saw (then the figures may include such images).
+ */
+seen_images_left_out: number | null, 
+/**
+ * Whether the loaded data's training part differs from the images the model trained on
+ * (the data changed since, or the model came from other data); None when it does not say.
+ */
+training_data_changed: boolean | null, threshold: number, knn_k: number, 
 /**
  * None without test images (`note` says why).
  */
@@ -296,7 +357,12 @@ enrolled?: Array<EnrolledClass>,
  * The distance to the nearest class's prototype past which an image is none of the
  * classes; None until the model's first analysis picks one.
  */
-unknown_distance?: number | null, };
+unknown_distance?: number | null, 
+/**
+ * The images it trained and validated on, which every test figure computed with it leaves
+ * out; None in files of earlier versions, whose figures cannot be checked so.
+ */
+seen_images?: string, };
 
 export type ImageShape = { channels: number, height: number, width: number, };
 

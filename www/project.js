@@ -4,6 +4,7 @@
 // a JSON header that lists every part with its byte length, then the parts' bytes in that order.
 
 import { objectStore } from './idb.js';
+import { imageKeyOf, keepImageKey, sameImage } from './trainer.js';
 
 const MAGIC = 'SIAMESE-PROJECT\n';
 export const PROJECT_VERSION = 1;
@@ -18,8 +19,17 @@ export const MAX_KEPT_IMAGES = 2000;
  * @property {string} image_size the image size field's value ("1,28,28")
  * @property {Record<string, string>} settings the settings form's fields
  * @property {boolean} own_data whether the user's images were the data (not the digits)
- * @property {[string, { file: File, captured: boolean }[]][]} classes
+ * @property {[string, KeptFile[]][]} classes
  * @property {{ file_name: string, bytes: Uint8Array } | null} model
+ */
+
+/**
+ * A file of the user's classes as a project keeps it.
+ * @typedef {object} KeptFile
+ * @property {File} file
+ * @property {boolean} captured whether it came from the camera
+ * @property {string} [group] its camera hold or group folder
+ * @property {string} [key] the key of the image it holds (kept in the project: see imageKeyOf)
  */
 
 const shrunk = new WeakMap();
@@ -44,6 +54,7 @@ export async function keptImage(file) {
       const type = file.type === 'image/jpeg' ? 'image/jpeg' : 'image/png';
       const blob = await canvas.convertToBlob({ type, quality: 0.92 });
       kept = new File([blob], file.name.replace(/\.[^.]*$/, '') + (type === 'image/jpeg' ? '.jpg' : '.png'), { type });
+      sameImage(kept, file);
     }
     bitmap.close();
   } catch {
@@ -58,9 +69,9 @@ export async function encodeProject(project) {
   const parts = [];
   const classes = project.classes.map(([name, files]) => ({
     name,
-    files: files.map(({ file, captured }) => {
+    files: files.map(({ file, captured, group }) => {
       parts.push(file);
-      return { name: file.name, type: file.type, bytes: file.size, captured };
+      return { name: file.name, type: file.type, bytes: file.size, captured, group, key: imageKeyOf(file) };
     }),
   }));
   if (project.model) parts.push(new Blob([/** @type {BlobPart} */ (project.model.bytes)]));
@@ -107,9 +118,11 @@ export function decodeProject(bytes) {
   if (!Array.isArray(header.classes) || !header.classes.every((c) => Array.isArray(c?.files))) {
     throw new Error('the project file\'s header is damaged');
   }
-  const classes = header.classes.map(({ name, files }) => [String(name), files.map((f) => ({
-    file: alreadyKept(new File([take(f.bytes)], String(f.name), { type: String(f.type ?? '') })), captured: Boolean(f.captured),
-  }))]);
+  const classes = header.classes.map(({ name, files }) => [String(name), files.map((f) => {
+    const file = alreadyKept(new File([take(f.bytes)], String(f.name), { type: String(f.type ?? '') }));
+    keepImageKey(file, typeof f.key === 'string' ? f.key : undefined);
+    return { file, captured: Boolean(f.captured), group: typeof f.group === 'string' ? f.group : undefined };
+  })]);
   const model = header.model ? { file_name: String(header.model.file_name), bytes: take(header.model.bytes) } : null;
   if (offset !== bytes.length) throw new Error('the project file has bytes its header does not list');
   return { image_size: String(header.image_size), settings: header.settings ?? {}, own_data: Boolean(header.own_data), classes, model };
@@ -124,14 +137,20 @@ const KEY = 'current';
  * images. @param {Omit<Project, 'model'>} project */
 export function keepProject(project) {
   if (project.classes.length === 0) return transaction('readwrite', (store) => store.delete(KEY));
-  return transaction('readwrite', (store) => store.put({ version: PROJECT_VERSION, ...project }, KEY));
+  const classes = project.classes.map(([name, files]) => [name, files.map((kept) => ({ ...kept, key: imageKeyOf(kept.file) }))]);
+  return transaction('readwrite', (store) => store.put({ version: PROJECT_VERSION, ...project, classes }, KEY));
 }
 
 /** The project kept last, or null. @returns {Promise<Omit<Project, 'model'> | null>} */
 export async function keptProject() {
   const kept = await transaction('readonly', (store) => store.get(KEY));
   if (kept?.version !== PROJECT_VERSION) return null;
-  for (const [, files] of kept.classes) for (const { file } of files) alreadyKept(file);
+  for (const [, files] of kept.classes) {
+    for (const { file, key } of files) {
+      alreadyKept(file);
+      keepImageKey(file, key);
+    }
+  }
   return kept;
 }
 

@@ -101,6 +101,7 @@ export class TrainerWorker {
       if (load !== this.fileLoads) return false;
       const answer = await this.request({ type: 'add_files', files }, files.map((f) => f.bytes.buffer));
       if (answer.type !== 'files_read' || load !== this.fileLoads) return false;
+      answer.keys.forEach((key, i) => { if (key) imageKeys.set(batch[i].file, key); });
     }
     // Its `dataset_loaded` answer carries this id: an older load's answer is told apart by it.
     this.lastFilesEnd = this.send({ type: 'end_files' });
@@ -159,6 +160,16 @@ export function formatSeconds(seconds) {
 
 export const percent = (x) => `${(100 * x).toFixed(2)} %`;
 
+/** What a model's test figures left out (the test images it trained on), or could not check:
+ * said beside them by the page and the widget. @param {number | null} leftOut */
+export function seenImagesNote(leftOut) {
+  if (leftOut == null) {
+    return ' (this model\'s file does not list the images it trained on: an earlier version saved it, ' +
+      'so these figures may include some)';
+  }
+  return leftOut ? ` (${leftOut} test images the model trained on were left out)` : '';
+}
+
 /** The progress bar's spoken value: where the run is, not its every figure. */
 export function progressValueText(p) {
   const { done, remaining_s } = runProgress(p);
@@ -171,22 +182,57 @@ export function runProgress(p) {
   return { done, remaining_s: p.elapsed_s * (1 / Math.max(done, 1e-9) - 1) };
 }
 
-/** Reads dropped or picked files as {class_name, file_name, bytes}. */
+/** The key the session gave each file sent (a hash of its decoded pixels), and the file each
+ * shrunk copy was made from: a copy keeps its image's key, so its place in the split and in the
+ * models that trained on it. @type {WeakMap<Blob, string>} */
+const imageKeys = new WeakMap();
+/** @type {WeakMap<Blob, Blob>} */
+const copiedFrom = new WeakMap();
+
+/** The key of the image `file` holds, when the session gave one. @param {Blob} file @returns {string | undefined} */
+export function imageKeyOf(file) {
+  return imageKeys.get(file) ?? (copiedFrom.has(file) ? imageKeyOf(copiedFrom.get(file)) : undefined);
+}
+
+/** `copy` holds the image of `original` (shrunk, or read back from a kept project with its key). */
+export function sameImage(copy, original) {
+  if (copy !== original) copiedFrom.set(copy, original);
+}
+
+/** A key kept with a file of a project. @param {Blob} file @param {string | undefined} key */
+export function keepImageKey(file, key) {
+  if (key) imageKeys.set(file, key);
+}
+
+/** Reads dropped or picked files ({file, path, group?}) as the session's uploaded files. */
 async function readLabelledFiles(entries) {
   const files = [];
-  for (const { file, path } of entries) {
+  for (const { file, path, group } of entries) {
     const bytes = new Uint8Array(await file.arrayBuffer());
-    files.push({ class_name: classOf(path, file.name), file_name: path || file.name, bytes });
+    files.push({
+      class_name: classOf(path, file.name), file_name: path || file.name, bytes,
+      group: group ?? groupOf(path) ?? undefined, key: imageKeyOf(file),
+    });
   }
   return files;
 }
 
-/** The folder holding the file, or for a loose file the start of its name (`cat_01.png` -> cat). */
+/** The folder holding the file, or for a loose file the start of its name (`cat_01.png` -> cat).
+ * A folder whose name starts with @ is a group of the class above it (`cats/@monday/a.jpg`). The
+ * command line's rule too (src/data/folder.rs). */
 export function classOf(path, name) {
   const parts = (path || '').split('/').filter(Boolean);
+  if (parts.length >= 3 && parts[parts.length - 2].startsWith('@')) return parts[parts.length - 3];
   if (parts.length >= 2) return parts[parts.length - 2];
   const stem = name.replace(/\.[^.]*$/, '');
   return stem.split(/[_\-\s\d]/).find(Boolean) || stem;
+}
+
+/** The group of a file in a group folder, named by its class and folder (`cats/@monday`) so that
+ * it is the same wherever the folders were picked from, or null. */
+export function groupOf(path) {
+  const parts = (path || '').split('/').filter(Boolean);
+  return parts.length >= 3 && parts[parts.length - 2].startsWith('@') ? parts.slice(-3, -1).join('/') : null;
 }
 
 /** Files of a drop, walking dropped folders; each with the path that carries its class. */

@@ -18,7 +18,7 @@
 // The element's `data-state` (waiting, loading, idle, training, done, error) and its `result` property
 // (the figures of the last run) are there for pages and tests; a `siamese-result` event fires
 // when a run ends.
-import { thumbnailCanvas, describeWebGpu, formatSeconds, percent, runProgress, progressValueText, MNIST_URL } from './trainer.js';
+import { thumbnailCanvas, describeWebGpu, formatSeconds, percent, runProgress, progressValueText, MNIST_URL, seenImagesNote } from './trainer.js';
 import { TrainingController } from './controller.js';
 import { downloadBytes } from './features.js';
 
@@ -33,6 +33,8 @@ const SETTINGS = [
   ['margin', 'margin'],
   ['validation-split', 'validation_split'],
   ['seed', 'seed'],
+  ['hold-out', 'held_out_classes'],
+  ['backend', 'backend'],
 ];
 
 const TEMPLATE = `
@@ -204,7 +206,7 @@ class SiameseTrainer extends HTMLElement {
         this.ui.uses.textContent = message.knn_acc == null ? message.note :
           `Classifying test images by their embeddings: ${percent(message.knn_acc)} with the ` +
           `${message.knn_k} nearest training images, ${percent(message.one_shot_acc)} ${message.one_shot_ways}-way one-shot ` +
-          `(one example per class).${noneOfTheAbove(message.open_set)}`;
+          `(one example per class)${seenImagesNote(message.seen_images_left_out)}.${noneOfTheAbove(message.open_set)}`;
         this.analysis = message;
         this.dispatchEvent(new CustomEvent('siamese-analysis', { detail: message, bubbles: true, composed: true }));
         break;
@@ -284,31 +286,14 @@ class SiameseTrainer extends HTMLElement {
     }
   }
 
-  /** The run's settings: the session's defaults and the attributes, or null after saying which
-   * attribute is not a number (the session says what else is wrong with a value). */
+  /** The run's settings: the attributes as written (the session's defaults for the rest), which
+   * the session reads and checks, naming an attribute's setting and value it refuses.
+   * @returns {import('./messages').RunSettings} */
   settings() {
-    const config = { ...this.defaults };
-    for (const [attribute, field] of SETTINGS) {
-      if (!this.hasAttribute(attribute)) continue;
-      const text = this.getAttribute(attribute);
-      const value = Number(text);
-      // Counts are unsigned integers in the message (TrainConfig); every other rule is the session's.
-      const count = ['epochs', 'batch_size', 'seed'].includes(field);
-      if (text.trim() === '' || !Number.isFinite(value) || (count && !(Number.isInteger(value) && value >= 0))) {
-        this.showError(`${attribute}="${text}" must be a ${count ? 'whole number, 0 or more' : 'number'}.`);
-        return null;
-      }
-      config[field] = value;
-    }
-    // hold-out="8 9": classes left out of training, which it should call none of the above.
-    const heldOut = (this.getAttribute('hold-out') ?? '').split(/[\s,]+/).filter(Boolean);
-    if (heldOut.length) config.held_out_classes = heldOut;
-    const backend = (this.getAttribute('backend') ?? 'auto').toLowerCase();
-    if (!['auto', 'webgpu', 'cpu'].includes(backend)) {
-      this.showError(`backend="${backend}" must be auto, webgpu or cpu.`);
-      return null;
-    }
-    return { config, backend: /** @type {import('./messages').BackendChoice} */ (backend) };
+    const settings = Object.fromEntries(SETTINGS
+      .filter(([attribute]) => this.hasAttribute(attribute))
+      .map(([attribute, field]) => [field, this.getAttribute(attribute)]));
+    return /** @type {import('./messages').RunSettings} */ (settings);
   }
 
   train() {
@@ -318,17 +303,16 @@ class SiameseTrainer extends HTMLElement {
       return;
     }
     const settings = this.settings();
-    if (!settings) return;
     this.ui.error.hidden = true;
     this.ui.progress.value = 0;
     this.ui.progress.setAttribute('aria-valuetext', 'Starting');
     this.ui.progressText.textContent = 'Starting…';
-    this.ui.announce.textContent = `Training started: ${settings.config.epochs} epoch(s).`;
+    this.ui.announce.textContent = `Training started: ${settings.epochs ?? this.defaults.epochs} epoch(s).`;
     this.ui.metrics.textContent = '';
     this.ui.uses.textContent = '';
     this.ui.pairs.replaceChildren();
-    this.lossChart?.reset(settings.config.epochs);
-    this.controller.train(settings.config, settings.backend);
+    this.lossChart?.reset(Number(settings.epochs ?? this.defaults.epochs) || 1);
+    this.controller.train(settings);
   }
 
   /** @param {import('./messages').BatchProgress} p */

@@ -1,7 +1,9 @@
 //! A folder of labelled images on disk, read by the rules the page applies to a folder a user
 //! picks (`www/trainer.js`): every file below it whose name does not start with a dot, labelled
 //! with the name of the folder that holds it, and named by its path from the picked folder's
-//! name on (`digits/7/img_1.png`), as the browser names it. Native only.
+//! name on (`digits/7/img_1.png`), as the browser names it. A folder whose name starts with `@`
+//! is a group of the class above it (`cats/@monday/a.jpg` is a cat of the group
+//! `cats/@monday`): the split keeps a group's images on one side. Native only.
 
 use std::path::{Path, PathBuf};
 
@@ -9,10 +11,26 @@ use std::path::{Path, PathBuf};
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct FolderFile {
     pub path: PathBuf,
-    /// The name of the folder holding the file: its class.
+    /// The name of the folder holding the file (or holding its group folder): its class.
     pub class_name: String,
     /// Its path from the picked folder's name on, with `/` between the parts.
     pub file_name: String,
+    /// The path of its group folder, when it is in one.
+    pub group: Option<String>,
+}
+
+/// The class and the group of a file at `folder` (its folder's path, `/` between the parts):
+/// the folder holding it names its class, unless that folder's name starts with `@`, which makes
+/// it a group of the class above it, named `class/@folder` wherever the folders were picked from.
+pub fn class_and_group(folder: &str) -> (String, Option<String>) {
+    let mut parts = folder.rsplit('/');
+    let holding = parts.next().unwrap_or(folder);
+    match parts.next() {
+        Some(class) if holding.starts_with('@') => {
+            (class.to_string(), Some(format!("{class}/{holding}")))
+        }
+        _ => (holding.to_string(), None),
+    }
 }
 
 /// The files below `root`, in sorted order so every run reads them alike.
@@ -44,10 +62,12 @@ pub fn labelled_files(root: &Path) -> Result<Vec<FolderFile>, String> {
             if path.is_dir() {
                 folders.push((path, format!("{relative}/{name}")));
             } else if !name.starts_with('.') {
+                let (class_name, group) = class_and_group(&relative);
                 files.push(FolderFile {
                     path,
-                    class_name: relative.rsplit('/').next().unwrap_or(&relative).to_string(),
+                    class_name,
                     file_name: format!("{relative}/{name}"),
+                    group,
                 });
             }
         }
@@ -67,12 +87,13 @@ mod tests {
     fn files_are_labelled_by_their_folder_and_hidden_ones_skipped() {
         let root = std::env::temp_dir().join(format!("siamese-folder-{}", std::process::id()));
         let pets = root.join("pets");
-        for dir in ["cats", "dogs/puppies", ".cache"] {
+        for dir in ["cats/@monday", "dogs/puppies", ".cache"] {
             std::fs::create_dir_all(pets.join(dir)).unwrap();
         }
         for file in [
             "cats/b.png",
             "cats/a.png",
+            "cats/@monday/c.png",
             "cats/.DS_Store",
             "dogs/rex.jpg",
             "dogs/puppies/tiny.png",
@@ -83,21 +104,25 @@ mod tests {
         #[cfg(unix)]
         std::os::unix::fs::symlink(&pets, pets.join("dogs/back-up")).unwrap();
         let found = labelled_files(&pets).unwrap();
-        let labelled: Vec<(&str, &str)> = found
+        let labelled: Vec<(&str, &str, Option<&str>)> = found
             .iter()
-            .map(|f| (f.class_name.as_str(), f.file_name.as_str()))
+            .map(|f| {
+                let group = f.group.as_deref();
+                (f.class_name.as_str(), f.file_name.as_str(), group)
+            })
             .collect();
         assert_eq!(
             labelled,
             [
-                ("cats", "pets/cats/a.png"),
-                ("cats", "pets/cats/b.png"),
-                ("puppies", "pets/dogs/puppies/tiny.png"),
-                ("dogs", "pets/dogs/rex.jpg"),
-                ("pets", "pets/loose.png"),
+                ("cats", "pets/cats/@monday/c.png", Some("cats/@monday")),
+                ("cats", "pets/cats/a.png", None),
+                ("cats", "pets/cats/b.png", None),
+                ("puppies", "pets/dogs/puppies/tiny.png", None),
+                ("dogs", "pets/dogs/rex.jpg", None),
+                ("pets", "pets/loose.png", None),
             ]
         );
-        assert_eq!(found[0].path, pets.join("cats/a.png"));
+        assert_eq!(found[1].path, pets.join("cats/a.png"));
         let empty = root.join("empty");
         std::fs::create_dir_all(&empty).unwrap();
         assert!(

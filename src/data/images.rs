@@ -6,7 +6,8 @@ use image::imageops::{self, FilterType};
 use image::{DynamicImage, ImageFormat, ImageReader, Limits};
 
 use super::pixels::{FileKey, PixelStore};
-use super::{ImageSet, ImageShape};
+use super::split::ImageKey;
+use super::{ImageOrigin, ImageSet, ImageShape};
 
 /// Larger images are refused before their pixels are allocated (decompression bombs): 50
 /// megapixels is more than any camera photo a user would drop here.
@@ -30,6 +31,15 @@ impl std::error::Error for ImageError {}
 /// Decodes `bytes` and returns `shape.pixels()` values in 0..1, channel-first: converted to
 /// grey (1 channel) or RGB (3 channels, alpha dropped) and resized to `shape`.
 pub fn decode_image(file: &str, bytes: &[u8], shape: ImageShape) -> Result<Vec<f32>, ImageError> {
+    decode_keyed_image(file, bytes, shape).map(|(pixels, _)| pixels)
+}
+
+/// [`decode_image`], and the key of the decoded image (a hash of its pixels at its own size).
+pub fn decode_keyed_image(
+    file: &str,
+    bytes: &[u8],
+    shape: ImageShape,
+) -> Result<(Vec<f32>, ImageKey), ImageError> {
     let fail = |reason: String| ImageError {
         file: file.to_string(),
         reason,
@@ -77,7 +87,8 @@ pub fn decode_image(file: &str, bytes: &[u8], shape: ImageShape) -> Result<Vec<f
     let image = reader
         .decode()
         .map_err(|err| fail(format!("cannot be decoded: {err}")))?;
-    to_model_input(&image, shape).map_err(fail)
+    let key = ImageKey::of_image(&image);
+    Ok((to_model_input(&image, shape).map_err(fail)?, key))
 }
 
 /// Whether a JPEG has its end-of-image marker after its last scan: inside a scan's data 0xFF is
@@ -117,11 +128,15 @@ fn to_model_input(image: &DynamicImage, shape: ImageShape) -> Result<Vec<f32>, S
     }
 }
 
-/// One uploaded file: its class (folder) name, its own name, its bytes.
+/// One uploaded file: its class (folder) name, its own name, its bytes, the group it belongs to
+/// (a camera hold, a group folder), and the key of the image it was made from when it is a
+/// shrunk copy (as the page keeps large images), so that it stays the image it was.
 pub struct LabelledFile<'a> {
     pub class_name: &'a str,
     pub file_name: &'a str,
     pub bytes: &'a [u8],
+    pub group: Option<&'a str>,
+    pub key: Option<ImageKey>,
 }
 
 /// The user's files as they arrive, a few at a time: each decoded at once and only its model
@@ -156,30 +171,40 @@ impl LabelledImages {
     }
 
     /// Adds a batch of files, decoded on every core natively (one by one in wasm, which has no
-    /// threads here); the images keep the files' order.
-    pub fn add_all(&mut self, files: &[LabelledFile]) {
+    /// threads here); the images keep the files' order. Returns each file's image key, None for
+    /// a file that cannot be used.
+    pub fn add_all(&mut self, files: &[LabelledFile]) -> Vec<Option<ImageKey>> {
         let keys: Vec<FileKey> = files.iter().map(|file| FileKey::of(file.bytes)).collect();
-        let stored: Vec<Option<usize>> = keys.iter().map(|key| self.set.stored_row(key)).collect();
+        let stored: Vec<Option<(usize, ImageKey)>> =
+            keys.iter().map(|key| self.set.stored_row(key)).collect();
         let unstored: Vec<&LabelledFile> = files
             .iter()
             .zip(&stored)
             .filter_map(|(file, row)| row.is_none().then_some(file))
             .collect();
         let mut decoded = decode_all(&unstored, self.set.shape).into_iter();
+        let mut image_keys = Vec::with_capacity(files.len());
         for ((file, key), row) in files.iter().zip(keys).zip(stored) {
-            let image = match row {
-                Some(row) => {
+            let (image, image_key) = match row {
+                Some((row, image_key)) => {
                     self.found_stored += usize::from(row < self.stored_before);
-                    FileImage::Stored(row)
+                    (FileImage::Stored(row), image_key)
                 }
                 None => match decoded.next().expect("a decoding for each file not stored") {
-                    Ok(pixels) => FileImage::Decoded(pixels),
+                    Ok((pixels, image_key)) => (FileImage::Decoded(pixels), image_key),
                     Err(err) => {
                         self.errors.push(err);
+                        image_keys.push(None);
                         continue;
                     }
                 },
             };
+            let origin = ImageOrigin {
+                key: file.key.unwrap_or(image_key),
+                group: file.group.map(Into::into),
+                file_name: Some(file.file_name.into()),
+            };
+            image_keys.push(Some(origin.key));
             if is_animation(file.bytes) {
                 self.notes.push(format!(
                     "{}: animated; only its first frame is used",
@@ -195,11 +220,12 @@ impl LabelledImages {
                 }
             };
             match image {
-                FileImage::Stored(row) => self.set.push_stored(row, label),
+                FileImage::Stored(row) => self.set.push_stored(row, label, origin),
                 // A file of the same bytes earlier in this batch is found then, not stored twice.
-                FileImage::Decoded(pixels) => self.set.push_file(key, label, &pixels),
+                FileImage::Decoded(pixels) => self.set.push_file(key, label, &pixels, origin),
             }
         }
+        image_keys
     }
 
     /// Files read so far, loaded or not.
@@ -220,7 +246,7 @@ impl LabelledImages {
     }
 }
 
-type Decoded = Result<Vec<f32>, ImageError>;
+type Decoded = Result<(Vec<f32>, ImageKey), ImageError>;
 
 /// A file's image: already in the store, or just decoded.
 enum FileImage {
@@ -238,7 +264,7 @@ fn decode_all(files: &[&LabelledFile], shape: ImageShape) -> Vec<Decoded> {
             .map(|part| {
                 scope.spawn(move || {
                     part.iter()
-                        .map(|file| decode_image(file.file_name, file.bytes, shape))
+                        .map(|file| decode_keyed_image(file.file_name, file.bytes, shape))
                         .collect::<Vec<_>>()
                 })
             })
@@ -254,7 +280,7 @@ fn decode_all(files: &[&LabelledFile], shape: ImageShape) -> Vec<Decoded> {
 fn decode_all(files: &[&LabelledFile], shape: ImageShape) -> Vec<Decoded> {
     files
         .iter()
-        .map(|file| decode_image(file.file_name, file.bytes, shape))
+        .map(|file| decode_keyed_image(file.file_name, file.bytes, shape))
         .collect()
 }
 
@@ -438,6 +464,8 @@ mod tests {
                 class_name,
                 file_name,
                 bytes,
+                group: None,
+                key: None,
             })
             .collect();
         let mut images = LabelledImages::new(ImageShape::MNIST);
@@ -493,6 +521,8 @@ mod tests {
             class_name: "blink",
             file_name: "blink.gif",
             bytes: &bytes,
+            group: None,
+            key: None,
         }]);
         let (set, errors, notes) = images.finish();
         assert!(errors.is_empty(), "{errors:?}");

@@ -6,13 +6,14 @@ pub mod folder;
 pub mod images;
 pub mod mnist;
 pub mod pixels;
+pub mod split;
 
 use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
-use crate::rng::SeededRng;
 use pixels::{FileKey, PixelStore};
+use split::{ImageKey, SplitInput, Units};
 
 /// Channels x height x width of every image in a set (and of the model's input).
 #[cfg_attr(test, derive(ts_rs::TS))]
@@ -40,6 +41,26 @@ impl ImageShape {
     }
 }
 
+/// Where an image came from, as the split and the reports need it: its key (a hash of its
+/// decoded pixels), the group it belongs to (a camera hold, a group folder) and its file's name.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ImageOrigin {
+    pub key: ImageKey,
+    pub group: Option<Arc<str>>,
+    pub file_name: Option<Arc<str>>,
+}
+
+impl ImageOrigin {
+    /// An image of no file and no group.
+    pub fn keyed(key: ImageKey) -> Self {
+        Self {
+            key,
+            group: None,
+            file_name: None,
+        }
+    }
+}
+
 /// Labelled images of one shape, channel-first, values in 0..1 (kept as bytes). Its rows index a
 /// pixel store that subsets and splits share, so the training, validation and test parts of a
 /// set cost no second copy of its pixels.
@@ -50,6 +71,7 @@ pub struct ImageSet {
     store: Arc<PixelStore>,
     rows: Vec<usize>,
     labels: Vec<usize>,
+    origins: Vec<ImageOrigin>,
 }
 
 impl std::fmt::Debug for ImageSet {
@@ -82,37 +104,50 @@ impl ImageSet {
             store: Arc::new(store),
             rows: Vec::new(),
             labels: Vec::new(),
+            origins: Vec::new(),
         }
     }
 
-    /// Adds one image; `pixels` must hold `shape.pixels()` values (0..1) and `label` index
-    /// `class_names`.
+    /// Adds one image of no file; `pixels` must hold `shape.pixels()` values (0..1) and `label`
+    /// index `class_names`. Its key is that of a file of exactly these pixels.
     pub fn push(&mut self, pixels: &[f32], label: usize) {
-        self.push_keyed(pixels, label, None);
+        let bytes = pixels::to_bytes(pixels);
+        let shape = self.shape;
+        let key = ImageKey::of_model_bytes(shape.channels, shape.height, shape.width, &bytes);
+        self.push_bytes(&bytes, label, ImageOrigin::keyed(key), None);
     }
 
-    /// Adds the decoded image of the file with `key`, unless a file of the same bytes is stored
-    /// already (earlier in this load, or in an earlier run's disk cache): then the set takes
-    /// that row and stores nothing new.
-    pub fn push_file(&mut self, key: FileKey, label: usize, pixels: &[f32]) {
-        match self.store.find(&key) {
-            Some(row) => self.push_stored(row, label),
-            None => self.push_keyed(pixels, label, Some(key)),
+    /// Adds the decoded image of the file with `file_key`, unless a file of the same bytes is
+    /// stored already (earlier in this load, or in an earlier run's disk cache): then the set
+    /// takes that row and stores nothing new.
+    pub fn push_file(
+        &mut self,
+        file_key: FileKey,
+        label: usize,
+        pixels: &[f32],
+        origin: ImageOrigin,
+    ) {
+        match self.store.find(&file_key) {
+            Some(row) => self.push_stored(row, label, origin),
+            None => self.push_bytes(&pixels::to_bytes(pixels), label, origin, Some(file_key)),
         }
     }
 
     /// Adds the image the store already holds at `row` (found by [`ImageSet::stored_row`]).
-    pub fn push_stored(&mut self, row: usize, label: usize) {
+    pub fn push_stored(&mut self, row: usize, label: usize, origin: ImageOrigin) {
         assert!(label < self.class_names.len(), "label without a class");
         assert!(row < self.store.rows(), "row {row} is not stored");
         self.rows.push(row);
         self.labels.push(label);
+        self.origins.push(origin);
     }
 
     /// The store's row holding the image of the file with `key`, when it was stored before (it
-    /// will not be decoded again).
-    pub fn stored_row(&self, key: &FileKey) -> Option<usize> {
-        self.store.find(key)
+    /// will not be decoded again), and that image's key.
+    pub fn stored_row(&self, key: &FileKey) -> Option<(usize, ImageKey)> {
+        self.store
+            .find(key)
+            .map(|row| (row, self.store.image_key(row)))
     }
 
     /// Images in the store, this set's and others' (a disk cache keeps those of earlier runs).
@@ -120,11 +155,18 @@ impl ImageSet {
         self.store.rows()
     }
 
-    fn push_keyed(&mut self, pixels: &[f32], label: usize, key: Option<FileKey>) {
+    fn push_bytes(
+        &mut self,
+        bytes: &[u8],
+        label: usize,
+        origin: ImageOrigin,
+        file_key: Option<FileKey>,
+    ) {
         assert!(label < self.class_names.len(), "label without a class");
-        let row = self.own_store().append(pixels, key);
+        let row = self.own_store().append_bytes(bytes, file_key, origin.key);
         self.rows.push(row);
         self.labels.push(label);
+        self.origins.push(origin);
     }
 
     /// The store, to append to: a set that shares its store with a subset first copies its own
@@ -133,9 +175,9 @@ impl ImageSet {
         if Arc::get_mut(&mut self.store).is_none() {
             let mut own = PixelStore::in_memory(self.shape.pixels());
             let mut bytes = vec![0; self.shape.pixels()];
-            for row in &mut self.rows {
+            for (row, origin) in self.rows.iter_mut().zip(&self.origins) {
                 self.store.read(*row, &mut bytes);
-                *row = own.append_bytes(&bytes, None);
+                *row = own.append_bytes(&bytes, None, origin.key);
             }
             self.store = Arc::new(own);
         }
@@ -157,6 +199,11 @@ impl ImageSet {
 
     pub fn labels(&self) -> &[usize] {
         &self.labels
+    }
+
+    /// Where each image came from: its key, group and file.
+    pub fn origins(&self) -> &[ImageOrigin] {
+        &self.origins
     }
 
     /// The image at `index`, as the model takes it: `shape.pixels()` values in 0..1.
@@ -222,28 +269,43 @@ impl ImageSet {
             store: Arc::clone(&self.store),
             rows: indices.iter().map(|&i| self.rows[i]).collect(),
             labels: indices.iter().map(|&i| self.labels[i]).collect(),
+            origins: indices.iter().map(|&i| self.origins[i].clone()).collect(),
         }
     }
 
-    /// Splits into `(rest, held_out)` with `held_out` taking `fraction` of each class (rounded,
-    /// seeded), so both parts keep the class balance of the whole.
+    fn split_input(&self) -> (Vec<ImageKey>, Vec<Option<Arc<str>>>) {
+        self.origins
+            .iter()
+            .map(|origin| (origin.key, origin.group.clone()))
+            .unzip()
+    }
+
+    /// Splits into `(rest, held_out)` with `held_out` taking about `fraction` of each class by
+    /// the split policy of [`split`]: image by image from their keys and `seed`, copies and
+    /// groups whole, each class within rounding of its share.
     pub fn split(&self, fraction: f64, seed: u64) -> (ImageSet, ImageSet) {
-        let mut rng = SeededRng::new(seed);
-        let mut rest = Vec::new();
-        let mut held_out = Vec::new();
-        for class in 0..self.class_names.len() {
-            let mut members: Vec<usize> = (0..self.len())
-                .filter(|&i| self.labels[i] == class)
-                .collect();
-            rng.shuffle(&mut members);
-            let take = (members.len() as f64 * fraction).round() as usize;
-            held_out.extend_from_slice(&members[..take]);
-            rest.extend_from_slice(&members[take..]);
-        }
-        // Interleave the classes again so neither part is sorted by class.
-        rng.shuffle(&mut rest);
-        rng.shuffle(&mut held_out);
-        (self.subset(&rest), self.subset(&held_out))
+        let (keys, groups) = self.split_input();
+        let input = SplitInput {
+            labels: &self.labels,
+            class_names: &self.class_names,
+            keys: &keys,
+            groups: &groups,
+        };
+        let parts = split::split(&input, fraction, seed);
+        (self.subset(&parts.rest), self.subset(&parts.held))
+    }
+
+    /// The units the split keeps whole: images of one key (copies) or of one group, counting
+    /// once each.
+    pub fn groups(&self) -> usize {
+        let (keys, groups) = self.split_input();
+        Units::of(&SplitInput {
+            labels: &self.labels,
+            class_names: &self.class_names,
+            keys: &keys,
+            groups: &groups,
+        })
+        .count()
     }
 }
 
@@ -290,6 +352,112 @@ mod tests {
         assert_ne!(ids_of(&set.split(0.2, 6).1), ids_of(&held));
     }
 
+    /// Classes of distinct images, `sizes[c]` of class `c`: each image's two pixels spell its id.
+    fn distinct_set(sizes: &[usize]) -> ImageSet {
+        let names = (0..sizes.len()).map(|c| c.to_string()).collect();
+        let mut set = ImageSet::new(ImageShape::new(1, 1, 2), names);
+        let mut id = 0;
+        for (class, &size) in sizes.iter().enumerate() {
+            for _ in 0..size {
+                push_id(&mut set, id, class);
+                id += 1;
+            }
+        }
+        set
+    }
+
+    fn push_id(set: &mut ImageSet, id: usize, class: usize) {
+        set.push(
+            &[(id / 256) as f32 / 255.0, (id % 256) as f32 / 255.0],
+            class,
+        );
+    }
+
+    fn id_of(set: &ImageSet, index: usize) -> usize {
+        let image = set.image(index);
+        (image[0] * 255.0).round() as usize * 256 + (image[1] * 255.0).round() as usize
+    }
+
+    /// Each image's id, its class and whether `split` held it out.
+    fn parts(set: &ImageSet, fraction: f64, seed: u64) -> Vec<(usize, usize, bool)> {
+        let (rest, held) = set.split(fraction, seed);
+        let mut parts: Vec<_> = [(&rest, false), (&held, true)]
+            .into_iter()
+            .flat_map(|(part, held)| {
+                (0..part.len()).map(move |i| (id_of(part, i), part.labels()[i], held))
+            })
+            .collect();
+        parts.sort();
+        parts
+    }
+
+    /// The ids in both splits whose part differs, with their classes.
+    fn moved(
+        before: &[(usize, usize, bool)],
+        after: &[(usize, usize, bool)],
+    ) -> Vec<(usize, usize)> {
+        before
+            .iter()
+            .filter(|(id, _, held)| after.iter().any(|(a, _, h)| a == id && h != held))
+            .map(|&(id, class, _)| (id, class))
+            .collect()
+    }
+
+    #[test]
+    fn adding_removing_or_reordering_images_moves_no_other_across_the_split() {
+        let set = distinct_set(&[50, 50, 50]);
+        let before = parts(&set, 0.2, 1);
+        // One image more in class 1: only an image of class 1 at the edge of its share may
+        // move (its share grows by one every five images).
+        let mut added = set.clone();
+        push_id(&mut added, 1000, 1);
+        let after = parts(&added, 0.2, 1);
+        let moved_by_add = moved(&before, &after);
+        assert!(
+            moved_by_add.len() <= 1 && moved_by_add.iter().all(|&(_, c)| c == 1),
+            "{moved_by_add:?}"
+        );
+        // One image fewer in class 2, then every image in the reverse order.
+        let kept: Vec<usize> = (0..set.len()).filter(|&i| i != 120).collect();
+        let after = parts(&set.subset(&kept), 0.2, 1);
+        let moved_by_removal = moved(&before, &after);
+        assert!(
+            moved_by_removal.len() <= 1 && moved_by_removal.iter().all(|&(_, c)| c == 2),
+            "{moved_by_removal:?}"
+        );
+        let reversed: Vec<usize> = (0..set.len()).rev().collect();
+        assert_eq!(parts(&set.subset(&reversed), 0.2, 1), before);
+    }
+
+    #[test]
+    fn copies_of_an_image_fall_on_its_side_of_the_split() {
+        let mut set = distinct_set(&[50, 50, 50]);
+        // 20 copies, under new names, beside their originals (ids 0, 7, 14...).
+        for copy in 0..20 {
+            push_id(&mut set, copy * 7, copy * 7 / 50);
+        }
+        let parts = parts(&set, 0.2, 1);
+        for copy in 0..20 {
+            let sides: Vec<bool> = parts
+                .iter()
+                .filter(|(id, _, _)| *id == copy * 7)
+                .map(|&(_, _, held)| held)
+                .collect();
+            assert_eq!(sides.len(), 2);
+            assert_eq!(sides[0], sides[1], "image {} and its copy", copy * 7);
+        }
+    }
+
+    #[test]
+    fn every_class_keeps_its_share_within_rounding() {
+        let set = distinct_set(&[50, 7, 5, 3, 2, 1]);
+        for seed in 0..20 {
+            let (rest, held) = set.split(0.2, seed);
+            assert_eq!(held.class_counts(), [10, 1, 1, 1, 0, 0], "seed {seed}");
+            assert_eq!(rest.class_counts(), [40, 6, 4, 2, 2, 1], "seed {seed}");
+        }
+    }
+
     #[test]
     fn a_subset_shares_the_pixels_and_keeps_its_images_when_its_parent_grows() {
         let mut set = numbered_set(2, 2);
@@ -311,16 +479,17 @@ mod tests {
     fn a_file_seen_before_is_not_stored_again() {
         let mut set = ImageSet::new(ImageShape::new(1, 1, 1), vec!["a".into(), "b".into()]);
         let key = FileKey::of(b"file");
-        set.push_file(key, 0, &[0.2]);
-        assert_eq!(set.stored_row(&key), Some(0));
+        let origin = ImageOrigin::keyed(ImageKey(7));
+        set.push_file(key, 0, &[0.2], origin.clone());
+        assert_eq!(set.stored_row(&key), Some((0, ImageKey(7))));
         // The same bytes again (another copy of the file, under another class): its row is
         // shared, the new pixels are not stored.
-        set.push_file(key, 1, &[0.9]);
-        set.push_stored(0, 1);
+        set.push_file(key, 1, &[0.9], origin.clone());
+        set.push_stored(0, 1, origin.clone());
         assert_eq!((set.len(), set.labels()), (3, &[0, 1, 1][..]));
         assert_eq!(set.stored_images(), 1);
         assert_eq!((set.image(1), set.image(2)), (set.image(0), set.image(0)));
-        set.push_file(FileKey::of(b"other"), 1, &[0.9]);
+        set.push_file(FileKey::of(b"other"), 1, &[0.9], origin);
         assert_eq!(
             (set.stored_images(), set.image(3)),
             (2, vec![230.0 / 255.0])

@@ -9,6 +9,7 @@ use std::collections::HashMap;
 
 #[cfg(not(target_arch = "wasm32"))]
 use super::ImageShape;
+use super::split::ImageKey;
 
 /// A file's content, as the cache knows it: its length and a hash of its bytes. A renamed or
 /// moved file is still found; an edited one is decoded again.
@@ -38,6 +39,14 @@ impl FileKey {
     }
 }
 
+/// Values in 0..1 as the store keeps them: a byte each, rounded to the nearest.
+pub fn to_bytes(values: &[f32]) -> Vec<u8> {
+    values
+        .iter()
+        .map(|&v| (v.clamp(0.0, 1.0) * 255.0).round() as u8)
+        .collect()
+}
+
 /// Rows of `row_bytes` bytes each, appended once and read by index.
 pub struct PixelStore {
     row_bytes: usize,
@@ -45,6 +54,8 @@ pub struct PixelStore {
     place: Place,
     /// Which row holds the image of each file seen (a disk cache's, this run's and earlier ones).
     keys: HashMap<FileKey, usize>,
+    /// The key of each row's image (a hash of its decoded pixels, at the file's own size).
+    image_keys: Vec<ImageKey>,
 }
 
 enum Place {
@@ -60,23 +71,27 @@ impl PixelStore {
             rows: 0,
             place: Place::Memory(Vec::new()),
             keys: HashMap::new(),
+            image_keys: Vec::new(),
         }
     }
 
     /// The cache in `dir` for images of `shape`, made if missing: its rows and keys are found
     /// again by every later run that opens it. Each shape has its own files, named after it
-    /// (`28x28-grey.v1.pixels`); the version changes when decoding does.
+    /// (`28x28-grey.v2.pixels`); the version changes when decoding or the files' layout does.
     #[cfg(not(target_arch = "wasm32"))]
     pub fn on_disk(dir: &std::path::Path, shape: ImageShape) -> Result<Self, String> {
         let colour = if shape.channels == 1 { "grey" } else { "rgb" };
-        let name = format!("{}x{}-{colour}.v1", shape.width, shape.height);
+        let name = format!("{}x{}-{colour}.v2", shape.width, shape.height);
         let row_bytes = shape.pixels();
-        let (rows, keys, place) = disk::DiskRows::open(dir, &name, row_bytes)?;
+        let (found, place) = disk::DiskRows::open(dir, &name, row_bytes)?;
+        let (keys, image_keys) = (found.rows_of_files, found.image_keys);
+        let rows = image_keys.len();
         Ok(Self {
             row_bytes,
             rows,
             place: Place::Disk(place),
             keys,
+            image_keys,
         })
     }
 
@@ -102,28 +117,25 @@ impl PixelStore {
         self.keys.get(key).copied()
     }
 
-    /// Appends one image's values (0..1, rounded to bytes); `key` names the file it came from,
-    /// for [`PixelStore::find`]. Returns its row.
-    pub fn append(&mut self, values: &[f32], key: Option<FileKey>) -> usize {
-        let bytes: Vec<u8> = values
-            .iter()
-            .map(|&v| (v.clamp(0.0, 1.0) * 255.0).round() as u8)
-            .collect();
-        self.append_bytes(&bytes, key)
+    /// The key of the image at `row`.
+    pub fn image_key(&self, row: usize) -> ImageKey {
+        self.image_keys[row]
     }
 
-    /// Appends one image as its bytes, as [`PixelStore::read`] gives them back.
-    pub fn append_bytes(&mut self, bytes: &[u8], key: Option<FileKey>) -> usize {
+    /// Appends one image as its bytes, as [`PixelStore::read`] gives them back; `file` names the
+    /// file it came from, for [`PixelStore::find`], and `image` is its key. Returns its row.
+    pub fn append_bytes(&mut self, bytes: &[u8], file: Option<FileKey>, image: ImageKey) -> usize {
         assert_eq!(bytes.len(), self.row_bytes, "image of the wrong size");
         let row = self.rows;
         match &mut self.place {
             Place::Memory(memory) => memory.extend_from_slice(bytes),
             #[cfg(not(target_arch = "wasm32"))]
-            Place::Disk(disk) => disk.append(row, bytes, key),
+            Place::Disk(disk) => disk.append(row, bytes, file, image),
         }
-        if let Some(key) = key {
-            self.keys.insert(key, row);
+        if let Some(file) = file {
+            self.keys.insert(file, row);
         }
+        self.image_keys.push(image);
         self.rows += 1;
         row
     }
@@ -148,10 +160,10 @@ mod disk {
     use std::io::Read;
     use std::path::{Path, PathBuf};
 
-    use super::FileKey;
+    use super::{FileKey, ImageKey};
 
-    /// One key record: the file's length, its hash, the row of its image.
-    const KEY_RECORD: usize = 24;
+    /// One key record: the file's length, its hash, the row of its image, the image's key.
+    const KEY_RECORD: usize = 32;
 
     /// `<shape>.pixels` holds the rows one after another; `<shape>.keys` a record per row that
     /// came from a file. Written in that order, so a run killed between the two leaves a row
@@ -163,12 +175,22 @@ mod disk {
         row_bytes: usize,
     }
 
+    /// What a cache holds from earlier runs.
+    pub struct Found {
+        /// The row of each file's image.
+        pub rows_of_files: HashMap<FileKey, usize>,
+        /// The key of each row's image, one per row.
+        pub image_keys: Vec<ImageKey>,
+    }
+
     impl DiskRows {
+        /// The cache's files in `dir`, made if missing: what they hold, and the rows to append
+        /// to.
         pub fn open(
             dir: &Path,
             shape_name: &str,
             row_bytes: usize,
-        ) -> Result<(usize, HashMap<FileKey, usize>, Self), String> {
+        ) -> Result<(Found, Self), String> {
             let cannot = |what: &Path, err: std::io::Error| {
                 format!("the image cache {} cannot be used: {err}", what.display())
             };
@@ -206,6 +228,7 @@ mod disk {
                 / row_bytes;
             // Rows are trusted up to the last one with a key; an unfinished record is dropped.
             let mut keys = HashMap::new();
+            let mut image_keys = HashMap::new();
             let mut rows = 0;
             for record in records.chunks_exact(KEY_RECORD) {
                 let field = |i: usize| {
@@ -220,9 +243,14 @@ mod disk {
                         },
                         row,
                     );
+                    image_keys.insert(row, ImageKey(field(3)));
                     rows = rows.max(row + 1);
                 }
             }
+            // A row without a record is never found by a file, so its image key is not needed.
+            let image_keys: Vec<ImageKey> = (0..rows)
+                .map(|row| image_keys.get(&row).copied().unwrap_or(ImageKey(0)))
+                .collect();
             let set_len = |file: &File, len: usize, path: &Path| {
                 file.set_len(len as u64).map_err(|err| cannot(path, err))
             };
@@ -233,12 +261,14 @@ mod disk {
             ordered.sort_by_key(|(_, row)| **row);
             let rewritten: Vec<u8> = ordered
                 .into_iter()
-                .flat_map(|(key, &row)| record(key, row))
+                .flat_map(|(key, &row)| record(key, row, image_keys[row]))
                 .collect();
             write_at(&keys_file, 0, &rewritten).map_err(|err| cannot(&keys_path, err))?;
             Ok((
-                rows,
-                keys,
+                Found {
+                    rows_of_files: keys,
+                    image_keys,
+                },
                 Self {
                     pixels_path,
                     pixels,
@@ -249,12 +279,12 @@ mod disk {
         }
 
         /// A cache that cannot be written (a full disk) or read ends the run with its reason.
-        pub fn append(&mut self, row: usize, bytes: &[u8], key: Option<FileKey>) {
+        pub fn append(&mut self, row: usize, bytes: &[u8], file: Option<FileKey>, image: ImageKey) {
             let written =
                 write_at(&self.pixels, (row * self.row_bytes) as u64, bytes).and_then(|()| {
-                    let Some(key) = key else { return Ok(()) };
+                    let Some(file) = file else { return Ok(()) };
                     let end = self.keys.metadata()?.len();
-                    write_at(&self.keys, end, &record(&key, row))
+                    write_at(&self.keys, end, &record(&file, row, image))
                 });
             written.unwrap_or_else(|err| failure(&self.pixels_path, "write to", err));
         }
@@ -269,9 +299,12 @@ mod disk {
         panic!("cannot {doing} the image cache {}: {err}", path.display())
     }
 
-    fn record(key: &FileKey, row: usize) -> [u8; KEY_RECORD] {
+    fn record(key: &FileKey, row: usize, image: ImageKey) -> [u8; KEY_RECORD] {
         let mut record = [0; KEY_RECORD];
-        for (i, value) in [key.len, key.hash, row as u64].into_iter().enumerate() {
+        for (i, value) in [key.len, key.hash, row as u64, image.0]
+            .into_iter()
+            .enumerate()
+        {
             record[i * 8..i * 8 + 8].copy_from_slice(&value.to_le_bytes());
         }
         record
@@ -326,10 +359,12 @@ mod tests {
     #[test]
     fn values_are_kept_as_bytes_rounded_to_the_nearest() {
         let mut store = PixelStore::in_memory(4);
-        let row = store.append(&[0.0, 0.5, 1.0, 7.0 / 255.0 + 0.001], None);
+        let bytes = to_bytes(&[0.0, 0.5, 1.0, 7.0 / 255.0 + 0.001]);
+        let row = store.append_bytes(&bytes, None, ImageKey(3));
         let mut out = [0; 4];
         store.read(row, &mut out);
         assert_eq!(out, [0, 128, 255, 7]);
+        assert_eq!(store.image_key(row), ImageKey(3));
     }
 
     #[cfg(not(target_arch = "wasm32"))]
@@ -342,13 +377,13 @@ mod tests {
         {
             let mut store = PixelStore::on_disk(&dir, shape).unwrap();
             assert_eq!(store.rows(), 0);
-            assert_eq!(store.append(&[0.0, 1.0], Some(a)), 0);
-            assert_eq!(store.append(&[1.0, 0.0], Some(b)), 1);
+            assert_eq!(store.append_bytes(&[0, 255], Some(a), ImageKey(10)), 0);
+            assert_eq!(store.append_bytes(&[255, 0], Some(b), ImageKey(11)), 1);
         }
         // A third row written without its key, as a run killed at that moment leaves it.
         std::fs::OpenOptions::new()
             .append(true)
-            .open(dir.join("2x1-grey.v1.pixels"))
+            .open(dir.join("2x1-grey.v2.pixels"))
             .unwrap()
             .write_all(&[9, 9])
             .unwrap();
@@ -359,8 +394,13 @@ mod tests {
             (store.rows(), store.find(&a), store.find(&b)),
             (2, Some(0), Some(1))
         );
+        // Each found row keeps the key of its image.
+        assert_eq!(
+            (store.image_key(0), store.image_key(1)),
+            (ImageKey(10), ImageKey(11))
+        );
         assert_eq!(store.find(&c), None);
-        assert_eq!(store.append(&[0.2, 0.4], Some(c)), 2);
+        assert_eq!(store.append_bytes(&[51, 102], Some(c), ImageKey(12)), 2);
         let mut out = [0; 2];
         store.read(1, &mut out);
         assert_eq!(out, [255, 0]);

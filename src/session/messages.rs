@@ -5,6 +5,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::settings::RunSettings;
 use crate::benchmark::{BenchmarkJob, BenchmarkResult};
 use crate::evaluation::Evaluation;
 use crate::model_file::ModelInfo;
@@ -56,13 +57,10 @@ pub enum Command {
     AddFiles { files: Vec<UploadedFile> },
     /// All files were sent: the images become the data (answered with `dataset_loaded`).
     EndFiles,
-    /// `workers` on the CPU: the worker and that many less one helpers (Web Workers), each
-    /// computing a share of every batch; absent or 1, the worker alone.
-    Train {
-        config: TrainConfig,
-        backend: BackendChoice,
-        workers: Option<usize>,
-    },
+    /// Train a new model with these settings, as given (each checked by the session, which
+    /// names a bad one). `workers` on the CPU: the worker and that many less one helpers (Web
+    /// Workers), each computing a share of every batch; absent or 1, the worker alone.
+    Train { settings: RunSettings },
     /// Stop training after the current batch; the model so far is kept and evaluated.
     Stop,
     /// Distance between two images under the trained model.
@@ -96,6 +94,11 @@ pub enum Command {
     /// The distance to the nearest class past which an image is none of the classes; kept in
     /// the model (answered with `open_set`).
     SetUnknownDistance { distance: f32 },
+    /// Every image of the loaded data with its class and the part it is in (answered with
+    /// `split_list`): the split of the data, the validation part of a run with `settings` (by
+    /// default the current model's, else the article's), and which test images the current
+    /// model trained on.
+    SplitList { settings: Option<RunSettings> },
     /// Replace the current model with one from a file; refused (the current one kept) when the
     /// file is not a whole model of ours or was made for another input size than the data.
     LoadModel {
@@ -114,6 +117,17 @@ pub struct UploadedFile {
     #[serde(with = "serde_bytes")]
     #[cfg_attr(test, ts(type = "Uint8Array"))]
     pub bytes: Vec<u8>,
+    /// Files of one group (the frames of one camera hold, the files of a group folder) go to
+    /// one side of the split together.
+    #[serde(default)]
+    #[cfg_attr(test, ts(optional))]
+    pub group: Option<String>,
+    /// For a shrunk copy of an image (as the page keeps large ones), the key `files_read` gave
+    /// the image it was made from: the copy keeps that image's place in the split and in the
+    /// models that trained on it.
+    #[serde(default)]
+    #[cfg_attr(test, ts(optional))]
+    pub key: Option<String>,
 }
 
 #[cfg_attr(test, derive(ts_rs::TS))]
@@ -158,10 +172,13 @@ pub enum Reply {
         /// The settings a run takes when the front end changes none: the article's.
         defaults: TrainConfig,
     },
-    /// Progress of a load of the user's files, after each batch.
+    /// Progress of a load of the user's files, after each batch, with the key of each of the
+    /// batch's files (a hash of its decoded pixels, 16 hexadecimal digits; null for a file that
+    /// cannot be used).
     FilesRead {
         done: usize,
         total: usize,
+        keys: Vec<Option<String>>,
     },
     DatasetLoaded(DatasetSummary),
     /// Which backend a run uses, and why.
@@ -187,6 +204,9 @@ pub enum Reply {
         /// distance); None without data of the model's image size loaded.
         left_recognised: Option<Recognition>,
         right_recognised: Option<Recognition>,
+        /// Whether the model trained on each image; None when its file does not say.
+        left_seen: Option<bool>,
+        right_seen: Option<bool>,
     },
     /// What the current model's embeddings do on the loaded data; sent after training, after a
     /// model is loaded, and after data is loaded for an existing model.
@@ -217,11 +237,22 @@ pub enum Reply {
     Evaluated {
         /// The test pairs every test figure is measured on.
         test_pairs: usize,
+        /// Of them, pairs of one class (the rest are of two).
+        test_pairs_similar: usize,
+        /// Test images left out because the model trained on them; None when it does not say.
+        seen_images_left_out: Option<usize>,
         /// None without test pairs (`note` says why).
         evaluation: Option<Evaluation>,
         note: Option<String>,
     },
     Projector(ProjectorFiles),
+    /// `path<TAB>class<TAB>part` for every image, `part` being `train`, `validation`, `test`,
+    /// `held-out` (the training part of a class held out of training) or `seen` (a test image
+    /// the current model trained on, left out of its figures).
+    SplitList {
+        file_name: String,
+        tsv: String,
+    },
     ProjectorArchive {
         file_name: String,
         #[serde(with = "serde_bytes")]
@@ -274,6 +305,10 @@ pub struct DatasetSummary {
     pub width: usize,
     pub train_images: usize,
     pub test_images: usize,
+    /// The units the split kept whole in each part: images of one group (a camera hold, a
+    /// group folder) or copies of one image count once.
+    pub train_groups: usize,
+    pub test_groups: usize,
     /// The test pairs every test figure will be measured on; 0 when the test part cannot pair.
     pub test_pairs: usize,
     pub classes: Vec<ClassSummary>,
@@ -281,6 +316,8 @@ pub struct DatasetSummary {
     pub file_errors: Vec<String>,
     /// One line per file used in part (the first frame of an animation), naming the file.
     pub file_notes: Vec<String>,
+    /// A warning for each image found under two classes or more, naming its files.
+    pub duplicates: Vec<String>,
     /// Set when the data cannot train yet; says what to add.
     pub problem: Option<String>,
 }
@@ -327,8 +364,11 @@ pub struct RunReport {
 pub struct RunResult {
     pub backend: String,
     pub epochs: usize,
-    /// The test pairs every test figure is measured on (drawn once per dataset).
+    /// The test pairs every test figure is measured on: half of them similar, drawn from the
+    /// test images of the classes trained on.
     pub test_pairs: usize,
+    /// Of them, pairs of one class.
+    pub test_pairs_similar: usize,
     pub test_acc: Option<f64>,
     pub best_threshold: f32,
     /// Where `best_threshold` was chosen.
@@ -348,6 +388,13 @@ pub struct AnalysisReport {
     /// figures; None without test pairs.
     pub pair_acc: Option<f64>,
     pub test_pairs: usize,
+    pub test_pairs_similar: usize,
+    /// Test images the model trained or validated on, left out of every figure here; None when
+    /// its file does not say what it saw (then the figures may include such images).
+    pub seen_images_left_out: Option<usize>,
+    /// Whether the loaded data's training part differs from the images the model trained on
+    /// (the data changed since, or the model came from other data); None when it does not say.
+    pub training_data_changed: Option<bool>,
     pub threshold: f32,
     pub knn_k: usize,
     /// None without test images (`note` says why).
@@ -539,6 +586,7 @@ mod typescript {
     use crate::model_file::EnrolledClass;
     use crate::open_set::{OperatingPoint, Recognition};
     use crate::projector::ProjectorFiles;
+    use crate::session::settings::RunSettings;
     use crate::training::TrainConfig;
 
     const PATH: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/www/messages.d.ts");
@@ -549,6 +597,7 @@ mod typescript {
             Command::decl(&config),
             Reply::decl(&config),
             UploadedFile::decl(&config),
+            RunSettings::decl(&config),
             BackendChoice::decl(&config),
             ImageRef::decl(&config),
             WebGpuSupport::decl(&config),

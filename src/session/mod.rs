@@ -10,6 +10,7 @@
 pub mod dataset;
 pub mod messages;
 mod recognition;
+pub mod settings;
 mod thumbnails;
 
 use std::cell::{Cell, RefCell};
@@ -18,17 +19,19 @@ use std::rc::Rc;
 
 use burn::tensor::Device;
 
-pub use dataset::{Dataset, SPLIT_SEED};
+pub use dataset::{Dataset, SPLIT_SEED, TestPart};
 use dataset::{sample_indices, stratified_sample};
 use messages::*;
 use recognition::default_unknown_distance;
+use settings::{Run, RunSettings};
 use thumbnails::{small_thumbnail, thumbnail};
 
 use crate::backend::{Backend, training_device};
 use crate::benchmark::{BenchmarkJob, run_benchmark};
-use crate::data::images::{LabelledFile, LabelledImages, decode_image};
+use crate::data::images::{LabelledFile, LabelledImages, decode_keyed_image};
 use crate::data::mnist::parse_mnist;
 use crate::data::pixels::PixelStore;
+use crate::data::split::ImageKey;
 use crate::data::{ImageSet, ImageShape};
 use crate::embeddings::{Embeddings, Pca2, hardest_pairs};
 use crate::evaluation::{Evaluation, best_threshold};
@@ -36,7 +39,7 @@ use crate::inference::{
     KNN_K, classify, dissimilar_flags, embed_images, pair_accuracy, pair_distances,
 };
 use crate::model::{SiameseNet, SiameseNetConfig};
-use crate::model_file::{MODEL_FILE_EXTENSION, ModelInfo, load_model, save_model};
+use crate::model_file::{MODEL_FILE_EXTENSION, ModelInfo, SeenImages, load_model, save_model};
 use crate::open_set::Prototypes;
 use crate::pairs::Pair;
 use crate::projector::{EmbeddedPart, ProjectorFiles, projector_archive, projector_files};
@@ -187,14 +190,15 @@ struct CurrentModel {
 }
 
 /// Labelled training images of the trained classes and their embeddings under the current
-/// model, searched by neighbour queries, and their classes' prototypes; the test images'
-/// embeddings, which Evaluate and ExportProjector take instead of embedding the test part again;
+/// model, searched by neighbour queries, and their classes' prototypes; the model's test part
+/// and its embeddings, which Evaluate and ExportProjector take instead of embedding it again;
 /// and the sample of test images the analysis classifies. Cleared whenever the model or the
 /// data change.
 struct Reference {
     set: ImageSet,
     embeddings: Embeddings,
     trained_prototypes: Prototypes,
+    test_part: TestPart,
     test: Embeddings,
     /// Indices of the classified test images, and their embeddings.
     queries: Vec<usize>,
@@ -276,6 +280,7 @@ impl Session {
         let changes_data_or_model = !matches!(
             command,
             Command::Stop
+                | Command::SplitList { .. }
                 | Command::Compare { .. }
                 | Command::Neighbours { .. }
                 | Command::SaveModel
@@ -312,11 +317,7 @@ impl Session {
             } => self.begin_files(total, ImageShape::new(channels, height, width), host),
             Command::AddFiles { files } => self.add_files(files, host),
             Command::EndFiles => self.end_files(host).await,
-            Command::Train {
-                config,
-                backend,
-                workers,
-            } => self.train(config, backend, workers, host).await,
+            Command::Train { settings } => self.train(&settings, host).await,
             Command::Compare { left, right } => self.compare(left, right, host).await,
             Command::Neighbours { query, k } => self.neighbours(query, k, host).await,
             Command::SaveModel => self.save_model(host).await,
@@ -337,6 +338,7 @@ impl Session {
             Command::LoadModel { file_name, bytes } => {
                 self.load_model(&file_name, &bytes, host).await
             }
+            Command::SplitList { settings } => self.split_list(settings.as_ref(), host),
             Command::Benchmark { backend, job } => self.benchmark(backend, &job, host).await,
             Command::Enrol { class_name, images } => {
                 self.enrol_images(class_name, images, host).await
@@ -413,7 +415,11 @@ impl Session {
             images: LabelledImages::with_store(shape, store),
             total,
         });
-        host.send(Reply::FilesRead { done: 0, total });
+        host.send(Reply::FilesRead {
+            done: 0,
+            total,
+            keys: Vec::new(),
+        });
         Ok(())
     }
 
@@ -425,16 +431,28 @@ impl Session {
             .ok_or("files arrived without a load begun: drop them again")?;
         let labelled: Vec<LabelledFile> = files
             .iter()
-            .map(|file| LabelledFile {
-                class_name: &file.class_name,
-                file_name: &file.file_name,
-                bytes: &file.bytes,
+            .map(|file| {
+                let key = file.key.as_deref().map(str::parse).transpose();
+                Ok(LabelledFile {
+                    class_name: &file.class_name,
+                    file_name: &file.file_name,
+                    bytes: &file.bytes,
+                    group: file.group.as_deref(),
+                    key: key.map_err(|err| format!("{}: {err}", file.file_name))?,
+                })
             })
-            .collect();
-        load.images.add_all(&labelled);
+            .collect::<Result<_, String>>()?;
+        let keys = load.images.add_all(&labelled);
         let (done, total) = (load.images.files_read(), load.total);
         drop(state);
-        host.send(Reply::FilesRead { done, total });
+        host.send(Reply::FilesRead {
+            done,
+            total,
+            keys: keys
+                .into_iter()
+                .map(|key| key.map(|key| key.to_string()))
+                .collect(),
+        });
         Ok(())
     }
 
@@ -452,19 +470,16 @@ impl Session {
             .await
     }
 
-    async fn train(
-        &self,
-        config: TrainConfig,
-        choice: BackendChoice,
-        workers: Option<usize>,
-        host: &mut impl Host,
-    ) -> Outcome {
+    async fn train(&self, settings: &RunSettings, host: &mut impl Host) -> Outcome {
+        let Run {
+            config,
+            backend: choice,
+            workers,
+        } = settings
+            .resolve()
+            .map_err(|err| format!("invalid settings: {err}"))?;
         let dataset = self.dataset()?;
         let data = TrainingData::split(&dataset.train, &config).map_err(|e| e.to_string())?;
-        let workers = workers.unwrap_or(1);
-        if !(1..=MAX_WORKERS).contains(&workers) {
-            return Err(format!("workers must be 1 to {MAX_WORKERS}, not {workers}").into());
-        }
         let busy = self.begin_busy();
         #[cfg(not(target_arch = "wasm32"))]
         let burn_train = host.burn_train().await?;
@@ -524,7 +539,10 @@ impl Session {
             }
             other => Failure::from(other.to_string()),
         };
-        let map_images = dataset.test.subset(&map_indices(dataset.test.len()));
+        // What the model will have seen, and so the test part it is measured on.
+        let seen_images = dataset.training_images(config.held_out());
+        let test = dataset.test_part(Some(&seen_images), config.held_out());
+        let map_images = test.images.subset(&map_indices(test.images.len()));
         let mut observer = SessionObserver {
             host: &mut *host,
             stop: &self.stop,
@@ -553,22 +571,21 @@ impl Session {
                 .await
                 .map_err(failed)?;
         let threshold_flags = dissimilar_flags(&threshold_pairs);
-        let test_embeddings = embed_images(&trained.model, &dataset.test, &device)
+        let test_embeddings = embed_images(&trained.model, &test.images, &device)
             .await
             .map_err(failed)?;
-        let test_pairs = dataset.trained_test_pairs(config.held_out());
-        let (evaluation, gallery) = match &test_pairs {
-            Some(pairs) => {
+        let (evaluation, gallery) = match &test.pairs {
+            Ok(pairs) => {
                 let distances = test_embeddings.pair_distances(pairs);
                 let evaluation = Evaluation::new(
                     (&threshold_distances, &threshold_flags),
                     &distances,
                     &dissimilar_flags(pairs),
                 );
-                let gallery = gallery(&dataset.test, pairs, &distances, evaluation.best_threshold);
+                let gallery = gallery(&test.images, pairs, &distances, evaluation.best_threshold);
                 (Some(evaluation), gallery)
             }
-            None => (None, Vec::new()),
+            Err(_) => (None, Vec::new()),
         };
         let threshold = evaluation.as_ref().map_or_else(
             || best_threshold(&threshold_distances, &threshold_flags).0,
@@ -586,11 +603,13 @@ impl Session {
             test_acc: evaluation.as_ref().map(|e| e.test_acc_best),
             enrolled: Vec::new(),
             unknown_distance: None,
+            seen_images: Some(seen_images),
         };
         let result = RunResult {
             backend: chosen.backend,
             epochs: trained.history.len(),
-            test_pairs: test_pairs.as_ref().map_or(0, Vec::len),
+            test_pairs: test.pair_count(),
+            test_pairs_similar: test.similar_pairs(),
             test_acc: evaluation.as_ref().map(|e| e.test_acc),
             best_threshold: threshold,
             threshold_source,
@@ -616,10 +635,11 @@ impl Session {
                     trained.history.len()
                 )
             }),
-            note: dataset.no_test_pairs_reason(),
+            note: test.no_pairs_reason(),
         }));
         drop(busy); // the analysis may be overtaken by a new run or new data
-        self.analyse(Some(test_embeddings), frames, host).await
+        self.analyse(Some((test, test_embeddings)), frames, host)
+            .await
     }
 
     /// The same model with other info (an enrolled class, an unknown distance): its
@@ -640,13 +660,13 @@ impl Session {
     }
 
     /// Embeds the data under the current model and reports classification accuracy and the
-    /// map; keeps training images' embeddings for neighbour searches. `test` are the test
-    /// images' embeddings when a run has just computed them. Does nothing without both a model
-    /// and data of its input size, and drops its result when the model or the data changed
-    /// meanwhile.
+    /// map; keeps training images' embeddings for neighbour searches. `test` is the model's
+    /// test part and its embeddings when a run has just computed them. Does nothing without
+    /// both a model and data of its input size, and drops its result when the model or the data
+    /// changed meanwhile.
     async fn analyse(
         &self,
-        test: Option<Embeddings>,
+        test: Option<(TestPart, Embeddings)>,
         frames: Vec<(usize, Embeddings)>,
         host: &mut impl Host,
     ) -> Outcome {
@@ -662,15 +682,19 @@ impl Session {
             return Ok(());
         }
         let failed = |err: TrainError| Failure::from(format!("could not analyse the model: {err}"));
-        let test = match test {
-            Some(test) => test,
-            None => embed_images(&current.model, &dataset.test, &current.device)
-                .await
-                .map_err(failed)?,
+        let held_out = current.info.config.held_out();
+        let (test_part, test) = match test {
+            Some(given) => given,
+            None => {
+                let part = dataset.test_part(current.info.seen_images.as_ref(), held_out);
+                let embedded = embed_images(&current.model, &part.images, &current.device)
+                    .await
+                    .map_err(failed)?;
+                (part, embedded)
+            }
         };
         host.yield_now().await;
         // The model has not seen the held-out classes: they are no reference for anything.
-        let held_out = current.info.config.held_out();
         let reference_set = stratified_sample(
             dataset.train.without_classes(held_out),
             Some(ANALYSIS_IMAGES),
@@ -697,12 +721,13 @@ impl Session {
             return Ok(()); // a newer model or data came meanwhile, with an analysis of its own
         }
         let threshold = current.info.threshold;
+        let test_images = &test_part.images;
         let queries = sample_indices(test.len(), ANALYSIS_IMAGES);
         let query_embeddings = test.subset(&queries);
         // k-NN and one-shot classify among the trained classes, so only their images.
         let trained_queries: Vec<usize> = (0..queries.len())
             .filter(|&row| {
-                !held_out.contains(&dataset.test.class_names[query_embeddings.labels[row]])
+                !held_out.contains(&test_images.class_names[query_embeddings.labels[row]])
             })
             .collect();
         let classification = (!trained_queries.is_empty()).then(|| {
@@ -721,8 +746,8 @@ impl Session {
             .map(|(&i, point)| MapPoint {
                 x: point[0],
                 y: point[1],
-                label: dataset.test.labels()[i],
-                thumbnail: small_thumbnail(&dataset.test, i, MAP_THUMBNAIL_SIDE),
+                label: test_images.labels()[i],
+                thumbnail: small_thumbnail(test_images, i, MAP_THUMBNAIL_SIDE),
             })
             .collect();
         // On the final map's axes, the same images in the same order (`map_indices`).
@@ -735,12 +760,12 @@ impl Session {
             .collect();
         let hardest = hardest_pairs(&query_embeddings, HARDEST_PAIRS);
         let hard_pairs = |pairs: Vec<(usize, usize, f32)>| -> Vec<HardPair> {
-            let class = |row: usize| dataset.test.class_names[query_embeddings.labels[row]].clone();
+            let class = |row: usize| test_images.class_names[query_embeddings.labels[row]].clone();
             pairs
                 .into_iter()
                 .map(|(left, right, distance)| HardPair {
-                    left: thumbnail(&dataset.test, queries[left]),
-                    right: thumbnail(&dataset.test, queries[right]),
+                    left: thumbnail(test_images, queries[left]),
+                    right: thumbnail(test_images, queries[right]),
                     left_class: class(left),
                     right_class: class(right),
                     distance,
@@ -749,7 +774,7 @@ impl Session {
         };
         let closest_dissimilar = hard_pairs(hardest.closest_dissimilar);
         let farthest_similar = hard_pairs(hardest.farthest_similar);
-        let note = match (&classification, dataset.no_test_pairs_reason()) {
+        let note = match (&classification, test_part.no_pairs_reason()) {
             (None, _) => Some(
                 "no images are held out for the test, so no classification figures are shown: \
                  add more images to each class"
@@ -757,7 +782,6 @@ impl Session {
             ),
             (Some(_), reason) => reason,
         };
-        let test_pairs = dataset.trained_test_pairs(held_out);
         let trained_prototypes =
             Prototypes::of_classes(&reference, &reference_set.class_names, held_out);
         let default_unknown_distance = default_unknown_distance(
@@ -766,34 +790,45 @@ impl Session {
             &reference_set.class_names,
             threshold,
         );
-        let analysed = Reference {
-            trained_prototypes,
-            default_unknown_distance,
-            set: reference_set,
-            embeddings: reference,
-            test,
-            queries,
-            query_embeddings,
-        };
-        host.send(Reply::Analysis(AnalysisReport {
-            pair_acc: test_pairs
+        let seen = current.info.seen_images.as_ref();
+        let report = AnalysisReport {
+            pair_acc: test_part
+                .pairs
                 .as_ref()
-                .map(|pairs| pair_accuracy(&analysed.test, pairs, threshold)),
-            test_pairs: test_pairs.as_ref().map_or(0, Vec::len),
+                .ok()
+                .map(|pairs| pair_accuracy(&test, pairs, threshold)),
+            test_pairs: test_part.pair_count(),
+            test_pairs_similar: test_part.similar_pairs(),
+            seen_images_left_out: test_part.seen_left_out,
+            training_data_changed: seen.map(|seen| *seen != dataset.training_images(held_out)),
             threshold,
             knn_k: KNN_K,
             knn_acc: classification.as_ref().map(|c| c.knn_acc),
             one_shot_ways: classification.as_ref().map_or(0, |c| c.one_shot_ways),
             one_shot_acc: classification.as_ref().map(|c| c.one_shot_acc),
-            reference_images: analysed.set.len(),
+            reference_images: reference_set.len(),
             test_images: trained_queries.len(),
-            class_names: dataset.test.class_names.clone(),
+            class_names: test_images.class_names.clone(),
             map,
             map_over_time,
-            open_set: analysed.open_set(&current.info, &dataset.test),
+            open_set: None,
             closest_dissimilar,
             farthest_similar,
             note,
+        };
+        let analysed = Reference {
+            trained_prototypes,
+            default_unknown_distance,
+            set: reference_set,
+            embeddings: reference,
+            test_part,
+            test,
+            queries,
+            query_embeddings,
+        };
+        host.send(Reply::Analysis(AnalysisReport {
+            open_set: analysed.open_set(&current.info),
+            ..report
         }));
         if current.info.unknown_distance.is_none() {
             // Kept in the model from now on, and in its file.
@@ -805,18 +840,23 @@ impl Session {
         Ok(())
     }
 
-    /// Pixels of an image a front end points at: one of the test set, or a file it sends.
-    fn resolve_image(&self, image: ImageRef, shape: ImageShape) -> Result<Vec<f32>, Failure> {
+    /// Pixels of an image a front end points at, one of the test set or a file it sends, and
+    /// the image's key.
+    fn resolve_image(
+        &self,
+        image: ImageRef,
+        shape: ImageShape,
+    ) -> Result<(Vec<f32>, ImageKey), Failure> {
         match image {
             ImageRef::Test { index } => {
                 let dataset = self.dataset()?;
                 if index >= dataset.test.len() || dataset.test.shape != shape {
                     return Err(format!("there is no test image {index} for this model").into());
                 }
-                Ok(dataset.test.image(index))
+                Ok((dataset.test.image(index), dataset.test.origins()[index].key))
             }
             ImageRef::File { file_name, bytes } => {
-                decode_image(&file_name, &bytes, shape).map_err(|e| e.to_string().into())
+                decode_keyed_image(&file_name, &bytes, shape).map_err(|e| e.to_string().into())
             }
         }
     }
@@ -827,9 +867,16 @@ impl Session {
             .ok_or("train a model first, then compare images")?;
         let shape = current.info.shape;
         let mut pair_set = ImageSet::new(shape, vec!["compared".into()]);
+        let mut keys = Vec::new();
         for image in [left, right] {
-            pair_set.push(&self.resolve_image(image, shape)?, 0);
+            let (pixels, key) = self.resolve_image(image, shape)?;
+            pair_set.push(&pixels, 0);
+            keys.push(key);
         }
+        let seen = |row: usize| {
+            let seen = current.info.seen_images.as_ref();
+            seen.map(|seen| seen.contains(keys[row]))
+        };
         let pair = Pair {
             left: 0,
             right: 1,
@@ -848,6 +895,8 @@ impl Session {
             right: thumbnail(&pair_set, 1),
             left_recognised: recognised(0),
             right_recognised: recognised(1),
+            left_seen: seen(0),
+            right_seen: seen(1),
         });
         Ok(())
     }
@@ -861,7 +910,7 @@ impl Session {
             .clone()
             .ok_or("load data of the model's image size to search for neighbours")?;
         let mut query_set = ImageSet::new(current.info.shape, vec!["query".into()]);
-        query_set.push(&self.resolve_image(query, current.info.shape)?, 0);
+        query_set.push(&self.resolve_image(query, current.info.shape)?.0, 0);
         let embedded = embed_images(&current.model, &query_set, &current.device)
             .await
             .map_err(|e| e.to_string())?;
@@ -899,26 +948,30 @@ impl Session {
         Ok((current, dataset))
     }
 
-    /// The test images' embeddings under the current model: the analysis's, or new ones.
-    async fn test_embeddings(
+    /// The current model's test part and its embeddings: the analysis's, or new ones.
+    async fn test_part(
         &self,
         current: &CurrentModel,
         dataset: &Dataset,
-    ) -> Result<Embeddings, Failure> {
+    ) -> Result<(TestPart, Embeddings), Failure> {
         let analysed = self.state.borrow().reference.clone();
-        match analysed {
-            Some(reference) => Ok(reference.test.clone()),
-            None => embed_images(&current.model, &dataset.test, &current.device)
-                .await
-                .map_err(|e| e.to_string().into()),
+        if let Some(reference) = analysed {
+            return Ok((reference.test_part.clone(), reference.test.clone()));
         }
+        let part = dataset.test_part(
+            current.info.seen_images.as_ref(),
+            current.info.config.held_out(),
+        );
+        let embedded = embed_images(&current.model, &part.images, &current.device)
+            .await
+            .map_err(|e| e.to_string())?;
+        Ok((part, embedded))
     }
 
     async fn evaluate(&self, host: &mut impl Host) -> Outcome {
         let (current, dataset) = self.model_and_data()?;
-        let test = self.test_embeddings(&current, &dataset).await?;
-        let test_pairs = dataset.trained_test_pairs(current.info.config.held_out());
-        let evaluation = test_pairs.as_ref().map(|pairs| {
+        let (test_part, test) = self.test_part(&current, &dataset).await?;
+        let evaluation = test_part.pairs.as_ref().ok().map(|pairs| {
             Evaluation::at_threshold(
                 current.info.threshold,
                 &test.pair_distances(pairs),
@@ -926,35 +979,102 @@ impl Session {
             )
         });
         host.send(Reply::Evaluated {
-            test_pairs: test_pairs.as_ref().map_or(0, Vec::len),
+            test_pairs: test_part.pair_count(),
+            test_pairs_similar: test_part.similar_pairs(),
+            seen_images_left_out: test_part.seen_left_out,
             evaluation,
-            note: dataset.no_test_pairs_reason(),
+            note: test_part.no_pairs_reason(),
         });
         Ok(())
     }
 
-    /// Every loaded image's embedding, training images then test images, as the Embedding
-    /// Projector's files.
+    /// Every loaded image's embedding as the Embedding Projector's files: the training part,
+    /// the test part, then the test images the model trained on (its file says which).
     async fn projector_files(&self, host: &mut impl Host) -> Result<ProjectorFiles, Failure> {
         let (current, dataset) = self.model_and_data()?;
-        let train = embed_images(&current.model, &dataset.train, &current.device)
-            .await
-            .map_err(|e| e.to_string())?;
+        let embed = async |set: &ImageSet| {
+            embed_images(&current.model, set, &current.device)
+                .await
+                .map_err(|e| Failure::from(e.to_string()))
+        };
+        let train = embed(&dataset.train).await?;
         host.yield_now().await;
-        let embedded = [train, self.test_embeddings(&current, &dataset).await?];
+        let (test_part, test) = self.test_part(&current, &dataset).await?;
+        let seen = seen_test_images(&dataset, &current.info);
+        let seen_embedded = embed(&seen).await?;
         let parts = [
             EmbeddedPart {
                 name: "train",
                 set: &dataset.train,
-                embeddings: &embedded[0],
+                embeddings: &train,
             },
             EmbeddedPart {
                 name: "test",
-                set: &dataset.test,
-                embeddings: &embedded[1],
+                set: &test_part.images,
+                embeddings: &test,
+            },
+            EmbeddedPart {
+                name: "seen",
+                set: &seen,
+                embeddings: &seen_embedded,
             },
         ];
         Ok(projector_files(&parts))
+    }
+
+    /// The split of the loaded data as `path<TAB>class<TAB>part` lines (see [`Reply::SplitList`]).
+    fn split_list(&self, settings: Option<&RunSettings>, host: &mut impl Host) -> Outcome {
+        let dataset = self.dataset()?;
+        let current = self.current_model();
+        let model = current
+            .as_ref()
+            .filter(|current| current.info.shape == dataset.train.shape);
+        let config = match settings {
+            Some(settings) => {
+                let run = settings.resolve();
+                run.map_err(|err| format!("invalid settings: {err}"))?
+                    .config
+            }
+            None => model.map_or_else(TrainConfig::new, |current| current.info.config.clone()),
+        };
+        let data = TrainingData::split(&dataset.train, &config).map_err(|e| e.to_string())?;
+        let seen = model.map_or_else(
+            || ImageSet::new(dataset.test.shape, dataset.test.class_names.clone()),
+            |current| seen_test_images(&dataset, &current.info),
+        );
+        let held_out_part = dataset.train.subset(
+            &(0..dataset.train.len())
+                .filter(|&i| {
+                    config
+                        .held_out()
+                        .contains(&dataset.train.class_names[dataset.train.labels()[i]])
+                })
+                .collect::<Vec<_>>(),
+        );
+        let seen_keys = SeenImages::of(&seen);
+        let test: Vec<usize> = (0..dataset.test.len())
+            .filter(|&i| !seen_keys.contains(dataset.test.origins()[i].key))
+            .collect();
+        let parts = [
+            ("train", &data.train),
+            ("validation", &data.validation),
+            ("held-out", &held_out_part),
+            ("test", &dataset.test.subset(&test)),
+            ("seen", &seen),
+        ];
+        let mut tsv = String::from("path\tclass\tpart\n");
+        for (part, set) in parts {
+            for (index, origin) in set.origins().iter().enumerate() {
+                let path = origin.file_name.as_deref().unwrap_or("");
+                let class = &set.class_names[set.labels()[index]];
+                tsv.push_str(&format!("{path}\t{class}\t{part}\n"));
+            }
+        }
+        host.send(Reply::SplitList {
+            file_name: "siamese-web-split.tsv".into(),
+            tsv,
+        });
+        Ok(())
     }
 
     async fn save_model(&self, host: &mut impl Host) -> Outcome {
@@ -1097,6 +1217,17 @@ fn gallery(set: &ImageSet, pairs: &[Pair], distances: &[f32], threshold: f32) ->
             predicted_dissimilar: distance > threshold,
         })
         .collect()
+}
+
+/// The test images of `dataset` that the model of `info` trained or validated on.
+fn seen_test_images(dataset: &Dataset, info: &ModelInfo) -> ImageSet {
+    let seen: Vec<usize> = (0..dataset.test.len())
+        .filter(|&i| {
+            let seen = info.seen_images.as_ref();
+            seen.is_some_and(|seen| seen.contains(dataset.test.origins()[i].key))
+        })
+        .collect();
+    dataset.test.subset(&seen)
 }
 
 fn shape_mismatch(model: ImageShape, data: ImageShape) -> String {

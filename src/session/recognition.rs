@@ -53,7 +53,8 @@ impl Reference {
     }
 
     /// How the classified test images are recognised, with "none of the above".
-    pub(super) fn open_set(&self, info: &ModelInfo, test: &ImageSet) -> Option<OpenSetReport> {
+    pub(super) fn open_set(&self, info: &ModelInfo) -> Option<OpenSetReport> {
+        let test = &self.test_part.images;
         let prototypes = self.prototypes(info);
         if prototypes.is_empty() || self.queries.is_empty() {
             return None;
@@ -138,14 +139,13 @@ impl Session {
         let current = self.current_model().ok_or("train or load a model first")?;
         let mut info = current.info.clone();
         change(&mut info);
-        let report = {
-            let state = self.state.borrow();
-            match (&state.reference, &state.dataset) {
-                (Some(reference), Some(dataset)) => reference.open_set(&info, &dataset.test),
-                _ => None,
-            }
-        }
-        .ok_or("load data of the model's image size first: its classes come from the data")?;
+        let report = self
+            .state
+            .borrow()
+            .reference
+            .as_ref()
+            .and_then(|reference| reference.open_set(&info))
+            .ok_or("load data of the model's image size first: its classes come from the data")?;
         self.replace_info(&current, info);
         host.send(Reply::OpenSet(report));
         Ok(())
@@ -214,7 +214,7 @@ impl Session {
         let current = self.current_model().ok_or("train or load a model first")?;
         let mut set = ImageSet::new(current.info.shape, vec![class_name.clone()]);
         for image in images {
-            set.push(&self.resolve_image(image, current.info.shape)?, 0);
+            set.push(&self.resolve_image(image, current.info.shape)?.0, 0);
         }
         self.enrol(vec![(class_name, set)], host).await
     }

@@ -48,29 +48,72 @@ pub struct TrainConfig {
     pub held_out_classes: Option<Vec<String>>,
 }
 
+/// What each setting of [`TrainConfig`] may be, as the messages that refuse a value say it.
+pub mod allowed {
+    pub const EPOCHS: &str = "a whole number, 1 or more";
+    pub const BATCH_SIZE: &str = "a whole number, 1 or more";
+    pub const LEARNING_RATE: &str = "a number above 0";
+    pub const MARGIN: &str = "a number above 0";
+    /// More would leave too few images of a class to train on.
+    pub const VALIDATION_SPLIT: &str = "a number from 0 to 0.9";
+    pub const SEED: &str = "a whole number from 0 to 18446744073709551615";
+}
+
+/// The most of each class a run may hold out for validation.
+pub const MAX_VALIDATION_SPLIT: f64 = 0.9;
+
+/// A setting that cannot be used: its name (as the settings form, links and messages name it),
+/// the value given, and what it may be.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SettingError {
+    pub setting: &'static str,
+    pub value: String,
+    pub allowed: &'static str,
+}
+
+impl std::fmt::Display for SettingError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} is \"{}\": it must be {}",
+            self.setting, self.value, self.allowed
+        )
+    }
+}
+
+impl std::error::Error for SettingError {}
+
 impl TrainConfig {
+    /// The first setting that cannot train, named with its value and what it may be.
+    pub fn check(&self) -> Result<(), SettingError> {
+        let refuse = |setting, value: &dyn std::fmt::Display, allowed| {
+            Err(SettingError {
+                setting,
+                value: value.to_string(),
+                allowed,
+            })
+        };
+        let positive = |x: f64| x.is_finite() && x > 0.0;
+        if self.epochs == 0 {
+            refuse("epochs", &self.epochs, allowed::EPOCHS)
+        } else if self.batch_size == 0 {
+            refuse("batch_size", &self.batch_size, allowed::BATCH_SIZE)
+        } else if !positive(self.learning_rate) {
+            refuse("learning_rate", &self.learning_rate, allowed::LEARNING_RATE)
+        } else if !positive(self.margin.into()) {
+            refuse("margin", &self.margin, allowed::MARGIN)
+        } else if !(0.0..=MAX_VALIDATION_SPLIT).contains(&self.validation_split) {
+            let split = &self.validation_split;
+            refuse("validation_split", split, allowed::VALIDATION_SPLIT)
+        } else {
+            Ok(())
+        }
+    }
+
     /// Refuses settings that cannot train, before any work starts.
     pub fn validate(&self) -> Result<(), TrainError> {
-        let problem = if self.epochs == 0 {
-            Some("epochs must be at least 1".to_string())
-        } else if self.batch_size == 0 {
-            Some("batch size must be at least 1".to_string())
-        } else if !(self.learning_rate.is_finite() && self.learning_rate > 0.0) {
-            Some(format!(
-                "learning rate must be positive, not {}",
-                self.learning_rate
-            ))
-        } else if !(self.margin.is_finite() && self.margin > 0.0) {
-            Some(format!("margin must be positive, not {}", self.margin))
-        } else if !(0.0..1.0).contains(&self.validation_split) {
-            Some(format!(
-                "validation split must be in 0..1, not {}",
-                self.validation_split
-            ))
-        } else {
-            None
-        };
-        problem.map_or(Ok(()), |message| Err(TrainError::Settings(message)))
+        self.check()
+            .map_err(|err| TrainError::Settings(err.to_string()))
     }
 
     /// The classes left out of training, by name.
@@ -215,10 +258,20 @@ impl TrainingData {
     pub fn split(set: &ImageSet, config: &TrainConfig) -> Result<Self, TrainError> {
         config.validate()?;
         config.check_held_out(&set.class_names)?;
-        let (train, validation) = set
-            .without_classes(config.held_out())
-            .split(config.validation_split, config.seed);
-        let train_pairs = PairSampler::with_seed(train.labels(), &train.class_names, config.seed)?;
+        let trained_classes = set.without_classes(config.held_out());
+        let (train, validation) = trained_classes.split(config.validation_split, config.seed);
+        let train_pairs = PairSampler::with_seed(train.labels(), &train.class_names, config.seed)
+            .map_err(|err| {
+            // The whole training part pairs: the validation split took too much of it.
+            match PairSampler::new(trained_classes.labels(), &trained_classes.class_names) {
+                Ok(_) => TrainError::Settings(format!(
+                    "validation_split {} leaves too little to train on ({err}): give a \
+                         smaller one",
+                    config.validation_split
+                )),
+                Err(_) => TrainError::Data(err),
+            }
+        })?;
         let validation_pairs =
             PairSampler::with_seed(validation.labels(), &validation.class_names, !config.seed)
                 .ok()

@@ -2,7 +2,7 @@
 // Needs the release build in dist/ (scripts/test.sh runs `trunk build --release` first).
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { serveStatic } from './server.js';
@@ -484,6 +484,11 @@ test('the whole project (classes, recorded images, settings, model) is kept acro
     await page.waitForFunction(() => /3 classes/.test(document.getElementById('dataset-summary').innerText));
     await page.waitForFunction(() => document.getElementById('settings').elements.margin.value === '1.5');
     await page.waitForFunction(() => /^Loaded /.test(document.getElementById('model-status').innerText));
+    // The model knows the kept images for the ones it trained on, the shrunk photo too (it keeps
+    // the key of the image it was made from): nothing is out of date, nothing left out.
+    await page.waitForSelector('#analysis table');
+    assert.match(await page.locator('#analysis p').innerText(), /^On \d+ test images\.$/);
+    assert.equal(await page.locator('#data-changed').isHidden(), true);
 
     // Files that are not a project of this version are refused, and nothing changes.
     const bytes = readFileSync(projectPath);
@@ -518,6 +523,7 @@ test('the whole project (classes, recorded images, settings, model) is kept acro
     await other.waitForFunction(() => /^Loaded /.test(document.getElementById('model-status').innerText));
     await other.waitForFunction(() => /3 classes/.test(document.getElementById('dataset-summary').innerText));
     await other.waitForSelector('#analysis table');
+    assert.equal(await other.locator('#data-changed').isHidden(), true);
   } finally {
     await first.close();
     await second.close();
@@ -611,5 +617,66 @@ test('a model is used, kept, downloaded, restored after a reload, and bad model 
     assert.deepEqual(problems, []);
   } finally {
     await ownBrowser.close();
+  }
+});
+
+/** The page's split list, downloaded: `class/file` -> part. */
+async function downloadedSplit(page) {
+  await page.waitForFunction(() => !document.getElementById('download-split').disabled);
+  const [download] = await Promise.all([page.waitForEvent('download'), page.click('#download-split')]);
+  const [, ...lines] = readFileSync(await download.path(), 'utf8').trim().split('\n');
+  return new Map(lines.map((line) => line.split('\t')).map(([path, , part]) => [path, part]));
+}
+
+test('after the data changes, the model\'s figures leave out the images it trained on and say so, after a reload too', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'siamese-web-changed-'));
+  writeShapeFolders(dir, 16, { flat: true });
+  const more = mkdtempSync(join(tmpdir(), 'siamese-web-more-'));
+  writeShapeFolders(more, 26, { flat: true });
+  const own = await launchChromium();
+  try {
+    const page = await own.newPage();
+    await page.goto(`${base}index.html?epochs=1&backend=cpu`);
+    await page.waitForFunction(() => document.body.dataset.state === 'idle');
+    const shapes = ['rows', 'columns', 'disc'].flatMap((name) => [...Array(16).keys()].map((i) => join(dir, `${name}_${i}.png`)));
+    await page.setInputFiles('#pick-files', shapes);
+    await page.waitForFunction(() => /training and \d+ test images, 3 classes/.test(document.getElementById('dataset-summary').innerText));
+    await page.click('#train');
+    assert.equal((await waitForRun(page, 300_000)).state, 'done');
+    await page.waitForFunction(() => /^On \d+ test images\.$/.test(document.querySelector('#analysis p')?.innerText));
+    const before = await downloadedSplit(page);
+    assert.equal(before.size, 48);
+
+    // Ten new images, and a copy of a training image under another name.
+    const trained = [...before].find(([path, part]) => path.startsWith('rows/') && part === 'train')[0];
+    copyFileSync(join(dir, trained.slice('rows/'.length)), join(more, 'rows_copy.png'));
+    const added = [...[...Array(10).keys()].map((i) => join(more, `rows_${16 + i}.png`)), join(more, 'rows_copy.png')];
+    await page.setInputFiles('.own-class[data-name="rows"] input[type="file"]', added);
+    await page.waitForFunction(() => !document.getElementById('data-changed').hidden);
+    await page.waitForFunction(() => /rows \(27\)/.test(document.querySelector('.own-class[data-name="rows"] figcaption')?.innerText));
+    await page.waitForSelector('#analysis table');
+    const after = await downloadedSplit(page);
+    assert.equal(after.size, 59);
+    assert.equal(after.get('rows/rows_copy.png'), after.get(trained));
+    // No image the model trained or validated on is a test image of its figures.
+    for (const [path, part] of before) {
+      if (part !== 'test') assert.notEqual(after.get(path), 'test', `${path} was ${part}`);
+    }
+    const seen = [...after.values()].filter((part) => part === 'seen').length;
+    const caption = await page.locator('#analysis p').innerText();
+    if (seen) assert.ok(caption.includes(`(${seen} test images the model trained on were left out)`), caption);
+    else assert.match(caption, /^On \d+ test images\.$/);
+
+    // After a reload, the kept model and the kept classes say the same.
+    await page.goto(`${base}index.html`);
+    await page.waitForFunction(() => /from the last visit are back/.test(document.getElementById('project-status').innerText));
+    await page.waitForFunction(() => /^Loaded /.test(document.getElementById('model-status').innerText));
+    await page.waitForFunction(() => !document.getElementById('data-changed').hidden);
+    await page.waitForSelector('#analysis table');
+    assert.equal(await page.locator('#analysis p').innerText(), caption);
+    assert.deepEqual(await downloadedSplit(page), after);
+    await page.close();
+  } finally {
+    await own.close();
   }
 });

@@ -1,13 +1,13 @@
-// The command line's model file in the page: a folder of shapes (a broken file among them)
-// trained natively with `siamese train`, the file loaded with "Load a model file", and the same
-// two images compared in both, to the same distance. Needs the release build in dist/ and Cargo
-// (scripts/test.sh builds both first).
+// The command line and the page on the same files: a folder of shapes (a broken file among them)
+// trained natively with `siamese train`, the model file loaded with "Load a model file", and the
+// same two images compared in both, to the same distance; and the same folder split alike, image
+// by image. Needs the release build in dist/ and Cargo (scripts/test.sh builds both first).
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { basename, join } from 'node:path';
 import { serveStatic } from './server.js';
 import { launchChromium, openPage } from './browser.js';
 import { writeShapeFolders } from './images.js';
@@ -26,12 +26,24 @@ after(async () => {
   server?.close();
 });
 
-/** Runs `siamese` through Cargo (already built by the native tests); its JSON line. It blocks the
- * test runner's timers, so it has a time limit of its own. */
+/** Runs `siamese` through Cargo (already built by the native tests); its standard output. It
+ * blocks the test runner's timers, so it has a time limit of its own. */
 function siamese(...args) {
-  const output = execFileSync('cargo', ['run', '--release', '--quiet', '--bin', 'siamese', '--', ...args],
+  return execFileSync('cargo', ['run', '--release', '--quiet', '--bin', 'siamese', '--', ...args],
     { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'], maxBuffer: 64 << 20, timeout: 300_000 });
-  return JSON.parse(output.trim().split('\n').pop());
+}
+
+/** `siamese`'s JSON line. */
+const siameseJson = (...args) => JSON.parse(siamese(...args).trim().split('\n').pop());
+
+/** A split list (`path<TAB>class<TAB>part` lines under a header) as `class/file name` -> part. */
+function parts(tsv) {
+  const [header, ...lines] = tsv.trim().split('\n');
+  assert.equal(header, 'path\tclass\tpart');
+  return new Map(lines.map((line) => {
+    const [path, className, part] = line.split('\t');
+    return [`${className}/${basename(path)}`, part];
+  }));
 }
 
 test('a model trained on the command line loads in the page and measures the same distances', async () => {
@@ -40,13 +52,13 @@ test('a model trained on the command line loads in the page and measures the sam
   writeShapeFolders(data, 30);
   writeFileSync(join(data, 'disc', 'notes.png'), 'not an image');
   const model = join(root, 'shapes.siamese');
-  const trained = siamese('train', '--data', data, '--image-size', '32x32-grey', '--epochs', '3', '--save', model);
+  const trained = siameseJson('train', '--data', data, '--image-size', '32x32-grey', '--epochs', '3', '--save', model);
   console.log('command line', JSON.stringify(trained));
   // Six test images a class, each with a similar and a dissimilar partner.
   assert.equal(trained.test_pairs, 36);
   assert.ok(trained.auc > 0.9, `AUC ${trained.auc}`);
   const [left, right] = [join(data, 'rows', 'rows_1.png'), join(data, 'disc', 'disc_2.png')];
-  const native = siamese('compare', '--model', model, left, right);
+  const native = siameseJson('compare', '--model', model, left, right);
 
   const port = server.address().port;
   const { page, problems } = await openPage(browser, `http://127.0.0.1:${port}/index.html`);
@@ -61,6 +73,38 @@ test('a model trained on the command line loads in the page and measures the sam
   const verdict = native.dissimilar ? 'dissimilar' : 'similar';
   assert.equal(await page.locator('#compare-result figcaption').innerText(),
     `D = ${native.distance.toFixed(3)}: ${verdict} (threshold ${native.threshold.toFixed(3)})`);
+  assert.deepEqual(problems, []);
+  await page.close();
+});
+
+test('the page and the command line put every image of a folder in the same part', async () => {
+  const root = mkdtempSync(join(tmpdir(), 'siamese-web-split-'));
+  const data = join(root, 'shapes');
+  writeShapeFolders(data, 20);
+  // A group folder of the class rows (its files go to one side together), and a copy of an
+  // image under another name.
+  mkdirSync(join(data, 'rows', '@session'));
+  writeShapeFolders(join(root, 'more'), 26);
+  for (let i = 20; i < 26; i++) copyFileSync(join(root, 'more', 'rows', `rows_${i}.png`), join(data, 'rows', '@session', `rows_${i}.png`));
+  copyFileSync(join(data, 'disc', 'disc_3.png'), join(data, 'disc', 'disc_copy.png'));
+  const native = parts(siamese('split', '--data', data, '--image-size', '32x32-grey'));
+  assert.equal(native.size, 67);
+
+  const port = server.address().port;
+  const { page, problems } = await openPage(browser, `http://127.0.0.1:${port}/index.html`);
+  await page.waitForFunction(() => document.body.dataset.state === 'idle');
+  await page.selectOption('#image-size', '1,32,32');
+  await page.setInputFiles('#pick-folder', data);
+  await page.waitForFunction(() => /training and/.test(document.getElementById('dataset-summary').innerText));
+  assert.match(await page.locator('#dataset-summary').innerText(), /groups/);
+  await page.waitForFunction(() => !document.getElementById('download-split').disabled);
+  const [download] = await Promise.all([page.waitForEvent('download'), page.click('#download-split')]);
+  assert.equal(download.suggestedFilename(), 'siamese-web-split.tsv');
+  const inPage = parts(readFileSync(await download.path(), 'utf8'));
+  assert.deepEqual(new Map([...inPage].sort()), new Map([...native].sort()));
+  const group = [...native].filter(([name]) => /rows_2[0-5]\.png$/.test(name)).map(([, part]) => part);
+  assert.equal(new Set(group).size, 1, `the group was split: ${group}`);
+  assert.equal(native.get('disc/disc_copy.png'), native.get('disc/disc_3.png'));
   assert.deepEqual(problems, []);
   await page.close();
 });

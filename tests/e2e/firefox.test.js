@@ -98,8 +98,8 @@ test('Firefox: bad settings are refused, a run that blows up keeps the model fro
   const model = await app.text('#model-status');
 
   for (const [name, value, expected] of [
-    ['epochs', '0', /epochs must be at least 1/],
-    ['margin', '0', /margin must be positive/],
+    ['epochs', '0', /invalid settings: epochs is "0": it must be a whole number, 1 or more/],
+    ['margin', '0', /margin is "0": it must be a number above 0/],
     ['learning_rate', '10', /(loss became (NaN|inf)|loss exploded to|every image maps to the same embedding).*training stopped; lower the learning rate/],
   ]) {
     await app.setting('epochs', '2');

@@ -98,9 +98,9 @@ test('settings that cannot train are refused before training, and divergence sto
   await page.waitForFunction(() => /^Current model/.test(document.getElementById('model-status').innerText));
   const model = await page.locator('#model-status').innerText();
   for (const [name, value, expected] of [
-    ['epochs', '0', /epochs must be at least 1/],
-    ['margin', '0', /margin must be positive/],
-    ['margin', '-1', /margin must be positive/],
+    ['epochs', '0', /invalid settings: epochs is "0": it must be a whole number, 1 or more/],
+    ['margin', '0', /margin is "0": it must be a number above 0/],
+    ['margin', '-1', /margin is "-1": it must be a number above 0/],
     // Adam at 10 either overflows the loss or silences every unit; either way the run stops.
     ['learning_rate', '10', /(loss became (NaN|inf)|loss exploded to|every image maps to the same embedding).*training stopped; lower the learning rate/],
   ]) {
@@ -125,6 +125,24 @@ test('settings that cannot train are refused before training, and divergence sto
   assert.equal(run.state, 'done', run.messages);
   assert.deepEqual(problems, []);
   await page.close();
+});
+
+test('a bad setting in a link is refused naming the setting, the value given and what it may be', async () => {
+  for (const [setting, expected] of [
+    ['seed=-1', 'seed is "-1": it must be a whole number from 0 to 18446744073709551615'],
+    ['epochs=-3', 'epochs is "-3": it must be a whole number, 1 or more'],
+    ['margin=NaN', 'margin is "NaN": it must be a number above 0'],
+    ['validation_split=0.99', 'validation_split is "0.99": it must be a number from 0 to 0.9'],
+    ['backend=gpu9', 'backend is "gpu9": it must be auto, webgpu or cpu'],
+    ['workers=0', 'workers is "0": it must be a whole number from 1 to 64'],
+  ]) {
+    const { page, problems } = await openApp(`?dataset=mnist&train_images=300&test_images=100&autostart=1&${setting}`);
+    const run = await waitForRun(page, 120_000);
+    assert.equal(run.state, 'error', `${setting} trained`);
+    assert.equal(run.error, `invalid settings: ${expected}`);
+    assert.deepEqual(problems, []);
+    await page.close();
+  }
 });
 
 test('files that are broken are each named with the reason; unusual ones load; the rest trains', async () => {

@@ -209,6 +209,27 @@ test('widget files on another origin (a CDN) work in a browser without WebGPU; h
   }
 });
 
+test('a widget\'s bad attribute is named with the value given and what it may be, inside the widget', async () => {
+  const page = await browser.newPage();
+  const problems = [];
+  page.on('pageerror', (error) => problems.push(error.message));
+  writeFileSync(join(root, 'bad-post.html'), `<!doctype html><title>post</title>
+    <script type="module" src="/${FOLDER}/www/widget.js"></script>
+    <siamese-trainer id="epochs" train-images="300" test-images="100" epochs="-3" autostart compact>No demo.</siamese-trainer>
+    <siamese-trainer id="backend" train-images="300" test-images="100" epochs="1" backend="gpu9" autostart compact>No demo.</siamese-trainer>`);
+  await page.goto(`http://127.0.0.1:${server.address().port}/bad-post.html`);
+  for (const [id, expected] of [
+    ['epochs', 'epochs is "-3": it must be a whole number, 1 or more'],
+    ['backend', 'backend is "gpu9": it must be auto, webgpu or cpu'],
+  ]) {
+    await page.waitForFunction((id) => document.getElementById(id).dataset.state === 'error', id, { timeout: 120_000 });
+    const error = await page.$eval(`#${id}`, (w) => w.shadowRoot.querySelector('.error').textContent);
+    assert.ok(error.includes(expected), error);
+  }
+  assert.deepEqual(problems, []);
+  await page.close();
+});
+
 test('a widget far down a post loads nothing until the reader reaches it and says what it will download; Train starts one that waits', async () => {
   const seen = [];
   const site = await serveStatic(root, { log: (path, method) => seen.push(`${method} ${path}`) });

@@ -1,6 +1,7 @@
 //! Each subcommand as a sequence of session commands, and the JSON line it ends with.
 
-use std::path::Path;
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
 
 use serde_json::{Value, json};
 use siamese_web::backend::Backend;
@@ -12,10 +13,15 @@ use siamese_web::session::Session;
 use siamese_web::session::messages::{
     BackendChoice, Command, ImageRef, OpenSetReport, Reply, UploadedFile,
 };
+use siamese_web::session::settings::RunSettings;
 use web_time::Instant;
 
 use crate::options::{DataSource, Invocation};
 use crate::terminal::{Terminal, print_summary};
+
+/// What a model file of an earlier version cannot tell.
+const UNCHECKED_MODEL: &str = "this model's file does not list the images it trained on (an \
+    earlier version saved it): its test figures may include them";
 
 const MNIST_PATH: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/assets/mnist-10k.bin.gz");
 /// Files read and decoded at a time, at most: the bytes of one group are in memory, then only
@@ -27,6 +33,8 @@ const FILE_BYTES_PER_GROUP: usize = 64 << 20;
 struct Cli {
     session: Session,
     terminal: Terminal,
+    /// The files of the folder read, by the names the session knows them by.
+    paths: HashMap<String, PathBuf>,
 }
 
 impl Cli {
@@ -93,6 +101,8 @@ impl Cli {
                         class_name: file.class_name.clone(),
                         file_name: file.file_name.clone(),
                         bytes,
+                        group: file.group.clone(),
+                        key: None,
                     });
                 }
                 Err(err) => unreadable.push(format!("{}: cannot be read: {err}", file.file_name)),
@@ -110,6 +120,10 @@ impl Cli {
             files.len(),
             started.elapsed().as_secs_f64()
         );
+        self.paths = files
+            .into_iter()
+            .map(|file| (file.file_name, file.path))
+            .collect();
         Ok((answers, unreadable))
     }
 
@@ -192,6 +206,8 @@ fn analysis_fields(answers: &[Reply]) -> Value {
         .iter()
         .find_map(|reply| match reply {
             Reply::Analysis(report) => Some(json!({
+                "seen_images_left_out": report.seen_images_left_out,
+                "training_data_changed": report.training_data_changed,
                 "knn_acc": report.knn_acc,
                 "one_shot_acc": report.one_shot_acc,
                 "reference_images": report.reference_images,
@@ -238,6 +254,7 @@ pub async fn run(invocation: Invocation) -> Result<String, String> {
     let mut cli = Cli {
         session: Session::new(),
         terminal,
+        paths: HashMap::new(),
     };
     let line = match invocation {
         Invocation::Train {
@@ -251,16 +268,12 @@ pub async fn run(invocation: Invocation) -> Result<String, String> {
             ..
         } => {
             cli.load_data(&data, shape).await?;
-            let answers = cli
-                .ask(Command::Train {
-                    workers: Some(workers),
-                    config,
-                    backend: match devices[..] {
-                        [] | [Backend::Flex] => BackendChoice::Cpu,
-                        _ => BackendChoice::Webgpu,
-                    },
-                })
-                .await?;
+            let backend = match devices[..] {
+                [] | [Backend::Flex] => BackendChoice::Cpu,
+                _ => BackendChoice::Webgpu,
+            };
+            let settings = RunSettings::of(&config, backend, workers);
+            let answers = cli.ask(Command::Train { settings }).await?;
             let Some(Reply::Done(report)) = answers.first() else {
                 return Err("the run reported no result".into());
             };
@@ -299,6 +312,8 @@ pub async fn run(invocation: Invocation) -> Result<String, String> {
             let answers = cli.ask(Command::Evaluate).await?;
             let Some(Reply::Evaluated {
                 test_pairs,
+                test_pairs_similar,
+                seen_images_left_out,
                 evaluation,
                 note,
             }) = answers.first()
@@ -308,8 +323,16 @@ pub async fn run(invocation: Invocation) -> Result<String, String> {
             if let Some(note) = note {
                 eprintln!("note: {note}");
             }
+            match seen_images_left_out {
+                Some(0) => {}
+                Some(left_out) => eprintln!(
+                    "note: {left_out} test images were left out: the model trained on them"
+                ),
+                None => eprintln!("note: {}", UNCHECKED_MODEL),
+            }
             let figures = json!({
                 "test_pairs": test_pairs,
+                "test_pairs_similar": test_pairs_similar,
                 "test_acc": evaluation.as_ref().map(|e| e.test_acc),
                 "best_threshold": evaluation.as_ref().map(|e| e.best_threshold),
                 "test_acc_best": evaluation.as_ref().map(|e| e.test_acc_best),
@@ -367,12 +390,45 @@ pub async fn run(invocation: Invocation) -> Result<String, String> {
                 distance,
                 threshold,
                 dissimilar,
+                left_seen,
+                right_seen,
                 ..
             }) = answers.first()
             else {
                 return Err("the images were not compared".into());
             };
-            json!({ "distance": distance, "threshold": threshold, "dissimilar": dissimilar })
+            json!({
+                "distance": distance,
+                "threshold": threshold,
+                "dissimilar": dissimilar,
+                "left_seen": left_seen,
+                "right_seen": right_seen,
+            })
+        }
+        Invocation::Split {
+            data,
+            shape,
+            config,
+        } => {
+            cli.load_data(&data, shape).await?;
+            let settings = Some(RunSettings::of(&config, BackendChoice::Cpu, 1));
+            let answers = cli.ask(Command::SplitList { settings }).await?;
+            let Some(Reply::SplitList { tsv, .. }) = answers.first() else {
+                return Err("the split was not listed".into());
+            };
+            // The session names each file from the folder's name on, as a browser does: the
+            // list gives the paths the files were read from.
+            let mut lines = tsv.lines();
+            let mut listed = String::from(lines.next().unwrap_or_default());
+            for line in lines {
+                let (name, rest) = line.split_once('\t').unwrap_or((line, ""));
+                let path = cli
+                    .paths
+                    .get(name)
+                    .map_or_else(|| name.to_string(), |path| path.display().to_string());
+                listed.push_str(&format!("\n{path}\t{rest}"));
+            }
+            return Ok(listed);
         }
     };
     Ok(line.to_string())

@@ -4,7 +4,8 @@ use std::path::PathBuf;
 
 use siamese_web::backend::Backend;
 use siamese_web::data::ImageShape;
-use siamese_web::training::TrainConfig;
+use siamese_web::session::settings::RunSettings;
+use siamese_web::training::{SettingError, TrainConfig};
 
 pub const USAGE: &str = "\
 usage:
@@ -41,7 +42,13 @@ usage:
       writes DIR/vectors.tsv, metadata.tsv, sprite.png and projector_config.json, the files
       the TensorFlow Embedding Projector opens (every image: the training part, then the test)
   siamese compare --model FILE IMAGE IMAGE
-      the distance of two image files under the model, and whether it calls them dissimilar
+      the distance of two image files under the model, whether it calls them dissimilar, and
+      whether the model trained on each
+  siamese split --data DIR [--image-size SIZE] [--validation-split X] [--seed N]
+                [--hold-out A,B] [--cache DIR]
+      prints path<TAB>class<TAB>part for every usable image: the part (train, validation,
+      test, or held-out for a held-out class's training part) is the one the same data and
+      settings give in train, evaluate and the page
   siamese devices
       the devices this build finds here, as --device takes them
   siamese help";
@@ -89,6 +96,12 @@ pub enum Invocation {
         model: PathBuf,
         images: [PathBuf; 2],
     },
+    /// The part of every image of a folder.
+    Split {
+        data: DataSource,
+        shape: ImageShape,
+        config: TrainConfig,
+    },
     /// The devices this build can train on, here.
     Devices,
 }
@@ -107,11 +120,11 @@ struct Given {
     enrol_held_out: Option<usize>,
     train_images: Option<usize>,
     test_images: Option<usize>,
-    config: TrainConfig,
+    /// A run's settings as typed, read and checked by the session's rules.
+    settings: RunSettings,
     tuned: Vec<&'static str>,
     positional: Vec<PathBuf>,
     threads: Option<usize>,
-    workers: Option<usize>,
 }
 
 /// A subcommand and the threads it may use.
@@ -125,17 +138,18 @@ pub struct Parsed {
 /// What the words ask for; None for help.
 pub fn parse(args: &[String]) -> Result<Option<Parsed>, String> {
     let Some((subcommand, rest)) = args.split_first() else {
-        return Err("say what to do: train, evaluate, embed, compare or devices".into());
+        return Err("say what to do: train, evaluate, embed, compare, split or devices".into());
     };
     if matches!(subcommand.as_str(), "help" | "--help" | "-h") {
         return Ok(None);
     }
     if !matches!(
         subcommand.as_str(),
-        "train" | "evaluate" | "embed" | "compare" | "devices"
+        "train" | "evaluate" | "embed" | "compare" | "split" | "devices"
     ) {
         return Err(format!(
-            "unknown command {subcommand:?}: use train, evaluate, embed, compare or devices"
+            "unknown command {subcommand:?}: use train, evaluate, embed, compare, split or \
+             devices"
         ));
     }
     let given = read_options(rest)?;
@@ -150,6 +164,10 @@ pub fn parse(args: &[String]) -> Result<Option<Parsed>, String> {
             "--model" | "--data" | "--mnist" | "--out" | "--cache" | "--threads"
         ),
         "compare" => matches!(flag, "--model" | "--threads"),
+        "split" => matches!(
+            flag,
+            "--data" | "--image-size" | "--cache" | "--validation-split" | "--seed" | "--hold-out"
+        ),
         _ => false,
     };
     if let Some(flag) = given.tuned.iter().find(|flag| !takes(flag)) {
@@ -167,18 +185,20 @@ pub fn parse(args: &[String]) -> Result<Option<Parsed>, String> {
             .clone()
             .ok_or(format!("{subcommand} needs --model FILE"))
     };
+    let run = given.settings.resolve().map_err(named_by_its_option)?;
     let invocation = match subcommand.as_str() {
         "train" => Invocation::Train {
             data: data_source(&given)?,
             shape: given.image_size.unwrap_or(ImageShape::MNIST),
-            config: given.config.clone(),
+            config: run.config,
             devices: given.devices.clone(),
             checkpoints: given.checkpoints.clone(),
             enrol_held_out: given.enrol_held_out,
             save: given.save.clone(),
-            workers: given
-                .workers
-                .unwrap_or_else(|| default_workers(given.threads)),
+            workers: match given.settings.workers {
+                Some(_) => run.workers,
+                None => default_workers(given.threads),
+            },
         },
         "evaluate" => Invocation::Evaluate {
             model: model()?,
@@ -190,6 +210,11 @@ pub fn parse(args: &[String]) -> Result<Option<Parsed>, String> {
             out: given.out.clone().ok_or("embed needs --out DIR")?,
         },
         "devices" => Invocation::Devices,
+        "split" => Invocation::Split {
+            data: data_source(&given)?,
+            shape: given.image_size.unwrap_or(ImageShape::MNIST),
+            config: run.config,
+        },
         _ => Invocation::Compare {
             model: model()?,
             images: match &given.positional[..] {
@@ -200,20 +225,43 @@ pub fn parse(args: &[String]) -> Result<Option<Parsed>, String> {
     };
     if let Invocation::Train {
         config,
-        enrol_held_out,
+        enrol_held_out: Some(_),
         ..
     } = &invocation
+        && config.held_out().is_empty()
     {
-        config.validate().map_err(|err| err.to_string())?;
-        if enrol_held_out.is_some() && config.held_out().is_empty() {
-            return Err("--enrol-held-out enrols the classes of --hold-out: give them".into());
-        }
+        return Err("--enrol-held-out enrols the classes of --hold-out: give them".into());
     }
     Ok(Some(Parsed {
         invocation,
         threads: given.threads,
     }))
 }
+
+/// The session's refusal of a setting, naming the option it was given as.
+fn named_by_its_option(err: SettingError) -> String {
+    let option = OPTIONS_OF_SETTINGS
+        .iter()
+        .find(|(setting, _)| *setting == err.setting)
+        .map_or(err.setting, |(_, option)| option);
+    SettingError {
+        setting: option,
+        ..err
+    }
+    .to_string()
+}
+
+/// The settings of a run (as the session names them) and the options that give them.
+const OPTIONS_OF_SETTINGS: &[(&str, &str)] = &[
+    ("epochs", "--epochs"),
+    ("batch_size", "--batch"),
+    ("learning_rate", "--lr"),
+    ("margin", "--margin"),
+    ("validation_split", "--validation-split"),
+    ("seed", "--seed"),
+    ("held_out_classes", "--hold-out"),
+    ("workers", "--workers"),
+];
 
 /// Workers when `--workers` is not given: one per thread of `--threads` (by default one per
 /// core), up to 8 as in the page. Each takes a share of every batch: on 2 cores two train
@@ -293,11 +341,10 @@ fn read_options(args: &[String]) -> Result<Given, String> {
         enrol_held_out: None,
         train_images: None,
         test_images: None,
-        config: TrainConfig::new(),
+        settings: RunSettings::default(),
         tuned: Vec::new(),
         positional: Vec::new(),
         threads: None,
-        workers: None,
     };
     let mut args = args.iter();
     while let Some(arg) = args.next() {
@@ -316,8 +363,10 @@ fn read_options(args: &[String]) -> Result<Given, String> {
             .ok_or(format!("unknown option {arg}"))?;
         let value = args.next().ok_or(format!("{flag} needs a value"))?;
         let bad = |why: String| format!("{flag} {value}: {why}");
-        let number = |value: &str| value.parse::<f64>().map_err(|e| bad(e.to_string()));
         let count = |value: &str| value.parse::<usize>().map_err(|e| bad(e.to_string()));
+        // The run's settings are read by the session's rules (RunSettings::resolve).
+        let text = Some(value.clone());
+        let settings = &mut given.settings;
         match flag {
             "--data" => given.data = Some(value.into()),
             "--image-size" => given.image_size = Some(parse_image_size(value).map_err(bad)?),
@@ -333,29 +382,18 @@ fn read_options(args: &[String]) -> Result<Given, String> {
                     .map_err(bad)?
             }
             "--checkpoints" => given.checkpoints = Some(value.into()),
-            "--hold-out" => {
-                given.config.held_out_classes = Some(
-                    value
-                        .split(',')
-                        .map(|name| name.trim().to_string())
-                        .collect(),
-                )
-            }
+            "--hold-out" => settings.held_out_classes = text,
             "--enrol-held-out" => given.enrol_held_out = Some(count(value)?),
             "--train-images" => given.train_images = Some(count(value)?),
             "--test-images" => given.test_images = Some(count(value)?),
-            "--epochs" => given.config.epochs = count(value)?,
-            "--batch" => given.config.batch_size = count(value)?,
-            "--lr" => given.config.learning_rate = number(value)?,
-            "--margin" => given.config.margin = number(value)? as f32,
-            "--validation-split" => given.config.validation_split = number(value)?,
+            "--epochs" => settings.epochs = text,
+            "--batch" => settings.batch_size = text,
+            "--lr" => settings.learning_rate = text,
+            "--margin" => settings.margin = text,
+            "--validation-split" => settings.validation_split = text,
             "--threads" => given.threads = Some(count(value)?.max(1)),
-            "--workers" => given.workers = Some(count(value)?),
-            _ => {
-                given.config.seed = value
-                    .parse()
-                    .map_err(|e: std::num::ParseIntError| bad(e.to_string()))?
-            }
+            "--workers" => settings.workers = text,
+            _ => settings.seed = text,
         }
         given.tuned.push(flag);
     }
@@ -477,9 +515,23 @@ mod tests {
             ("fly", "unknown command"),
             ("train", "say what to train on"),
             ("train --data a --mnist", "choose one of"),
-            ("train --data a --epochs 0", "epochs must be at least 1"),
+            (
+                "train --data a --epochs 0",
+                "--epochs is \"0\": it must be a whole number, 1 or more",
+            ),
+            (
+                "train --data a --seed -1",
+                "--seed is \"-1\": it must be a whole number from 0 to",
+            ),
+            (
+                "train --data a --workers 0",
+                "--workers is \"0\": it must be a whole number from 1 to 64",
+            ),
             ("train --data a --epochs", "--epochs needs a value"),
-            ("train --data a --lr fast", "--lr fast"),
+            (
+                "train --data a --lr fast",
+                "--lr is \"fast\": it must be a number above 0",
+            ),
             ("train --data a --image-size big", "not a size like"),
             (
                 "train --data a --test-images 5",

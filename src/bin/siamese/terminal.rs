@@ -186,13 +186,20 @@ pub fn print_summary(summary: &DatasetSummary, unreadable: &[String]) {
         counted(classes.len(), "class", "classes"),
         classes.join(", ")
     );
+    // Groups (a group folder, copies of one image) go to one side of the split whole.
+    let groups = |images: usize, groups: usize| match groups {
+        _ if groups == images => String::new(),
+        groups => format!(" in {}", counted(groups, "group", "groups")),
+    };
     eprintln!(
-        "{}x{} {}: {} training and {} test images, {} test pairs; {} skipped",
+        "{}x{} {}: {} training images{} and {} test images{}, {} test pairs; {} skipped",
         summary.width,
         summary.height,
         if summary.channels == 1 { "grey" } else { "RGB" },
         summary.train_images,
+        groups(summary.train_images, summary.train_groups),
         summary.test_images,
+        groups(summary.test_images, summary.test_groups),
         summary.test_pairs,
         counted(
             summary.file_errors.len() + unreadable.len(),
@@ -200,6 +207,9 @@ pub fn print_summary(summary: &DatasetSummary, unreadable: &[String]) {
             "files"
         )
     );
+    for duplicate in &summary.duplicates {
+        eprintln!("warning: {duplicate}");
+    }
     if let Some(problem) = &summary.problem {
         eprintln!("problem: {problem}");
     }
@@ -213,7 +223,7 @@ impl Host for Terminal {
     fn send(&mut self, reply: Reply) {
         match &reply {
             Reply::Progress(p) => return self.progress.step(p),
-            Reply::FilesRead { done, total } => {
+            Reply::FilesRead { done, total, .. } => {
                 self.progress.files(*done, *total);
                 if done < total {
                     return;
