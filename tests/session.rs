@@ -1129,3 +1129,30 @@ fn an_image_under_two_classes_is_named_with_both_and_falls_on_one_side() {
         part_of(&list, "c/same-as-a0.png")
     );
 }
+
+#[test]
+fn data_the_model_trained_on_whole_gives_no_test_figure_and_says_why() {
+    let session = Session::new();
+    upload(&session, 28, three_classes(20));
+    run(&session, train(TrainConfig::new().with_epochs(1)));
+    let list = split_list(&session);
+    // Only the images the model trained or validated on: their test part is all seen.
+    let seen: Vec<UploadedFile> = three_classes(20)
+        .into_iter()
+        .filter(|file| part_of(&list, &file.file_name) != "test")
+        .collect();
+    let replies = upload(&session, 28, seen);
+    let summary = find!(replies, Reply::DatasetLoaded(summary) => summary);
+    let analysis = find!(replies, Reply::Analysis(analysis) => analysis);
+    assert!(summary.test_images > 0);
+    assert_eq!(analysis.seen_images_left_out, Some(summary.test_images));
+    assert_eq!(
+        (analysis.test_pairs, analysis.pair_acc, analysis.knn_acc),
+        (0, None, None)
+    );
+    let note = analysis.note.as_deref().unwrap_or_default();
+    assert!(
+        note.contains("trained or validated on every test image"),
+        "{note}"
+    );
+}

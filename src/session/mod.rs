@@ -775,6 +775,11 @@ impl Session {
         let closest_dissimilar = hard_pairs(hardest.closest_dissimilar);
         let farthest_similar = hard_pairs(hardest.farthest_similar);
         let note = match (&classification, test_part.no_pairs_reason()) {
+            (None, _) if test_part.images.is_empty() && test_part.seen_left_out > Some(0) => Some(
+                "the model trained or validated on every test image of this data, so no test \
+                 figures are shown: train again on it"
+                    .to_string(),
+            ),
             (None, _) => Some(
                 "no images are held out for the test, so no classification figures are shown: \
                  add more images to each class"
