@@ -766,7 +766,7 @@ async function exportProjector() {
 
 /** The part of every image, as `siamese split` lists it, with the current model's settings. */
 async function downloadSplit() {
-  const reply = await controller.request({ type: 'split_list', config: null });
+  const reply = await controller.request({ type: 'split_list', settings: null });
   if (reply.type !== 'split_list') return; // the error is shown by onWorkerMessage
   saveFile(reply.file_name, new TextEncoder().encode(reply.tsv), 'text/tab-separated-values');
 }
