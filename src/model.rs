@@ -72,6 +72,32 @@ impl SiameseNetConfig {
         }
     }
 
+    /// How many weights `init` makes: a model file's weights must hold them all, which refuses
+    /// an absurd size before anything is allocated for it. An error when the input is too
+    /// small for the tower ([`Self::feature_map_size`]), or the count overflows.
+    pub fn parameters(&self) -> Result<usize, String> {
+        let (h, w) = self.feature_map_size()?;
+        // Each layer's weights and biases, as `init` makes them: (inputs + 1) x outputs.
+        let layer =
+            |inputs: Option<usize>, outputs: usize| inputs?.checked_add(1)?.checked_mul(outputs);
+        [
+            layer(self.channels.checked_mul(9), FIRST_CONV_CHANNELS),
+            layer(Some(FIRST_CONV_CHANNELS * 9), 64),
+            layer(
+                64usize.checked_mul(h).and_then(|n| n.checked_mul(w)),
+                self.embedding_size,
+            ),
+        ]
+        .into_iter()
+        .try_fold(0usize, |sum, layer| sum.checked_add(layer?))
+        .ok_or_else(|| {
+            format!(
+                "a model of {}x{} images and embeddings of {} values is too large",
+                self.width, self.height, self.embedding_size
+            )
+        })
+    }
+
     pub fn init(&self, device: &Device) -> Result<SiameseNet, String> {
         let (h, w) = self.feature_map_size()?;
         Ok(SiameseNet {
@@ -200,6 +226,17 @@ mod tests {
             assert_eq!(model.embed(images.clone()).dims(), [4, 128]);
             assert_eq!(model.pair_distances(images).dims(), [2]);
         }
+    }
+
+    #[test]
+    fn the_parameters_counted_are_those_the_model_is_made_with() {
+        for shape in [ImageShape::MNIST, ImageShape::new(3, 64, 48)] {
+            let config = SiameseNetConfig::for_shape(shape).with_embedding_size(16);
+            let model = config.init(&Device::flex()).unwrap();
+            assert_eq!(config.parameters(), Ok(model.num_params()));
+        }
+        let huge = SiameseNetConfig::new().with_embedding_size(usize::MAX);
+        assert!(huge.parameters().unwrap_err().contains("too large"));
     }
 
     #[test]

@@ -5,7 +5,10 @@
 
 use std::io::Cursor;
 
+use serde_json::json;
+
 use siamese_web::benchmark::BenchmarkJob;
+use siamese_web::model_file::{model_file, read_model_info};
 use siamese_web::rng::SeededRng;
 use siamese_web::session::messages::{
     BackendChoice, Command, ImageRef, Reply, Request, UnknownQueries, UploadedFile, WebGpuSupport,
@@ -739,6 +742,75 @@ fn the_same_data_gives_the_same_split_and_test_pairs_whatever_the_training_seed(
         results[0].1, results[1].1,
         "two seeds trained the same model"
     );
+}
+
+/// The current model's answer for two test images, whole.
+fn compare_test_images(session: &Session) -> String {
+    let replies = run(
+        session,
+        Command::Compare {
+            left: ImageRef::Test { index: 0 },
+            right: ImageRef::Test { index: 1 },
+        },
+    );
+    let compared = find!(replies, reply @ Reply::Compared { .. } => reply);
+    format!("{compared:?}")
+}
+
+/// A session with 200 training and 60 test digits and a model of one epoch that has a class
+/// held out of training, enrolled from two images, and an unknown distance set; the model's
+/// file, loaded again so the session stands as a reload would leave it.
+fn session_with_enrolled_model() -> (Session, Vec<u8>) {
+    let session = Session::new();
+    run(&session, mnist(200, 60));
+    let mut config = TrainConfig::new().with_epochs(1);
+    config.held_out_classes = Some(vec!["9".into()]);
+    run(&session, train(config));
+    let enrolled = run(
+        &session,
+        Command::EnrolHeldOut {
+            images_per_class: 2,
+        },
+    );
+    find!(enrolled, Reply::OpenSet(_) => ());
+    run(&session, Command::SetUnknownDistance { distance: 0.5 });
+    let saved = run(&session, Command::SaveModel);
+    let model = find!(saved, Reply::ModelFile { bytes, .. } => bytes.clone());
+    load_again(&session, &model);
+    (session, model)
+}
+
+fn load_again(session: &Session, model: &[u8]) {
+    let loaded = run(
+        session,
+        Command::LoadModel {
+            file_name: "digits.siamese".into(),
+            bytes: model.to_vec(),
+        },
+    );
+    find!(loaded, Reply::Analysis(_) => ());
+}
+
+#[test]
+fn a_model_file_whose_enrolled_class_does_not_fit_the_model_is_refused_and_the_model_stays() {
+    let (session, model) = session_with_enrolled_model();
+    let before = compare_test_images(&session);
+    // Beside the trained digits' prototypes of 128 values, a class enrolled from an embedding
+    // of 2: every recognition once indexed past the class names, and the worker panicked.
+    let (info, weights) = read_model_info(&model).unwrap();
+    let mut metadata = serde_json::to_value(&info).unwrap();
+    metadata["enrolled"] = json!([{ "name": "new", "embeddings": [[0.1, 0.2]] }]);
+    let damaged = model_file(&serde_json::to_vec(&metadata).unwrap(), weights);
+    assert_refused(
+        &session,
+        Command::LoadModel {
+            file_name: "enrolled.siamese".into(),
+            bytes: damaged,
+        },
+        "enrolled.siamese: the model file is damaged: the enrolled class \"new\" has an \
+         embedding of 2 values, not 128",
+    );
+    assert_eq!(compare_test_images(&session), before);
 }
 
 /// A deterministic stream of damaged inputs: flipped, cut, repeated and random bytes.
