@@ -790,7 +790,7 @@ impl Session {
             class_names: dataset.test.class_names.clone(),
             map,
             map_over_time,
-            open_set: analysed.open_set(&current.info, &dataset.test),
+            open_set: analysed.open_set(&current.info, &dataset.test)?,
             closest_dissimilar,
             farthest_similar,
             note,
@@ -846,8 +846,8 @@ impl Session {
             dissimilar: distance > current.info.threshold,
             left: thumbnail(&pair_set, 0),
             right: thumbnail(&pair_set, 1),
-            left_recognised: recognised(0),
-            right_recognised: recognised(1),
+            left_recognised: recognised(0)?,
+            right_recognised: recognised(1)?,
         });
         Ok(())
     }
@@ -876,7 +876,7 @@ impl Session {
                 .embeddings
                 .knn_class(embedded.row(0), KNN_K)
                 .map(|c| reference.set.class_names[c].clone()),
-            recognised: self.recognise(&current.info, embedded.row(0)),
+            recognised: self.recognise(&current.info, embedded.row(0))?,
             neighbours: found
                 .into_iter()
                 .map(|(index, distance)| Neighbour {
