@@ -4,8 +4,10 @@
 #![cfg(not(target_arch = "wasm32"))]
 
 use std::io::Cursor;
+use std::panic::AssertUnwindSafe;
+use std::time::Instant;
 
-use serde_json::json;
+use serde_json::{Value, json};
 
 use siamese_web::benchmark::BenchmarkJob;
 use siamese_web::model_file::{model_file, read_model_info};
@@ -744,6 +746,185 @@ fn the_same_data_gives_the_same_split_and_test_pairs_whatever_the_training_seed(
     );
 }
 
+/// A deterministic stream of damaged inputs: flipped, cut, repeated and random bytes.
+fn mutate(original: &[u8], rng: &mut SeededRng) -> Vec<u8> {
+    let mut bytes = original.to_vec();
+    match rng.below(4) {
+        0 => {
+            for _ in 0..=rng.below(8) {
+                let at = rng.below(bytes.len().max(1));
+                if let Some(byte) = bytes.get_mut(at) {
+                    *byte ^= 1 << rng.below(8);
+                }
+            }
+        }
+        1 => bytes.truncate(rng.below(bytes.len().max(1))),
+        2 => {
+            let at = rng.below(bytes.len().max(1));
+            let piece = bytes[at..].to_vec();
+            bytes.splice(at..at, piece.into_iter().take(64));
+        }
+        _ => bytes = (0..rng.below(256)).map(|_| rng.below(256) as u8).collect(),
+    }
+    bytes
+}
+
+/// Numbers at the edges of what the fields hold or mean: zero, negatives, fractions where
+/// counts go, sides too small for the network, past f32's range (read as infinity), and
+/// integers past 32 and 64 bits (2^32 + 28 is 28 when cut to 32 bits).
+const EDGE_NUMBERS: [&str; 14] = [
+    "0",
+    "1",
+    "2",
+    "-1",
+    "0.5",
+    "9",
+    "10",
+    "1e39",
+    "-1e39",
+    "1e-40",
+    "1000000000",
+    "4294967324",
+    "18446744073709551615",
+    "-9223372036854775808",
+];
+
+/// A place in `document` (a JSON pointer), reached by a random walk from its root that stops
+/// at each level with probability 1/4: fields of every depth are changed, not mostly the
+/// numbers of its longest arrays.
+fn random_place(document: &Value, rng: &mut SeededRng) -> String {
+    let mut place = String::new();
+    let mut node = document;
+    loop {
+        let children: Vec<(String, &Value)> = match node {
+            Value::Array(items) => items
+                .iter()
+                .enumerate()
+                .map(|(index, item)| (index.to_string(), item))
+                .collect(),
+            Value::Object(fields) => fields
+                .iter()
+                .map(|(name, field)| (name.clone(), field))
+                .collect(),
+            _ => break,
+        };
+        if children.is_empty() || rng.below(4) == 0 {
+            break;
+        }
+        let (key, child) = &children[rng.below(children.len())];
+        place = format!("{place}/{key}");
+        node = child;
+    }
+    place
+}
+
+fn strings_of(value: &Value, into: &mut Vec<String>) {
+    match value {
+        Value::String(text) => into.push(text.clone()),
+        Value::Array(items) => items.iter().for_each(|item| strings_of(item, into)),
+        Value::Object(fields) => fields.values().for_each(|field| strings_of(field, into)),
+        _ => {}
+    }
+}
+
+/// A number near `number`, of its kind (an integer stays an integer, which its field reads).
+fn neighbour(number: &serde_json::Number, rng: &mut SeededRng) -> Value {
+    let choice = rng.below(3);
+    if let Some(n) = number.as_u64() {
+        [
+            json!(n.saturating_add(1)),
+            json!(n.saturating_mul(2)),
+            json!(-(n.min(i64::MAX as u64) as i64)),
+        ][choice]
+            .clone()
+    } else if let Some(n) = number.as_i64() {
+        [
+            json!(n.saturating_add(1)),
+            json!(n.saturating_mul(2)),
+            json!(n.unsigned_abs()),
+        ][choice]
+            .clone()
+    } else {
+        let x = number.as_f64().unwrap_or_default();
+        [json!(x + 1.0), json!(x * 2.0), json!(-x)][choice].clone()
+    }
+}
+
+fn short(value: &Value) -> String {
+    head(value.to_string(), 60)
+}
+
+fn head(text: String, chars: usize) -> String {
+    text.chars().take(chars).collect()
+}
+
+/// Changes `document` at one random place, as a fuzzer that knows JSON would: a number to an
+/// edge case or a neighbour, a string emptied, lengthened or made another of the document's
+/// strings (a name taken twice), an array cut, emptied or with an element doubled, a field
+/// removed, or any value made one of another type. Says what it did, to name a failing case.
+fn mutate_json(document: &mut Value, rng: &mut SeededRng) -> String {
+    let place = random_place(document, rng);
+    let mut strings = vec!["x".to_string()];
+    strings_of(document, &mut strings);
+    let node = document
+        .pointer_mut(&place)
+        .expect("a place of the document");
+    let before = short(node);
+    let edge = |rng: &mut SeededRng| -> Value {
+        serde_json::from_str(EDGE_NUMBERS[rng.below(EDGE_NUMBERS.len())]).unwrap()
+    };
+    if rng.below(6) == 0 {
+        let others = [
+            json!(null),
+            json!("x"),
+            json!(1),
+            json!([]),
+            json!({}),
+            json!(true),
+        ];
+        *node = others[rng.below(others.len())].clone();
+    } else {
+        match node {
+            Value::Number(number) => {
+                *node = match rng.below(2) {
+                    0 => edge(rng),
+                    _ => neighbour(number, rng),
+                }
+            }
+            Value::String(text) => match rng.below(3) {
+                0 => text.clear(),
+                1 => text.push('x'),
+                _ => *text = strings[rng.below(strings.len())].clone(),
+            },
+            Value::Array(items) if !items.is_empty() => {
+                let at = rng.below(items.len());
+                match rng.below(4) {
+                    0 => {
+                        items.remove(at);
+                    }
+                    1 => items.insert(at, items[at].clone()),
+                    2 => items.truncate(at),
+                    _ => items.clear(),
+                }
+            }
+            Value::Object(fields) if !fields.is_empty() => {
+                let name = fields.keys().nth(rng.below(fields.len())).unwrap().clone();
+                fields.remove(&name);
+            }
+            Value::Bool(flag) => *flag = !*flag,
+            other => *other = edge(rng),
+        }
+    }
+    let after = document.pointer(&place).map_or(String::new(), short);
+    format!("{place}: {before} -> {after}")
+}
+
+/// Runs one fuzz case; a panic in it (a failed assertion too) fails the test naming the case.
+fn without_panic<T>(case: &str, body: impl FnOnce() -> T) -> T {
+    std::panic::catch_unwind(AssertUnwindSafe(body))
+        .unwrap_or_else(|_| panic!("{case} panicked (the panic's message is above)"))
+}
+
 /// The current model's answer for two test images, whole.
 fn compare_test_images(session: &Session) -> String {
     let replies = run(
@@ -813,86 +994,82 @@ fn a_model_file_whose_enrolled_class_does_not_fit_the_model_is_refused_and_the_m
     assert_eq!(compare_test_images(&session), before);
 }
 
-/// A deterministic stream of damaged inputs: flipped, cut, repeated and random bytes.
-fn mutate(original: &[u8], rng: &mut SeededRng) -> Vec<u8> {
-    let mut bytes = original.to_vec();
-    match rng.below(4) {
-        0 => {
-            for _ in 0..=rng.below(8) {
-                let at = rng.below(bytes.len().max(1));
-                if let Some(byte) = bytes.get_mut(at) {
-                    *byte ^= 1 << rng.below(8);
+/// Damaged copies of a model file tried by the fuzz test.
+const MODEL_CASES: usize = 400;
+
+#[test]
+fn damaged_model_files_are_refused_with_their_name_or_load_as_models_that_answer() {
+    let (session, model) = session_with_enrolled_model();
+    let (info, weights) = read_model_info(&model).unwrap();
+    assert_eq!((info.enrolled.len(), info.unknown_distance), (1, Some(0.5)));
+    let metadata = serde_json::to_value(&info).unwrap();
+    let before = compare_test_images(&session);
+    let started = Instant::now();
+    let mut rng = SeededRng::new(2026);
+    let (mut refused, mut loaded) = (0, 0);
+    for case in 0..MODEL_CASES {
+        // Three in four change the metadata where a fuzzer of its structure would; the rest
+        // any byte of the file.
+        let (bytes, what) = if case % 4 == 3 {
+            (mutate(&model, &mut rng), "its bytes".to_string())
+        } else {
+            let mut damaged = metadata.clone();
+            let changes: Vec<String> = (0..=rng.below(3))
+                .map(|_| mutate_json(&mut damaged, &mut rng))
+                .collect();
+            let metadata = serde_json::to_vec(&damaged).unwrap();
+            (model_file(&metadata, weights), changes.join("; "))
+        };
+        let load = Command::LoadModel {
+            file_name: "damaged.siamese".into(),
+            bytes,
+        };
+        let usable = without_panic(&format!("model file {case} ({what})"), || {
+            let replies = run(&session, load);
+            match replies.first() {
+                Some(Reply::Error { message, fatal }) => {
+                    assert!(
+                        message.starts_with("damaged.siamese: ") && !fatal,
+                        "{message}"
+                    );
+                    false
                 }
+                Some(Reply::ModelLoaded { .. }) => {
+                    compare_test_images(&session);
+                    let evaluated = run(&session, Command::Evaluate);
+                    find!(evaluated, Reply::Evaluated { .. } => ());
+                    true
+                }
+                _ => panic!("neither refused nor loaded"),
             }
+        });
+        if usable {
+            loaded += 1;
+        } else {
+            refused += 1;
         }
-        1 => bytes.truncate(rng.below(bytes.len().max(1))),
-        2 => {
-            let at = rng.below(bytes.len().max(1));
-            let piece = bytes[at..].to_vec();
-            bytes.splice(at..at, piece.into_iter().take(64));
-        }
-        _ => bytes = (0..rng.below(256)).map(|_| rng.below(256) as u8).collect(),
     }
-    bytes
+    eprintln!(
+        "{MODEL_CASES} damaged model files in {:.1} s, no panic: {refused} refused with the \
+         file's name, {loaded} loaded and compared and evaluated",
+        started.elapsed().as_secs_f64()
+    );
+    assert!(refused > 0 && loaded > 0);
+    // The original loads again and answers as before.
+    load_again(&session, &model);
+    assert_eq!(compare_test_images(&session), before);
 }
 
 #[test]
-fn malformed_model_files_images_and_messages_get_clear_errors_and_the_session_goes_on() {
-    let session = Session::new();
-    run(&session, mnist(200, 60));
-    run(&session, train(TrainConfig::new().with_epochs(1)));
-    let saved = run(&session, Command::SaveModel);
-    let model = find!(saved, Reply::ModelFile { bytes, .. } => bytes.clone());
-    let compare = || {
-        let replies = run(
-            &session,
-            Command::Compare {
-                left: ImageRef::Test { index: 0 },
-                right: ImageRef::Test { index: 1 },
-            },
-        );
-        *find!(replies, Reply::Compared { distance, .. } => distance)
-    };
-    let before = compare();
+fn damaged_images_are_named_among_the_skipped_files_and_the_rest_load() {
     let mut rng = SeededRng::new(2026);
-    let mut cases = 0;
-
-    // Model files: refused with the file's name, or (a flip that lands in a weight) loaded as
-    // a model; never a panic.
-    for _ in 0..150 {
-        let bytes = mutate(&model, &mut rng);
-        let replies = run(
-            &session,
-            Command::LoadModel {
-                file_name: "damaged.siamese".into(),
-                bytes,
-            },
-        );
-        cases += 1;
-        if let Some(Reply::Error { message, fatal }) = replies.first() {
-            assert!(message.starts_with("damaged.siamese: "), "{message}");
-            assert!(!fatal);
-        }
-    }
-    // The original loads again and answers as before.
-    run(
-        &session,
-        Command::LoadModel {
-            file_name: "digits.siamese".into(),
-            bytes: model.clone(),
-        },
-    );
-    assert_eq!(compare(), before);
-
-    // Images: each damaged file is loaded or named among the skipped files.
     let image = png(28, |x, y| ((x * y) % 256) as u8);
     let files: Vec<UploadedFile> = (0..150)
         .map(|i| file(["a", "b"][i % 2], i, mutate(&image, &mut rng)))
         .collect();
     let count = files.len();
-    cases += count;
-    let other = Session::new();
-    let replies = upload(&other, 28, files);
+    let session = Session::new();
+    let replies = upload(&session, 28, files);
     let summary = find!(replies, Reply::DatasetLoaded(summary) => summary);
     assert_eq!(
         summary.train_images + summary.test_images + summary.file_errors.len(),
@@ -903,8 +1080,12 @@ fn malformed_model_files_images_and_messages_get_clear_errors_and_the_session_go
         "{:?}",
         summary.file_errors
     );
+}
 
-    // Messages with fields missing, of the wrong type, or cut: an error that names the problem.
+#[test]
+fn messages_with_fields_missing_or_of_the_wrong_type_are_refused_naming_the_problem() {
+    // Damaged messages: an error that names the problem, whatever was damaged.
+    let mut rng = SeededRng::new(2026);
     let valid = [
         r#"{"id":1,"type":"train","config":{"epochs":1,"batch_size":64,"learning_rate":0.001,"margin":1,"validation_split":0.2,"seed":42},"backend":"cpu"}"#,
         r#"{"id":2,"type":"compare","left":{"kind":"test","index":0},"right":{"kind":"test","index":1}}"#,
@@ -916,7 +1097,6 @@ fn malformed_model_files_images_and_messages_get_clear_errors_and_the_session_go
         assert!(request.id >= 1);
         for _ in 0..100 {
             let damaged = mutate(text.as_bytes(), &mut rng);
-            cases += 1;
             if let Err(err) = serde_json::from_slice::<Request>(&damaged) {
                 assert!(!err.to_string().is_empty());
             }
@@ -939,7 +1119,4 @@ fn malformed_model_files_images_and_messages_get_clear_errors_and_the_session_go
             .to_string();
         assert!(err.contains(expected), "{text}: {err}");
     }
-    eprintln!("{cases} malformed inputs, each answered without a panic");
-    // Still the same session, still usable.
-    assert_eq!(compare(), before);
 }
