@@ -487,7 +487,7 @@ mod tests {
             ),
             ("/shape/height", json!(9), "too small for the network"),
             ("/shape/width", json!(1000), "weights"),
-            ("/shape/width", json!(u64::MAX), "too large"),
+            ("/shape/width", json!(u64::MAX), "too large for the network"),
             (
                 "/embedding_size",
                 json!(0),

@@ -218,13 +218,25 @@ fn commands_without_what_they_need_say_what_to_do_first() {
         },
         "notes.siamese: this is not a siamese-web model file",
     );
-    // An image size the network cannot take is refused when the files start, not at Train.
-    for (channels, side, expected) in [(1, 8, "too small"), (2, 28, "1 (grey) or 3 (RGB)")] {
+    // An image size the network cannot take is refused when the files start, not at Train:
+    // too large, each image would need gigabytes (or, past 32 bits, be decoded at another size
+    // than the data's).
+    for (channels, height, width, expected) in [
+        (1, 8, 8, "images of 8x8 are too small"),
+        (2, 28, 28, "1 (grey) or 3 (RGB)"),
+        (
+            1,
+            4_294_967_324,
+            28,
+            "images of 28x4294967324 are too large",
+        ),
+        (3, 1025, 1000, "use at most 1024x1024"),
+    ] {
         let command = Command::BeginFiles {
             total: 1,
             channels,
-            height: side,
-            width: side,
+            height,
+            width,
         };
         assert_refused(&session, command, expected);
     }
