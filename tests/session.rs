@@ -1096,24 +1096,6 @@ fn damaged_images_are_named_among_the_skipped_files_and_the_rest_load() {
 
 #[test]
 fn messages_with_fields_missing_or_of_the_wrong_type_are_refused_naming_the_problem() {
-    // Damaged messages: an error that names the problem, whatever was damaged.
-    let mut rng = SeededRng::new(2026);
-    let valid = [
-        r#"{"id":1,"type":"train","config":{"epochs":1,"batch_size":64,"learning_rate":0.001,"margin":1,"validation_split":0.2,"seed":42},"backend":"cpu"}"#,
-        r#"{"id":2,"type":"compare","left":{"kind":"test","index":0},"right":{"kind":"test","index":1}}"#,
-        r#"{"id":3,"type":"begin_files","total":3,"channels":1,"height":28,"width":28}"#,
-        r#"{"id":4,"type":"use_mnist","url":"x","train_images":null,"test_images":10}"#,
-    ];
-    for text in valid {
-        let request: Request = serde_json::from_str(text).unwrap();
-        assert!(request.id >= 1);
-        for _ in 0..100 {
-            let damaged = mutate(text.as_bytes(), &mut rng);
-            if let Err(err) = serde_json::from_slice::<Request>(&damaged) {
-                assert!(!err.to_string().is_empty());
-            }
-        }
-    }
     for (text, expected) in [
         (
             r#"{"id":5,"type":"train","backend":"cpu"}"#,
@@ -1131,4 +1113,173 @@ fn messages_with_fields_missing_or_of_the_wrong_type_are_refused_naming_the_prob
             .to_string();
         assert!(err.contains(expected), "{text}: {err}");
     }
+}
+
+/// A recorder that presses Stop after a few batches of a run, as a user would: a fuzzed
+/// message may ask for any number of epochs, and the test must stay quick.
+struct Impatient<'s> {
+    session: &'s Session,
+    replies: Vec<Reply>,
+    yields: usize,
+}
+
+/// Yields (one after each batch of a run) before [`Impatient`] presses Stop.
+const BATCHES_BEFORE_STOP: usize = 6;
+
+impl Host for Impatient<'_> {
+    fn send(&mut self, reply: Reply) {
+        self.replies.push(reply);
+    }
+
+    async fn fetch(&mut self, path: &str) -> Result<Vec<u8>, String> {
+        std::fs::read(path).map_err(|err| err.to_string())
+    }
+
+    async fn webgpu(&mut self) -> WebGpuSupport {
+        WebGpuSupport::Missing {
+            reason: "the tests run without a GPU".into(),
+        }
+    }
+
+    async fn yield_now(&mut self) {
+        self.yields += 1;
+        if self.yields == BATCHES_BEFORE_STOP {
+            let mut ignored = Recorder::default();
+            self.session.handle(Command::Stop, &mut ignored).await;
+        }
+    }
+
+    fn memory_bytes(&self) -> f64 {
+        0.0
+    }
+}
+
+/// `command` made cheap enough for a fuzz case, of the same kind: at most 300 training and
+/// 100 test digits, a benchmark of a few steps. Runs of any length are stopped by the host.
+fn within_budget(command: Command) -> Command {
+    match command {
+        Command::UseMnist {
+            url,
+            train_images,
+            test_images,
+        } => Command::UseMnist {
+            url,
+            train_images: Some(train_images.unwrap_or(usize::MAX).min(300)),
+            test_images: Some(test_images.unwrap_or(usize::MAX).min(100)),
+        },
+        Command::Benchmark { backend, job } => Command::Benchmark {
+            backend,
+            job: BenchmarkJob {
+                batch: job.batch,
+                warmup: job.warmup.min(2),
+                steps: job.steps.min(3),
+                layer_repeats: job.layer_repeats.min(1),
+            },
+        },
+        other => other,
+    }
+}
+
+/// Damaged messages tried by the fuzz test.
+const MESSAGE_CASES: usize = 2000;
+
+#[test]
+fn every_damaged_message_that_parses_is_answered_by_a_live_session_without_a_panic() {
+    let (session, model) = session_with_enrolled_model();
+    let before = compare_test_images(&session);
+    let image = json!(png(28, |x, y| ((x * y) % 256) as u8));
+    let test_image = |index: usize| json!({ "kind": "test", "index": index });
+    // One of each command, as a front end sends it.
+    let valid = [
+        json!({ "type": "use_mnist", "url": MNIST_PATH, "train_images": 200, "test_images": 60 }),
+        json!({ "type": "begin_files", "total": 2, "channels": 1, "height": 28, "width": 28 }),
+        json!({ "type": "add_files", "files": [
+            { "class_name": "a", "file_name": "a/0.png", "bytes": image },
+            { "class_name": "b", "file_name": "b/0.png", "bytes": image },
+        ] }),
+        json!({ "type": "end_files" }),
+        json!({ "type": "train", "backend": "cpu", "workers": 1, "config": {
+            "epochs": 1, "batch_size": 32, "learning_rate": 0.001, "margin": 1.0,
+            "validation_split": 0.2, "seed": 42, "held_out_classes": ["9"],
+        } }),
+        json!({ "type": "stop" }),
+        json!({ "type": "compare", "left": test_image(0),
+            "right": { "kind": "file", "file_name": "x.png", "bytes": image } }),
+        json!({ "type": "neighbours", "query": test_image(3), "k": 5 }),
+        json!({ "type": "save_model" }),
+        json!({ "type": "evaluate" }),
+        json!({ "type": "export_projector" }),
+        json!({ "type": "export_projector_archive" }),
+        json!({ "type": "benchmark", "backend": "cpu",
+            "job": { "batch": 8, "warmup": 1, "steps": 2, "layer_repeats": 1 } }),
+        json!({ "type": "enrol", "class_name": "new", "images": [test_image(0), test_image(1)] }),
+        json!({ "type": "enrol_held_out", "images_per_class": 2 }),
+        json!({ "type": "set_unknown_distance", "distance": 0.5 }),
+        json!({ "type": "load_model", "file_name": "m.siamese", "bytes": [83, 73, 65, 77] }),
+    ];
+    for message in &valid {
+        let mut request = message.clone();
+        request["id"] = json!(1);
+        serde_json::from_value::<Request>(request).expect("a message a front end sends");
+    }
+    let started = Instant::now();
+    let mut rng = SeededRng::new(2026);
+    let (mut dispatched, mut unparsed) = (0, 0);
+    // What the session was sent last: a case may fail for what came before it.
+    let mut history: Vec<String> = Vec::new();
+    for case in 0..MESSAGE_CASES {
+        let mut message = valid[case % valid.len()].clone();
+        message["id"] = json!(case);
+        // One in eight goes as it is, one in eight with any byte changed, the rest with its
+        // structure changed once or twice.
+        let (text, what) = match rng.below(8) {
+            0 => (message.to_string().into_bytes(), "as it is".to_string()),
+            1 => (
+                mutate(message.to_string().as_bytes(), &mut rng),
+                "its bytes".to_string(),
+            ),
+            _ => {
+                let changes: Vec<String> = (0..=rng.below(2))
+                    .map(|_| mutate_json(&mut message, &mut rng))
+                    .collect();
+                (message.to_string().into_bytes(), changes.join("; "))
+            }
+        };
+        let request = match serde_json::from_slice::<Request>(&text) {
+            Ok(request) => request,
+            Err(err) => {
+                assert!(!err.to_string().is_empty());
+                unparsed += 1;
+                continue;
+            }
+        };
+        let command = within_budget(request.command);
+        let sent = head(format!("{command:?}"), 150);
+        let after = &history[history.len().saturating_sub(3)..];
+        let case = format!("message {case} ({what}): {sent}, after {after:?}");
+        history.push(sent);
+        let expects_answer = !matches!(command, Command::Stop);
+        without_panic(&case, || {
+            let mut host = Impatient {
+                session: &session,
+                replies: Vec::new(),
+                yields: 0,
+            };
+            pollster::block_on(session.handle(command, &mut host));
+            // Every request but Stop is answered: its last reply is no mere progress event.
+            let last = host.replies.last();
+            let answer = last.is_some_and(|reply| !reply.is_event());
+            assert_eq!(answer, expects_answer, "{}", head(format!("{last:?}"), 200));
+        });
+        dispatched += 1;
+    }
+    eprintln!(
+        "{MESSAGE_CASES} damaged messages in {:.1} s, no panic: {dispatched} parsed and \
+         handled by the session, {unparsed} refused by the parser",
+        started.elapsed().as_secs_f64()
+    );
+    // Given its data and model again, the session answers as it did.
+    run(&session, mnist(200, 60));
+    load_again(&session, &model);
+    assert_eq!(compare_test_images(&session), before);
 }
