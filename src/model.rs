@@ -29,6 +29,12 @@ pub struct SiameseNetConfig {
     pub embedding_size: usize,
 }
 
+/// The largest image side the network takes, over four times the article's 224: the first
+/// convolution's output of one 1024x1024 image is already 134 MB, a batch of them more than a
+/// browser's memory, and larger sides would be decoded at another size than asked (the decoder
+/// takes 32-bit sides).
+pub const MAX_SIDE: usize = 1024;
+
 /// Channels of the first convolution's output, the tower's largest activation.
 pub const FIRST_CONV_CHANNELS: usize = 32;
 
@@ -56,8 +62,15 @@ impl SiameseNetConfig {
     }
 
     /// Height and width after the two valid 3x3 convolutions and 2x2 poolings, or an error when
-    /// the input is too small for them.
+    /// the input is too small for them, or has a side over [`MAX_SIDE`].
     pub fn feature_map_size(&self) -> Result<(usize, usize), String> {
+        if self.height.max(self.width) > MAX_SIDE {
+            return Err(format!(
+                "images of {}x{} are too large for the network: use at most \
+                 {MAX_SIDE}x{MAX_SIDE}",
+                self.width, self.height
+            ));
+        }
         let after = |size: usize| -> Option<usize> {
             let pooled = size.checked_sub(2)? / 2;
             let pooled = pooled.checked_sub(2)? / 2;
@@ -70,6 +83,32 @@ impl SiameseNetConfig {
                 self.width, self.height
             )),
         }
+    }
+
+    /// How many weights `init` makes: a model file's weights must hold them all, which refuses
+    /// an absurd size before anything is allocated for it. An error when the tower cannot take
+    /// the input ([`Self::feature_map_size`]), or the count overflows.
+    pub fn parameters(&self) -> Result<usize, String> {
+        let (h, w) = self.feature_map_size()?;
+        // Each layer's weights and biases, as `init` makes them: (inputs + 1) x outputs.
+        let layer =
+            |inputs: Option<usize>, outputs: usize| inputs?.checked_add(1)?.checked_mul(outputs);
+        [
+            layer(self.channels.checked_mul(9), FIRST_CONV_CHANNELS),
+            layer(Some(FIRST_CONV_CHANNELS * 9), 64),
+            layer(
+                64usize.checked_mul(h).and_then(|n| n.checked_mul(w)),
+                self.embedding_size,
+            ),
+        ]
+        .into_iter()
+        .try_fold(0usize, |sum, layer| sum.checked_add(layer?))
+        .ok_or_else(|| {
+            format!(
+                "a model of {}x{} images and embeddings of {} values is too large",
+                self.width, self.height, self.embedding_size
+            )
+        })
     }
 
     pub fn init(&self, device: &Device) -> Result<SiameseNet, String> {
@@ -203,6 +242,17 @@ mod tests {
     }
 
     #[test]
+    fn the_parameters_counted_are_those_the_model_is_made_with() {
+        for shape in [ImageShape::MNIST, ImageShape::new(3, 64, 48)] {
+            let config = SiameseNetConfig::for_shape(shape).with_embedding_size(16);
+            let model = config.init(&Device::flex()).unwrap();
+            assert_eq!(config.parameters(), Ok(model.num_params()));
+        }
+        let huge = SiameseNetConfig::new().with_embedding_size(usize::MAX);
+        assert!(huge.parameters().unwrap_err().contains("too large"));
+    }
+
+    #[test]
     fn identical_images_are_at_distance_zero_and_different_ones_are_not() {
         let device = Device::flex();
         device.seed(1);
@@ -221,7 +271,7 @@ mod tests {
     }
 
     #[test]
-    fn inputs_too_small_for_two_convolutions_and_poolings_are_refused() {
+    fn inputs_too_small_for_two_convolutions_and_poolings_or_too_large_are_refused() {
         let config = SiameseNetConfig::for_shape(ImageShape::new(1, 9, 28));
         assert!(
             config
@@ -234,6 +284,11 @@ mod tests {
                 .feature_map_size()
                 .is_ok()
         );
+        let size = |height, width| {
+            SiameseNetConfig::for_shape(ImageShape::new(1, height, width)).feature_map_size()
+        };
+        assert_eq!(size(MAX_SIDE, MAX_SIDE), Ok((254, 254)));
+        assert!(size(28, MAX_SIDE + 1).unwrap_err().contains("too large"));
     }
 
     #[test]

@@ -126,6 +126,8 @@ pub enum ModelFileError {
     NotAModel,
     Truncated,
     Unreadable(String),
+    /// Metadata that reads but describes no model this app can use ([`ModelInfo::check`]).
+    Invalid(String),
     WrongWeights(String),
     Backend(String),
 }
@@ -137,7 +139,9 @@ impl std::fmt::Display for ModelFileError {
             ModelFileError::Truncated => {
                 write!(f, "the model file is cut short (an interrupted download?)")
             }
-            ModelFileError::Unreadable(why) => write!(f, "the model file is damaged: {why}"),
+            ModelFileError::Unreadable(why) | ModelFileError::Invalid(why) => {
+                write!(f, "the model file is damaged: {why}")
+            }
             ModelFileError::WrongWeights(why) => {
                 write!(f, "the weights in the file do not fit its model: {why}")
             }
@@ -204,7 +208,9 @@ pub async fn save_model(model: &SiameseNet, info: &ModelInfo) -> Result<Vec<u8>,
     Ok(model_file(&metadata, &weights))
 }
 
-fn model_file(metadata: &[u8], weights: &[u8]) -> Vec<u8> {
+/// The file of `metadata` (JSON) and `weights` (burnpack) as they are: public so that tests
+/// can write the damaged files a user might load.
+pub fn model_file(metadata: &[u8], weights: &[u8]) -> Vec<u8> {
     let mut file = Vec::with_capacity(HEADER_SIZE + metadata.len() + weights.len());
     file.extend_from_slice(MAGIC);
     file.extend_from_slice(&(metadata.len() as u32).to_le_bytes());
@@ -214,7 +220,109 @@ fn model_file(metadata: &[u8], weights: &[u8]) -> Vec<u8> {
     file
 }
 
-/// Reads only the metadata: enough to refuse a model before building it. Returns the weights.
+impl ModelInfo {
+    /// Refuses metadata that describes no model this app can use, before anything is built
+    /// from it: the weights' `weights_len` bytes must hold every parameter of the model it
+    /// describes (so an absurd size allocates nothing), and each enrolled embedding must have
+    /// the model's length (recognition measures it against the model's embeddings).
+    fn check(&self, weights_len: usize) -> Result<(), String> {
+        let channels = self.shape.channels;
+        if !matches!(channels, 1 | 3) {
+            return Err(format!(
+                "images must have 1 (grey) or 3 (RGB) channels, not {channels}"
+            ));
+        }
+        if self.embedding_size == 0 {
+            return Err("the embedding size must be at least 1".into());
+        }
+        let parameters = SiameseNetConfig::for_shape(self.shape)
+            .with_embedding_size(self.embedding_size)
+            .parameters()?;
+        // `save_model` writes every weight as f32.
+        if parameters.saturating_mul(size_of::<f32>()) > weights_len {
+            return Err(format!(
+                "it describes a model of {parameters} weights, more than its {weights_len} \
+                 bytes of weights hold"
+            ));
+        }
+        self.check_classes()?;
+        for (name, distance) in [
+            ("threshold", Some(self.threshold)),
+            ("unknown distance", self.unknown_distance),
+        ] {
+            if let Some(distance) = distance
+                && !(distance.is_finite() && distance >= 0.0)
+            {
+                return Err(format!(
+                    "the {name} must be a distance (0 or more), not {distance}"
+                ));
+            }
+        }
+        self.config
+            .validate()
+            .and_then(|()| self.config.check_held_out(&self.class_names))
+            .map_err(|err| err.to_string())?;
+        self.check_enrolled()
+    }
+
+    fn check_classes(&self) -> Result<(), String> {
+        if self.class_names.is_empty() {
+            return Err("it has no class names".into());
+        }
+        for (index, name) in self.class_names.iter().enumerate() {
+            if name.is_empty() {
+                return Err("it has an empty class name".into());
+            }
+            if self.class_names[..index].contains(name) {
+                return Err(format!("it names the class {name:?} twice"));
+            }
+        }
+        Ok(())
+    }
+
+    /// Enrolled classes as enrolment makes them: named, new or held out of training, each
+    /// from one or more embeddings of the model's length.
+    fn check_enrolled(&self) -> Result<(), String> {
+        let held_out = self.config.held_out();
+        for (index, class) in self.enrolled.iter().enumerate() {
+            let name = &class.name;
+            if name.trim().is_empty() {
+                return Err("it has an enrolled class without a name".into());
+            }
+            if self.enrolled[..index]
+                .iter()
+                .any(|other| &other.name == name)
+            {
+                return Err(format!("the class {name:?} is enrolled twice"));
+            }
+            if self.class_names.contains(name) && !held_out.contains(name) {
+                return Err(format!("the class {name:?} is enrolled but was trained on"));
+            }
+            if class.embeddings.is_empty() {
+                return Err(format!("the enrolled class {name:?} has no embeddings"));
+            }
+            for embedding in &class.embeddings {
+                if embedding.len() != self.embedding_size {
+                    return Err(format!(
+                        "the enrolled class {name:?} has an embedding of {} values, not {}",
+                        embedding.len(),
+                        self.embedding_size
+                    ));
+                }
+                if !embedding.iter().all(|value| value.is_finite()) {
+                    return Err(format!(
+                        "the enrolled class {name:?} has an embedding with a value that is not \
+                         finite"
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Reads only the metadata, and checks it: enough to refuse a model before building it.
+/// Returns the weights.
 pub fn read_model_info(file: &[u8]) -> Result<(ModelInfo, &[u8]), ModelFileError> {
     let version = MAGIC.len() - 1;
     if file.len() < MAGIC.len() || file[..version] != MAGIC[..version] {
@@ -242,7 +350,9 @@ pub fn read_model_info(file: &[u8]) -> Result<(ModelInfo, &[u8]), ModelFileError
     }
     let info: ModelInfo = serde_json::from_slice(&body[..metadata_len])
         .map_err(|err| ModelFileError::Unreadable(err.to_string()))?;
-    Ok((info, &body[metadata_len..]))
+    let weights = &body[metadata_len..];
+    info.check(weights.len()).map_err(ModelFileError::Invalid)?;
+    Ok((info, weights))
 }
 
 /// Builds the model a file holds on `device`.
@@ -261,6 +371,7 @@ pub fn load_model(file: &[u8], device: &Device) -> Result<(SiameseNet, ModelInfo
 #[cfg(test)]
 mod tests {
     use burn::tensor::{DType, Distribution};
+    use serde_json::json;
 
     use super::*;
 
@@ -279,6 +390,20 @@ mod tests {
             unknown_distance: None,
             seen_images: None,
         }
+    }
+
+    /// `info` with a class held out of training, enrolled afterwards from three images, and an
+    /// unknown distance: every part of the metadata present.
+    fn enrolled_info(shape: ImageShape) -> ModelInfo {
+        let mut info = info(shape);
+        info.class_names.push("bird".into());
+        info.config.held_out_classes = Some(vec!["bird".into()]);
+        info.enrolled = vec![EnrolledClass {
+            name: "bird".into(),
+            embeddings: vec![vec![0.5; 128]; 3],
+        }];
+        info.unknown_distance = Some(0.4);
+        info
     }
 
     fn distances(model: &SiameseNet, images: &Tensor<4>) -> Vec<f32> {
@@ -308,13 +433,7 @@ mod tests {
         let device = Device::flex();
         let shape = ImageShape::MNIST;
         let model = SiameseNetConfig::for_shape(shape).init(&device).unwrap();
-        let mut newer = info(shape);
-        newer.config.held_out_classes = Some(vec!["bird".into()]);
-        newer.enrolled = vec![EnrolledClass {
-            name: "bird".into(),
-            embeddings: vec![vec![0.5; 128]; 3],
-        }];
-        newer.unknown_distance = Some(0.4);
+        let newer = enrolled_info(shape);
         let file = pollster::block_on(save_model(&model, &newer)).unwrap();
         let (_, read) = load_model(&file, &device).unwrap();
         assert_eq!(read.config.held_out(), ["bird"]);
@@ -421,9 +540,10 @@ mod tests {
         newer[7] = 9;
         assert!(refused(&newer).to_string().contains("format version 9"));
 
-        // Metadata that claims another input size than the weights were made for.
+        // Metadata that claims another input size than the weights were made for: a smaller
+        // one (a larger one needs more weights than the file holds, and is refused before).
         let (_, weights) = read_model_info(&file).unwrap();
-        let metadata = serde_json::to_vec(&info(ImageShape::new(1, 64, 64))).unwrap();
+        let metadata = serde_json::to_vec(&info(ImageShape::new(1, 20, 20))).unwrap();
         let lying = model_file(&metadata, weights);
         assert!(matches!(refused(&lying), ModelFileError::WrongWeights(_)));
 
@@ -435,5 +555,115 @@ mod tests {
             refused(&damaged),
             ModelFileError::Unreadable(_) | ModelFileError::WrongWeights(_)
         ));
+    }
+
+    #[test]
+    fn metadata_that_describes_no_usable_model_is_refused_before_the_model_is_built() {
+        let device = Device::flex();
+        let shape = ImageShape::MNIST;
+        let model = SiameseNetConfig::for_shape(shape).init(&device).unwrap();
+        let valid = enrolled_info(shape);
+        let file = pollster::block_on(save_model(&model, &valid)).unwrap();
+        let (_, weights) = read_model_info(&file).unwrap();
+        let metadata = serde_json::to_value(&valid).unwrap();
+        let bird = metadata["enrolled"][0].clone();
+        // Each: where the metadata is changed, to what, and what the refusal must say. Built,
+        // the model of 2^40-value embeddings would allocate petabytes.
+        let cases = [
+            (
+                "/shape/channels",
+                json!(2),
+                "1 (grey) or 3 (RGB) channels, not 2",
+            ),
+            (
+                "/shape/channels",
+                json!(0),
+                "1 (grey) or 3 (RGB) channels, not 0",
+            ),
+            ("/shape/height", json!(9), "too small for the network"),
+            ("/shape/width", json!(1000), "weights"),
+            ("/shape/width", json!(u64::MAX), "too large for the network"),
+            (
+                "/embedding_size",
+                json!(0),
+                "embedding size must be at least 1",
+            ),
+            ("/embedding_size", json!(1u64 << 40), "weights"),
+            ("/class_names", json!([]), "no class names"),
+            ("/class_names/1", json!(""), "an empty class name"),
+            ("/class_names/1", json!("cat"), "\"cat\" twice"),
+            ("/threshold", json!(-0.5), "threshold must be a distance"),
+            // Past f32's range: read as infinity.
+            ("/threshold", json!(1e39), "threshold must be a distance"),
+            (
+                "/unknown_distance",
+                json!(-1.0),
+                "unknown distance must be a distance",
+            ),
+            (
+                "/unknown_distance",
+                json!(1e39),
+                "unknown distance must be a distance",
+            ),
+            (
+                "/config/epochs",
+                json!(0),
+                "epochs is \"0\": it must be a whole number, 1 or more",
+            ),
+            (
+                "/config/validation_split",
+                json!(1.5),
+                "validation_split is \"1.5\": it must be a number from 0 to 0.9",
+            ),
+            (
+                "/config/held_out_classes/0",
+                json!("fish"),
+                "no class \"fish\" to hold out",
+            ),
+            (
+                "/enrolled/0/name",
+                json!(" "),
+                "an enrolled class without a name",
+            ),
+            (
+                "/enrolled/0/name",
+                json!("cat"),
+                "\"cat\" is enrolled but was trained on",
+            ),
+            (
+                "/enrolled/0/embeddings",
+                json!([]),
+                "\"bird\" has no embeddings",
+            ),
+            (
+                "/enrolled/0/embeddings/1",
+                json!([0.1, 0.2]),
+                "an embedding of 2 values",
+            ),
+            (
+                "/enrolled/0/embeddings/2/5",
+                json!(1e39),
+                "a value that is not finite",
+            ),
+            (
+                "/enrolled",
+                json!([bird.clone(), bird]),
+                "\"bird\" is enrolled twice",
+            ),
+        ];
+        let mut wrong = Vec::new();
+        for (pointer, value, expected) in cases {
+            let mut damaged = metadata.clone();
+            *damaged.pointer_mut(pointer).unwrap() = value.clone();
+            let file = model_file(&serde_json::to_vec(&damaged).unwrap(), weights);
+            match read_model_info(&file) {
+                Err(ModelFileError::Invalid(why)) if why.contains(expected) => {}
+                other => {
+                    let value: String = value.to_string().chars().take(40).collect();
+                    wrong.push(format!("{pointer} = {value}: {:?}", other.map(|_| ())));
+                }
+            }
+        }
+        assert!(wrong.is_empty(), "not refused as expected: {wrong:#?}");
     }
 }

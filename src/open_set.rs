@@ -10,8 +10,8 @@ use serde::{Deserialize, Serialize};
 use crate::embeddings::Embeddings;
 
 /// One prototype per class, by name: the classes the model was trained on and those enrolled
-/// after from a few images, alike.
-#[derive(Clone, Debug, Default)]
+/// after from a few images, alike; all of one length, the embeddings'.
+#[derive(Clone, Debug)]
 pub struct Prototypes {
     pub names: Vec<String>,
     dim: usize,
@@ -23,8 +23,9 @@ impl Prototypes {
     /// any, skipping the classes named in `except`.
     pub fn of_classes(embeddings: &Embeddings, class_names: &[String], except: &[String]) -> Self {
         let mut prototypes = Self {
+            names: Vec::new(),
             dim: embeddings.dim,
-            ..Self::default()
+            centres: Vec::new(),
         };
         for (class, name) in class_names.iter().enumerate() {
             if except.contains(name) {
@@ -34,17 +35,27 @@ impl Prototypes {
                 .filter(|&i| embeddings.labels[i] == class)
                 .map(|i| embeddings.row(i))
                 .collect();
-            prototypes.add(name, &rows);
+            prototypes
+                .add(name, &rows)
+                .expect("the rows of embeddings have their length");
         }
         prototypes
     }
 
-    /// Adds the class `name` as the mean of `rows` (nothing when there are none).
-    pub fn add(&mut self, name: &str, rows: &[&[f32]]) {
-        let Some(first) = rows.first() else {
-            return;
-        };
-        self.dim = first.len();
+    /// Adds the class `name` as the mean of `rows` (nothing when there are none). Refuses rows
+    /// of another length than the prototypes': no distance to them could be measured, and
+    /// every prototype after them would be cut in the wrong place.
+    pub fn add(&mut self, name: &str, rows: &[&[f32]]) -> Result<(), String> {
+        if let Some(row) = rows.iter().find(|row| row.len() != self.dim) {
+            return Err(format!(
+                "the class {name:?} has an embedding of {} values, not {}",
+                row.len(),
+                self.dim
+            ));
+        }
+        if rows.is_empty() {
+            return Ok(());
+        }
         let mut mean = vec![0.0; self.dim];
         for row in rows {
             for (sum, value) in mean.iter_mut().zip(*row) {
@@ -53,6 +64,7 @@ impl Prototypes {
         }
         self.names.push(name.to_string());
         self.centres.extend(mean);
+        Ok(())
     }
 
     pub fn len(&self) -> usize {
@@ -290,7 +302,9 @@ mod tests {
         assert_eq!((far.class_name, far.nearest_class.as_str()), (None, "a"));
         assert_eq!(prototypes.nearest(&[1.0, 3.0], Some("a")).unwrap().0, 1);
         // Enrolled from two images: its mean.
-        prototypes.add("new", &[&[40.0, 40.0], &[42.0, 40.0]]);
+        prototypes
+            .add("new", &[&[40.0, 40.0], &[42.0, 40.0]])
+            .unwrap();
         assert_eq!(prototypes.nearest(&[41.0, 44.0], None), Some((2, 4.0)));
 
         // Left out in turn: (0, 0) is 1 from "a" and 14.87 from "b" (at (11, 10)); the image of
@@ -299,5 +313,24 @@ mod tests {
         assert_eq!(scores.known.len(), 4);
         assert_eq!(scores.known[0], (1.0, true));
         assert!((scores.unknown[0] - 221f32.sqrt()).abs() < 1e-6);
+    }
+
+    #[test]
+    fn a_class_of_another_length_than_the_prototypes_is_refused() {
+        let names = vec!["a".to_string(), "b".into()];
+        let embeddings = Embeddings::new(2, vec![0.0, 0.0, 2.0, 2.0], vec![0, 1]);
+        let mut prototypes = Prototypes::of_classes(&embeddings, &names, &[]);
+        let refused = prototypes.add("short", &[&[1.0]]).unwrap_err();
+        assert_eq!(
+            refused,
+            "the class \"short\" has an embedding of 1 values, not 2"
+        );
+        assert!(
+            prototypes
+                .add("long", &[&[1.0, 2.0], &[1.0, 2.0, 3.0]])
+                .is_err()
+        );
+        assert_eq!(prototypes.names, ["a", "b"]);
+        assert_eq!(prototypes.nearest(&[2.0, 2.0], None), Some((1, 0.0)));
     }
 }

@@ -6,8 +6,9 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use serde_json::Value;
+use serde_json::{Value, json};
 use siamese_web::data::mnist::parse_mnist;
+use siamese_web::model_file::{model_file, read_model_info};
 
 const MNIST: &[u8] = include_bytes!("../assets/mnist-10k.bin.gz");
 const CLASSES: [usize; 3] = [0, 1, 7];
@@ -38,6 +39,8 @@ fn digit_folder(root: &Path) -> PathBuf {
 
 struct Run {
     success: bool,
+    /// The exit code: 1 for an error the command line reports, 101 for a panic.
+    code: Option<i32>,
     stderr: String,
     /// The last line of stdout, as JSON.
     line: Value,
@@ -53,6 +56,7 @@ fn siamese(args: &[&str]) -> Run {
     Run {
         stdout_lines: stdout.lines().count(),
         success: output.status.success(),
+        code: output.status.code(),
         stderr: String::from_utf8(output.stderr).unwrap(),
         line: stdout
             .lines()
@@ -153,6 +157,29 @@ fn a_folder_is_trained_evaluated_embedded_and_compared_from_the_command_line() {
     let other = siamese(&["compare", "--model", model, &image(0, 1), &image(1, 1)]);
     assert!(other.success, "{}", other.stderr);
     assert!(number(&other.line, "distance") > number(&same.line, "distance"));
+
+    // A model file with a class enrolled from an embedding of 2 values beside the model's 128
+    // once made both panic (exit code 101): refused with the reason.
+    let saved = std::fs::read(model).unwrap();
+    let (info, weights) = read_model_info(&saved).unwrap();
+    let mut metadata = serde_json::to_value(&info).unwrap();
+    metadata["enrolled"] = json!([{ "name": "new", "embeddings": [[0.1, 0.2]] }]);
+    let enrolled = root.join("enrolled.siamese");
+    let bytes = model_file(&serde_json::to_vec(&metadata).unwrap(), weights);
+    std::fs::write(&enrolled, bytes).unwrap();
+    let enrolled = enrolled.to_str().unwrap();
+    for args in [
+        ["evaluate", "--model", enrolled, "--data", data],
+        ["compare", "--model", enrolled, &image(0, 1), &image(1, 1)],
+    ] {
+        let refused = siamese(&args);
+        assert_eq!(refused.code, Some(1), "{}", refused.stderr);
+        let expected = format!(
+            "error: {enrolled}: the model file is damaged: the enrolled class \"new\" has an \
+             embedding of 2 values, not 128"
+        );
+        assert!(refused.stderr.contains(&expected), "{}", refused.stderr);
+    }
 
     // Wrong inputs are refused with the reason.
     let not_a_model = siamese(&["evaluate", "--model", &image(0, 2), "--data", data]);

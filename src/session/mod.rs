@@ -832,7 +832,7 @@ impl Session {
             query_embeddings,
         };
         host.send(Reply::Analysis(AnalysisReport {
-            open_set: analysed.open_set(&current.info),
+            open_set: analysed.open_set(&current.info)?,
             ..report
         }));
         if current.info.unknown_distance.is_none() {
@@ -898,8 +898,8 @@ impl Session {
             dissimilar: distance > current.info.threshold,
             left: thumbnail(&pair_set, 0),
             right: thumbnail(&pair_set, 1),
-            left_recognised: recognised(0),
-            right_recognised: recognised(1),
+            left_recognised: recognised(0)?,
+            right_recognised: recognised(1)?,
             left_seen: seen(0),
             right_seen: seen(1),
         });
@@ -930,7 +930,7 @@ impl Session {
                 .embeddings
                 .knn_class(embedded.row(0), KNN_K)
                 .map(|c| reference.set.class_names[c].clone()),
-            recognised: self.recognise(&current.info, embedded.row(0)),
+            recognised: self.recognise(&current.info, embedded.row(0))?,
             neighbours: found
                 .into_iter()
                 .map(|(index, distance)| Neighbour {

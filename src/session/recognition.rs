@@ -42,22 +42,24 @@ impl Reference {
             .unwrap_or(self.default_unknown_distance)
     }
 
-    /// The trained classes' prototypes, then the enrolled classes'.
-    fn prototypes(&self, info: &ModelInfo) -> Prototypes {
+    /// The trained classes' prototypes, then the enrolled classes' (an error for one whose
+    /// embeddings are not of the model's length).
+    fn prototypes(&self, info: &ModelInfo) -> Result<Prototypes, String> {
         let mut prototypes = self.trained_prototypes.clone();
         for class in &info.enrolled {
             let rows: Vec<&[f32]> = class.embeddings.iter().map(Vec::as_slice).collect();
-            prototypes.add(&class.name, &rows);
+            prototypes.add(&class.name, &rows)?;
         }
-        prototypes
+        Ok(prototypes)
     }
 
-    /// How the classified test images are recognised, with "none of the above".
-    pub(super) fn open_set(&self, info: &ModelInfo) -> Option<OpenSetReport> {
+    /// How the classified test images of the model's test part are recognised, with "none of
+    /// the above"; None without classes or test images.
+    pub(super) fn open_set(&self, info: &ModelInfo) -> Result<Option<OpenSetReport>, String> {
         let test = &self.test_part.images;
-        let prototypes = self.prototypes(info);
+        let prototypes = self.prototypes(info)?;
         if prototypes.is_empty() || self.queries.is_empty() {
-            return None;
+            return Ok(None);
         }
         let is_enrolled = |name: &str| info.enrolled.iter().any(|class| class.name == name);
         let mut scores = OpenSetScores::default();
@@ -66,7 +68,9 @@ impl Reference {
         for (row, &index) in self.queries.iter().enumerate() {
             let class = &test.class_names[test.labels()[index]];
             let query = self.query_embeddings.row(row);
-            let (nearest, distance) = prototypes.nearest(query, None)?;
+            let Some((nearest, distance)) = prototypes.nearest(query, None) else {
+                return Ok(None);
+            };
             if prototypes.names.contains(class) {
                 let right = &prototypes.names[nearest] == class;
                 scores.known.push((distance, right));
@@ -90,7 +94,7 @@ impl Reference {
             }
         };
         let curve = scores.curve(OPEN_SET_CURVE_POINTS);
-        Some(OpenSetReport {
+        Ok(Some(OpenSetReport {
             classes: prototypes.names.clone(),
             enrolled: info
                 .enrolled
@@ -112,7 +116,7 @@ impl Reference {
             eer: curve.as_ref().map(|(_, equal)| equal_error_rate(equal)),
             curve: curve.map(|(points, _)| points).unwrap_or_default(),
             chosen: scores.at(self.unknown_distance(info)),
-        })
+        }))
     }
 }
 
@@ -126,11 +130,16 @@ impl Session {
 
     /// What an embedding is among the model's classes, when data of its image size is loaded
     /// (the trained classes' prototypes come from its training images).
-    pub(super) fn recognise(&self, info: &ModelInfo, embedding: &[f32]) -> Option<Recognition> {
-        let reference = self.state.borrow().reference.clone()?;
-        reference
-            .prototypes(info)
-            .recognise(embedding, reference.unknown_distance(info))
+    pub(super) fn recognise(
+        &self,
+        info: &ModelInfo,
+        embedding: &[f32],
+    ) -> Result<Option<Recognition>, String> {
+        let Some(reference) = self.state.borrow().reference.clone() else {
+            return Ok(None);
+        };
+        let prototypes = reference.prototypes(info)?;
+        Ok(prototypes.recognise(embedding, reference.unknown_distance(info)))
     }
 
     /// Replaces the current model's info (enrolled classes, unknown distance) and reports "none
@@ -139,13 +148,12 @@ impl Session {
         let current = self.current_model().ok_or("train or load a model first")?;
         let mut info = current.info.clone();
         change(&mut info);
-        let report = self
-            .state
-            .borrow()
-            .reference
-            .as_ref()
-            .and_then(|reference| reference.open_set(&info))
-            .ok_or("load data of the model's image size first: its classes come from the data")?;
+        let reference = self.state.borrow().reference.clone();
+        let report = match reference {
+            Some(reference) => reference.open_set(&info)?,
+            None => None,
+        }
+        .ok_or("load data of the model's image size first: its classes come from the data")?;
         self.replace_info(&current, info);
         host.send(Reply::OpenSet(report));
         Ok(())

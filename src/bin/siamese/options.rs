@@ -12,6 +12,7 @@ usage:
   siamese train (--data DIR | --mnist) [options] [--save FILE]
       trains a new model; DIR holds one folder of images per class (PNG, JPEG, GIF, BMP, WebP)
         --image-size SIZE       28x28-grey (default), 64x64-rgb, 224x224-rgb, any WxH-grey/rgb
+                                from 10x10 to 1024x1024
         --epochs N              10        --batch N              64 (pairs per step)
         --lr X                  0.001     --margin X             1
         --validation-split X    0.2       --seed N               42
