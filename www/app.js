@@ -395,9 +395,6 @@ async function stopRecording() {
   ownImagesChanged();
 }
 
-/** " in N groups" where groups make the images fewer. */
-const groups = (images, groups) => (groups === images ? '' : ` (${groups} groups)`);
-
 /** @param {Extract<Message, { type: 'dataset_loaded' }>} summary */
 function showDataset(summary) {
   state.dataset = summary;
@@ -408,19 +405,19 @@ function showDataset(summary) {
   const box = $('dataset-summary');
   box.replaceChildren();
   const title = document.createElement('p');
-  title.textContent = `${summary.name}: ${summary.train_images} training${groups(summary.train_images, summary.train_groups)} ` +
-    `and ${summary.test_images} test images${groups(summary.test_images, summary.test_groups)}, ` +
+  title.textContent = `${summary.name}: ${summary.train_images} training and ${summary.test_images} test images, ` +
     `${summary.classes.length} classes, ${summary.width}×${summary.height} ${summary.channels === 1 ? 'grey' : 'RGB'}.`;
   box.append(title);
   if (summary.train_groups !== summary.train_images || summary.test_groups !== summary.test_images) {
     const hint = document.createElement('p');
-    hint.className = 'hint';
-    hint.textContent = 'A group (the frames of one camera hold, the files of an @folder, copies of one image) ' +
-      'stays on one side of the split, so no test image has a twin in training.';
+    hint.className = 'hint groups';
+    hint.textContent = `In ${summary.train_groups} and ${summary.test_groups} groups: a group (the frames of one ` +
+      'camera hold, the files of an @folder, copies of one image) stays on one side of the split, so no test image ' +
+      'has a twin in training.';
     box.append(hint);
   }
   // Their keys came with the load: the kept project holds them from now on.
-  if (state.ownData) keepProjectSoon();
+  if (state.ownData) keepProjectSoon({ quietly: true });
   // The user's own classes have their editable cards below; the digits get the session's.
   if (state.ownData) {
     // A load answered during a camera hold counts the data before it: a class begun by the hold
@@ -934,16 +931,25 @@ async function keptClasses() {
 }
 
 let keepTimer = null;
+/** Whether the keep waiting for its timer only records what the page learnt (the images' keys),
+ * which the user need not be told of. */
+let keepQuietly = true;
 /** The keeps in flight, one after another, so that an older one never lands last. */
 let keeping = Promise.resolve();
 
-/** Keeps the classes and settings in this browser a moment after the last change. */
-function keepProjectSoon() {
+/** Keeps the classes and settings in this browser a moment after the last change; `quietly`
+ * leaves the storage line as it is. */
+function keepProjectSoon({ quietly = false } = {}) {
+  keepQuietly &&= quietly;
   clearTimeout(keepTimer);
-  keepTimer = setTimeout(() => { keeping = keeping.then(keepProjectNow); }, 300);
+  keepTimer = setTimeout(() => {
+    const quiet = keepQuietly;
+    keepQuietly = true;
+    keeping = keeping.then(() => keepProjectNow(quiet));
+  }, 300);
 }
 
-async function keepProjectNow() {
+async function keepProjectNow(quietly) {
   await projectRestored; // an empty page must not forget the kept project before it is back
   if (state.samples.size > MAX_KEPT_IMAGES) {
     $('project-status').textContent = `${state.samples.size} images are more than this browser keeps on its own ` +
@@ -953,7 +959,7 @@ async function keepProjectNow() {
   try {
     const classes = await keptClasses();
     await keepProject({ image_size: $('image-size').value, settings: state.keptSettings ?? {}, own_data: state.ownData, classes });
-    await showStorage(classes.length ? `Your ${state.samples.size} images and settings are kept in this browser` : null);
+    if (!quietly) await showStorage(classes.length ? `Your ${state.samples.size} images and settings are kept in this browser` : null);
   } catch (error) {
     $('project-status').textContent = `Your classes could not be kept in this browser (${error.message}): download the project to keep them.`;
   }

@@ -487,7 +487,7 @@ test('the whole project (classes, recorded images, settings, model) is kept acro
     // The model knows the kept images for the ones it trained on, the shrunk photo too (it keeps
     // the key of the image it was made from): nothing is out of date, nothing left out.
     await page.waitForSelector('#analysis table');
-    assert.match(await page.locator('#analysis p').innerText(), /^On \d+ test images\.$/);
+    assert.equal(await page.locator('#analysis p').getAttribute('data-seen-left-out'), '0');
     assert.equal(await page.locator('#data-changed').isHidden(), true);
 
     // Files that are not a project of this version are refused, and nothing changes.
@@ -651,10 +651,11 @@ test('after the data changes, the model\'s figures leave out the images it train
     const trained = [...before].find(([path, part]) => path.startsWith('rows/') && part === 'train')[0];
     copyFileSync(join(dir, trained.slice('rows/'.length)), join(more, 'rows_copy.png'));
     const added = [...[...Array(10).keys()].map((i) => join(more, `rows_${16 + i}.png`)), join(more, 'rows_copy.png')];
+    await page.locator('#analysis').evaluate((el) => el.replaceChildren());
     await page.setInputFiles('.own-class[data-name="rows"] input[type="file"]', added);
-    await page.waitForFunction(() => !document.getElementById('data-changed').hidden);
-    await page.waitForFunction(() => /rows \(27\)/.test(document.querySelector('.own-class[data-name="rows"] figcaption')?.innerText));
+    await page.waitForFunction(() => /\(59 files\)/.test(document.getElementById('dataset-summary').innerText));
     await page.waitForSelector('#analysis table');
+    assert.equal(await page.locator('#data-changed').isHidden(), false);
     const after = await downloadedSplit(page);
     assert.equal(after.size, 59);
     assert.equal(after.get('rows/rows_copy.png'), after.get(trained));
@@ -668,6 +669,7 @@ test('after the data changes, the model\'s figures leave out the images it train
     else assert.match(caption, /^On \d+ test images\.$/);
 
     // After a reload, the kept model and the kept classes say the same.
+    await page.waitForFunction(() => /^Your 59 images and settings are kept/.test(document.getElementById('project-status').innerText));
     await page.goto(`${base}index.html`);
     await page.waitForFunction(() => /from the last visit are back/.test(document.getElementById('project-status').innerText));
     await page.waitForFunction(() => /^Loaded /.test(document.getElementById('model-status').innerText));

@@ -87,13 +87,12 @@ test('the page and the command line put every image of a folder in the same part
   writeShapeFolders(join(root, 'more'), 26);
   for (let i = 20; i < 26; i++) copyFileSync(join(root, 'more', 'rows', `rows_${i}.png`), join(data, 'rows', '@session', `rows_${i}.png`));
   copyFileSync(join(data, 'disc', 'disc_3.png'), join(data, 'disc', 'disc_copy.png'));
-  const native = parts(siamese('split', '--data', data, '--image-size', '32x32-grey'));
+  const native = parts(siamese('split', '--data', data));
   assert.equal(native.size, 67);
 
   const port = server.address().port;
   const { page, problems } = await openPage(browser, `http://127.0.0.1:${port}/index.html`);
   await page.waitForFunction(() => document.body.dataset.state === 'idle');
-  await page.selectOption('#image-size', '1,32,32');
   await page.setInputFiles('#pick-folder', data);
   await page.waitForFunction(() => /training and/.test(document.getElementById('dataset-summary').innerText));
   assert.match(await page.locator('#dataset-summary').innerText(), /groups/);
