@@ -12,7 +12,8 @@ use crate::open_set::{
     OpenSetScores, Prototypes, Recognition, equal_error_rate, leave_one_class_out,
 };
 
-/// The share of known images the default unknown distance rejects, on validation images. Held
+/// The share of known images the default unknown distance rejects, on validation images (on
+/// training images when the validation split is 0). Held
 /// out of training, digits 8 and 9 are then mostly rejected (README); a distance chosen where
 /// known classes are left out in turn would accept most of them, since the model pushed the
 /// known classes apart and new things fall between.
@@ -36,7 +37,7 @@ pub(super) fn default_unknown_distance(
 
 impl Reference {
     /// The model's own, or by default the one [`default_unknown_distance`] chose on the
-    /// validation images (the training images without a validation part).
+    /// validation images (a sample of the training images when the validation split is 0).
     fn unknown_distance(&self, info: &ModelInfo) -> f32 {
         info.unknown_distance
             .unwrap_or(self.default_unknown_distance)
