@@ -129,6 +129,7 @@ fn a_folder_is_trained_evaluated_embedded_and_compared_from_the_command_line() {
     let embedded = siamese(&["embed", "--model", model, "--data", data, "--out", out]);
     assert!(embedded.success, "{}", embedded.stderr);
     assert_eq!(embedded.line["rows"], 300);
+    assert_eq!(embedded.line["seen_images_left_out"], 0);
     let read = |name: &str| std::fs::read_to_string(Path::new(out).join(name)).unwrap();
     let vectors = read("vectors.tsv");
     assert_eq!(vectors.lines().count(), 300);
@@ -547,6 +548,28 @@ fn a_folder_changed_after_training_is_evaluated_without_the_images_the_model_saw
         evaluated.line["test_pairs_similar"],
         count(&after, "test") - seen
     );
+    // Exported for the projector, they are a part of their own.
+    let out = root.join("projector");
+    let embedded = siamese(&[
+        "embed",
+        "--model",
+        model,
+        "--data",
+        data,
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert!(embedded.success, "{}", embedded.stderr);
+    assert_eq!(embedded.line["seen_images_left_out"], seen);
+    let metadata = std::fs::read_to_string(out.join("metadata.tsv")).unwrap();
+    assert_eq!(
+        metadata
+            .lines()
+            .filter(|row| row.ends_with("\tseen"))
+            .count(),
+        seen
+    );
+    assert_eq!(metadata.lines().count(), 1 + 311);
     // Compared, the copy is an image the model trained on; a new digit is not.
     let compared = siamese(&[
         "compare",

@@ -19,9 +19,20 @@ use web_time::Instant;
 use crate::options::{DataSource, Invocation};
 use crate::terminal::{Terminal, print_summary};
 
-/// What a model file of an earlier version cannot tell.
-const UNCHECKED_MODEL: &str = "this model's file does not list the images it trained on (an \
-    earlier version saved it): its test figures may include them";
+/// Says how many test images the model had trained on and were left out of its figures, or
+/// that a model file of an earlier version cannot tell.
+fn say_what_was_left_out(left_out: Option<usize>) {
+    match left_out {
+        Some(0) => {}
+        Some(left_out) => {
+            eprintln!("note: {left_out} test images were left out: the model trained on them")
+        }
+        None => eprintln!(
+            "note: this model's file does not list the images it trained on (an earlier version \
+             saved it): its test figures may include them"
+        ),
+    }
+}
 
 const MNIST_PATH: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/assets/mnist-10k.bin.gz");
 /// Files read and decoded at a time, at most: the bytes of one group are in memory, then only
@@ -323,13 +334,7 @@ pub async fn run(invocation: Invocation) -> Result<String, String> {
             if let Some(note) = note {
                 eprintln!("note: {note}");
             }
-            match seen_images_left_out {
-                Some(0) => {}
-                Some(left_out) => eprintln!(
-                    "note: {left_out} test images were left out: the model trained on them"
-                ),
-                None => eprintln!("note: {}", UNCHECKED_MODEL),
-            }
+            say_what_was_left_out(*seen_images_left_out);
             let figures = json!({
                 "test_pairs": test_pairs,
                 "test_pairs_similar": test_pairs_similar,
@@ -343,7 +348,14 @@ pub async fn run(invocation: Invocation) -> Result<String, String> {
         Invocation::Embed { model, data, out } => {
             let (bytes, shape) = read_model_for(&model, &data)?;
             cli.load_data(&data, shape).await?;
-            cli.load_model(&model, bytes).await?;
+            let loaded = cli.load_model(&model, bytes).await?;
+            let seen_images_left_out = loaded.iter().find_map(|reply| match reply {
+                Reply::Analysis(report) => Some(report.seen_images_left_out),
+                _ => None,
+            });
+            if let Some(left_out) = seen_images_left_out {
+                say_what_was_left_out(left_out);
+            }
             let answers = cli.ask(Command::ExportProjector).await?;
             let Some(Reply::Projector(files)) = answers.first() else {
                 return Err("no embeddings were exported".into());
@@ -369,6 +381,7 @@ pub async fn run(invocation: Invocation) -> Result<String, String> {
                 "out": out.display().to_string(),
                 "rows": files.rows,
                 "sprite_image_side": files.sprite_image_side,
+                "seen_images_left_out": seen_images_left_out.flatten(),
             })
         }
         Invocation::Devices => json!({ "devices": devices() }),
