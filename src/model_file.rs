@@ -51,42 +51,79 @@ pub struct ModelInfo {
     /// The images it trained and validated on, which every test figure computed with it leaves
     /// out; None in files of earlier versions, whose figures cannot be checked so.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[cfg_attr(test, ts(type = "string"))]
+    #[cfg_attr(test, ts(type = "{ keys: string, labels: string }"))]
     pub seen_images: Option<SeenImages>,
 }
 
-/// The keys of the images a model was trained and validated on ([`ImageKey`]: a hash of each
-/// image's decoded pixels), sorted: 8 bytes an image, kept in the model file's metadata as one
-/// base64 string of their little-endian bytes.
+/// The images a model was trained and validated on: their keys ([`ImageKey`]: a hash of each
+/// image's decoded pixels), sorted, and a hash of every image's key with its class, which tells
+/// a relabelled image from the one the model saw. Kept in the model file's metadata as
+/// `{"keys": base64 of the keys' little-endian bytes, "labels": 16 hexadecimal digits}`: 8 bytes
+/// an image, about 11 as base64.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct SeenImages(Vec<ImageKey>);
+pub struct SeenImages {
+    keys: Vec<ImageKey>,
+    labels: u64,
+}
 
 impl SeenImages {
     pub fn of(set: &ImageSet) -> Self {
-        let mut keys: Vec<ImageKey> = set.origins().iter().map(|origin| origin.key).collect();
-        keys.sort_unstable();
+        let mut labelled: Vec<(ImageKey, &str)> = (0..set.len())
+            .map(|i| {
+                (
+                    set.origins()[i].key,
+                    set.class_names[set.labels()[i]].as_str(),
+                )
+            })
+            .collect();
+        labelled.sort_unstable();
+        let mut hasher = xxhash_rust::xxh3::Xxh3::new();
+        for (key, class) in &labelled {
+            hasher.update(&key.0.to_le_bytes());
+            hasher.update(class.as_bytes());
+            hasher.update(&[0]);
+        }
+        let mut keys: Vec<ImageKey> = labelled.into_iter().map(|(key, _)| key).collect();
         keys.dedup();
-        Self(keys)
+        Self {
+            keys,
+            labels: hasher.digest(),
+        }
     }
 
     pub fn contains(&self, key: ImageKey) -> bool {
-        self.0.binary_search(&key).is_ok()
+        self.keys.binary_search(&key).is_ok()
     }
 
     pub fn len(&self) -> usize {
-        self.0.len()
+        self.keys.len()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
+        self.keys.is_empty()
     }
+}
+
+/// [`SeenImages`] as the file keeps it.
+#[derive(Serialize, Deserialize)]
+struct SeenImagesText {
+    keys: String,
+    labels: String,
 }
 
 impl Serialize for SeenImages {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         use base64::Engine;
-        let bytes: Vec<u8> = self.0.iter().flat_map(|key| key.0.to_le_bytes()).collect();
-        serializer.serialize_str(&base64::engine::general_purpose::STANDARD.encode(bytes))
+        let bytes: Vec<u8> = self
+            .keys
+            .iter()
+            .flat_map(|key| key.0.to_le_bytes())
+            .collect();
+        SeenImagesText {
+            keys: base64::engine::general_purpose::STANDARD.encode(bytes),
+            labels: format!("{:016x}", self.labels),
+        }
+        .serialize(serializer)
     }
 }
 
@@ -94,9 +131,9 @@ impl<'de> Deserialize<'de> for SeenImages {
     fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         use base64::Engine;
         use serde::de::Error;
-        let text = String::deserialize(deserializer)?;
+        let text = SeenImagesText::deserialize(deserializer)?;
         let bytes = base64::engine::general_purpose::STANDARD
-            .decode(text)
+            .decode(text.keys)
             .map_err(|err| D::Error::custom(format!("the images it trained on: {err}")))?;
         if bytes.len() % 8 != 0 {
             return Err(D::Error::custom(
@@ -109,7 +146,9 @@ impl<'de> Deserialize<'de> for SeenImages {
             .collect();
         keys.sort_unstable();
         keys.dedup();
-        Ok(Self(keys))
+        let labels = u64::from_str_radix(&text.labels, 16)
+            .map_err(|err| D::Error::custom(format!("the images' classes: {err}")))?;
+        Ok(Self { keys, labels })
     }
 }
 
@@ -258,9 +297,11 @@ impl ModelInfo {
                 ));
             }
         }
+        // The settings it was trained with are a record, not checked against today's ranges (a
+        // file of an earlier version may hold a validation split they no longer allow); only
+        // its held-out classes are used with it.
         self.config
-            .validate()
-            .and_then(|()| self.config.check_held_out(&self.class_names))
+            .check_held_out(&self.class_names)
             .map_err(|err| err.to_string())?;
         self.check_enrolled()
     }
@@ -440,16 +481,16 @@ mod tests {
         assert_eq!(read.enrolled[0].embeddings.len(), 3);
         assert_eq!(read.unknown_distance, Some(0.4));
 
-        // The previous version wrote none of the three fields.
+        // The previous version wrote none of the three fields, and allowed validation splits
+        // up to 1.
         let (_, weights) = read_model_info(&file).unwrap();
         let mut metadata: serde_json::Value = serde_json::to_value(&newer).unwrap();
         let fields = metadata.as_object_mut().unwrap();
         fields.remove("enrolled");
         fields.remove("unknown_distance");
-        fields["config"]
-            .as_object_mut()
-            .unwrap()
-            .remove("held_out_classes");
+        let config = fields["config"].as_object_mut().unwrap();
+        config.remove("held_out_classes");
+        config["validation_split"] = 0.95.into();
         let older = model_file(&serde_json::to_vec(&metadata).unwrap(), weights);
         let (_, read) = load_model(&older, &device).unwrap();
         assert!(read.enrolled.is_empty() && read.config.held_out().is_empty());
@@ -476,12 +517,21 @@ mod tests {
         let mut other = ImageSet::new(shape, vec!["0".into()]);
         other.push(&vec![0.5; shape.pixels()], 0);
         assert!(!keys.contains(other.origins()[0].key));
-        // 8 bytes an image, as base64 (4 characters for every 3 bytes) in the JSON.
+        // 8 bytes an image, as base64 (4 characters for every 3 bytes) in the JSON, and the
+        // hash of their classes.
         let grown = file.len() - without.len();
         assert!(
-            (1066..1090).contains(&grown),
+            (1066..1130).contains(&grown),
             "{grown} bytes for 100 images"
         );
+        // The same images, one of them under another class, are not what the model saw.
+        let mut relabelled = ImageSet::new(shape, vec!["0".into(), "1".into()]);
+        for i in 0..100 {
+            relabelled.push(&digits.image(i), usize::from(i == 7));
+        }
+        let relabelled = SeenImages::of(&relabelled);
+        assert_eq!(relabelled.len(), keys.len());
+        assert_ne!(relabelled, keys);
         // A file without the field (an earlier version's) reads as unknown.
         assert_eq!(load_model(&without, &device).unwrap().1.seen_images, None);
     }
@@ -604,16 +654,6 @@ mod tests {
                 "/unknown_distance",
                 json!(1e39),
                 "unknown distance must be a distance",
-            ),
-            (
-                "/config/epochs",
-                json!(0),
-                "epochs is \"0\": it must be a whole number, 1 or more",
-            ),
-            (
-                "/config/validation_split",
-                json!(1.5),
-                "validation_split is \"1.5\": it must be a number from 0 to 0.9",
             ),
             (
                 "/config/held_out_classes/0",

@@ -506,7 +506,9 @@ fn a_folder_changed_after_training_is_evaluated_without_the_images_the_model_saw
         |list: &[(String, String, String)], part: &str| list.iter().filter(|l| l.2 == part).count();
     assert_eq!(count(&before, "test"), 60);
 
-    // Ten more digits, and a copy of a training image under another name.
+    // Ten more digits of class 0, a copy of a training image under another name, and a test
+    // image of class 7 removed: 7's share stays 20 of its now 99 images, so the next of its
+    // training images in rank becomes a test image, one the model trained on.
     let digits = parse_mnist(MNIST).unwrap();
     let zeros = (0..digits.len()).filter(|&i| digits.labels()[i] == 0);
     for (n, index) in zeros.skip(PER_CLASS).take(10).enumerate() {
@@ -524,8 +526,14 @@ fn a_folder_changed_after_training_is_evaluated_without_the_images_the_model_saw
         .0;
     let copy = Path::new(original).with_file_name("copy.png");
     std::fs::copy(original, &copy).unwrap();
+    let removed = &before
+        .iter()
+        .find(|(_, class, part)| class == "7" && part == "test")
+        .unwrap()
+        .0;
+    std::fs::remove_file(removed).unwrap();
     let after = split(&["--data", data]);
-    assert_eq!(after.len(), 311);
+    assert_eq!(after.len(), 310);
     let part_of = |path: &str| &after.iter().find(|l| l.0 == path).unwrap().2;
     assert_eq!(part_of(copy.to_str().unwrap()), part_of(original));
 
@@ -536,9 +544,20 @@ fn a_folder_changed_after_training_is_evaluated_without_the_images_the_model_saw
             part == "test" && before.iter().any(|(p, _, was)| p == path && was != "test")
         })
         .count();
+    assert!(
+        seen >= 1,
+        "the edit moved no training image into the test part"
+    );
     let evaluated = siamese(&["evaluate", "--model", model, "--data", data]);
     assert!(evaluated.success, "{}", evaluated.stderr);
     assert_eq!(evaluated.line["seen_images_left_out"], seen);
+    assert!(
+        evaluated.stderr.contains(&format!(
+            "note: {seen} test images were left out: the model trained on them"
+        )),
+        "{}",
+        evaluated.stderr
+    );
     assert_eq!(evaluated.line["training_data_changed"], true);
     assert_eq!(
         evaluated.line["test_pairs"],
@@ -569,7 +588,7 @@ fn a_folder_changed_after_training_is_evaluated_without_the_images_the_model_saw
             .count(),
         seen
     );
-    assert_eq!(metadata.lines().count(), 1 + 311);
+    assert_eq!(metadata.lines().count(), 1 + 310);
     // Compared, the copy is an image the model trained on; a new digit is not.
     let compared = siamese(&[
         "compare",
@@ -585,6 +604,32 @@ fn a_folder_changed_after_training_is_evaluated_without_the_images_the_model_saw
             compared.line["right_seen"].clone()
         ),
         (true.into(), false.into())
+    );
+
+    // The same model as an earlier version wrote it, without the images it trained on: its
+    // figures are given, and said to be unchecked.
+    let bytes = std::fs::read(model).unwrap();
+    let (info, weights) = read_model_info(&bytes).unwrap();
+    let mut metadata = serde_json::to_value(&info).unwrap();
+    metadata.as_object_mut().unwrap().remove("seen_images");
+    let older = root.join("older.siamese");
+    std::fs::write(
+        &older,
+        model_file(&serde_json::to_vec(&metadata).unwrap(), weights),
+    )
+    .unwrap();
+    let older = older.to_str().unwrap();
+    let unchecked = siamese(&["evaluate", "--model", older, "--data", data]);
+    assert!(unchecked.success, "{}", unchecked.stderr);
+    assert_eq!(unchecked.line["seen_images_left_out"], Value::Null);
+    assert_eq!(unchecked.line["training_data_changed"], Value::Null);
+    assert_eq!(unchecked.line["test_pairs"], 2 * count(&after, "test"));
+    assert!(
+        unchecked
+            .stderr
+            .contains("does not list the images it trained on"),
+        "{}",
+        unchecked.stderr
     );
     std::fs::remove_dir_all(&root).unwrap();
 }

@@ -408,16 +408,16 @@ function showDataset(summary) {
   title.textContent = `${summary.name}: ${summary.train_images} training and ${summary.test_images} test images, ` +
     `${summary.classes.length} classes, ${summary.width}×${summary.height} ${summary.channels === 1 ? 'grey' : 'RGB'}.`;
   box.append(title);
-  if (summary.train_groups !== summary.train_images || summary.test_groups !== summary.test_images) {
+  if (summary.train_groups + summary.test_groups > 0) {
     const hint = document.createElement('p');
     hint.className = 'hint groups';
-    hint.textContent = `In ${summary.train_groups} and ${summary.test_groups} groups: a group (the frames of one ` +
-      'camera hold, the files of an @folder, copies of one image) stays on one side of the split, so no test image ' +
-      'has a twin in training.';
+    hint.textContent = `Groups kept on one side of the split: ${summary.train_groups} in training, ` +
+      `${summary.test_groups} in the test part. A group (the frames of one camera hold, the files of an @folder, ` +
+      'the copies of one image) stays whole, so no test image has a twin in training.';
     box.append(hint);
   }
-  // Their keys came with the load: the kept project holds them from now on.
-  if (state.ownData) keepProjectSoon({ quietly: true });
+  // Keys of images learnt with the load: the kept project holds them from now on.
+  if (state.ownData && controller.trainer.takeLearntKeys()) keepProjectSoon({ quietly: true });
   // The user's own classes have their editable cards below; the digits get the session's.
   if (state.ownData) {
     // A load answered during a camera hold counts the data before it: a class begun by the hold
@@ -761,9 +761,10 @@ async function exportProjector() {
   saveFile(reply.file_name, reply.bytes, 'application/zip');
 }
 
-/** The part of every image, as `siamese split` lists it, with the current model's settings. */
+/** The part of every image, as `siamese split` lists it: with the current model's settings (its
+ * figures' split), or the form's without a model. */
 async function downloadSplit() {
-  const reply = await controller.request({ type: 'split_list', settings: null });
+  const reply = await controller.request({ type: 'split_list', settings: state.model ? null : settingsFields() });
   if (reply.type !== 'split_list') return; // the error is shown by onWorkerMessage
   saveFile(reply.file_name, new TextEncoder().encode(reply.tsv), 'text/tab-separated-values');
 }
@@ -952,8 +953,10 @@ function keepProjectSoon({ quietly = false } = {}) {
 async function keepProjectNow(quietly) {
   await projectRestored; // an empty page must not forget the kept project before it is back
   if (state.samples.size > MAX_KEPT_IMAGES) {
-    $('project-status').textContent = `${state.samples.size} images are more than this browser keeps on its own ` +
-      `(${MAX_KEPT_IMAGES}): download the project to keep them.`;
+    if (!quietly) {
+      $('project-status').textContent = `${state.samples.size} images are more than this browser keeps on its own ` +
+        `(${MAX_KEPT_IMAGES}): download the project to keep them.`;
+    }
     return;
   }
   try {

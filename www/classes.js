@@ -6,7 +6,8 @@
 // exist nowhere else, so they stay until their class or they are deleted.
 import { classOf, groupOf } from './trainer.js';
 
-/** @typedef {{ file: File, path: string, group?: string }} Entry */
+/** A file and its path as picked or dropped (`photos/cats/a.jpg`); for the session, also its
+ * class and group. @typedef {{ file: File, path: string, className?: string, group?: string }} Entry */
 
 export class ClassCollection {
   constructor() {
@@ -17,6 +18,9 @@ export class ClassCollection {
     /** The group of each file in one (the frames of a camera hold, the files of a group folder):
      * the split keeps a group on one side. @type {Map<File, string>} */
     this.groups = new Map();
+    /** The path each picked or dropped file came with, which names it in the session's lists
+     * as `siamese` names the same file; others are named `class/file`. @type {Map<File, string>} */
+    this.paths = new Map();
     this.framesTaken = 0;
   }
 
@@ -33,10 +37,12 @@ export class ClassCollection {
       else this.classes.delete(name);
     }
     this.groups = new Map([...this.groups].filter(([file]) => this.captures.has(file)));
+    this.paths = new Map([...this.paths].filter(([file]) => this.captures.has(file)));
     for (const { file, path } of entries) {
       this.add(classOf(path, file.name), file);
       const group = groupOf(path);
       if (group) this.groups.set(file, group);
+      if (path) this.paths.set(file, path);
     }
   }
 
@@ -77,6 +83,7 @@ export class ClassCollection {
     for (const file of this.classes.get(className) ?? []) {
       this.captures.delete(file);
       this.groups.delete(file);
+      this.paths.delete(file);
     }
     this.classes.delete(className);
   }
@@ -85,6 +92,7 @@ export class ClassCollection {
   remove(className, file) {
     this.captures.delete(file);
     this.groups.delete(file);
+    this.paths.delete(file);
     const files = (this.classes.get(className) ?? []).filter((f) => f !== file);
     if (files.length) this.classes.set(className, files);
     else this.classes.delete(className);
@@ -94,7 +102,7 @@ export class ClassCollection {
    * (for a project). @returns {[string, import('./project.js').KeptFile[]][]} */
   snapshot() {
     return [...this.classes].map(([name, files]) => [name, files.map((file) => (
-      { file, captured: this.captures.has(file), group: this.groups.get(file) }))]);
+      { file, captured: this.captures.has(file), group: this.groups.get(file), path: this.paths.get(file) }))]);
   }
 
   /** The classes of a kept or loaded project in place of these. @param {[string, import('./project.js').KeptFile[]][]} classes */
@@ -102,11 +110,13 @@ export class ClassCollection {
     this.classes = new Map(classes.map(([name, files]) => [name, files.map(({ file }) => file)]));
     this.captures = new Set(classes.flatMap(([, files]) => files.filter((f) => f.captured).map((f) => f.file)));
     this.groups = new Map(classes.flatMap(([, files]) => files.filter((f) => f.group).map((f) => [f.file, f.group])));
+    this.paths = new Map(classes.flatMap(([, files]) => files.filter((f) => f.path).map((f) => [f.file, f.path])));
     this.framesTaken = Math.max(0, ...[...this.captures].map((file) => Number(/^camera-(\d+)/.exec(file.name)?.[1] ?? 0)));
   }
 
-  /** Every file with a path whose folder is its class, and its group, for controller.useFiles. @returns {Entry[]} */
+  /** Every file with its path, class and group, for controller.useFiles. @returns {Entry[]} */
   entries() {
-    return [...this.classes].flatMap(([name, files]) => files.map((file) => ({ file, path: `${name}/${file.name}`, group: this.groups.get(file) })));
+    return [...this.classes].flatMap(([name, files]) => files.map((file) => (
+      { file, path: this.paths.get(file) ?? `${name}/${file.name}`, className: name, group: this.groups.get(file) })));
   }
 }

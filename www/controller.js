@@ -93,7 +93,10 @@ export class TrainingController {
   train(settings) {
     this.setState('training');
     this.runBackend = null;
-    const backend = this.cpuOnly ? 'cpu' : settings.backend;
+    // After a WebGPU failure a GPU choice trains on the CPU; any other value goes to the
+    // session as given, to be refused by name if it is none.
+    const gpu = ['auto', 'webgpu', undefined].includes(settings.backend?.trim().toLowerCase());
+    const backend = this.cpuOnly && gpu ? 'cpu' : settings.backend;
     this.runId = this.trainer.send({ type: 'train', settings: { workers: String(DEFAULT_WORKERS), ...settings, backend } });
   }
 

@@ -76,7 +76,7 @@ key?: string, };
 
 export type RunSettings = { epochs?: string, batch_size?: string, learning_rate?: string, margin?: string, validation_split?: string, seed?: string, 
 /**
- * Class names, separated by commas (or by spaces when there is no comma).
+ * Class names, separated by commas (a name may hold spaces).
  */
 held_out_classes?: string, 
 /**
@@ -96,8 +96,8 @@ export type WebGpuSupport = { "kind": "missing", reason: string, } | { "kind": "
 
 export type DatasetSummary = { name: string, channels: number, height: number, width: number, train_images: number, test_images: number, 
 /**
- * The units the split kept whole in each part: images of one group (a camera hold, a
- * group folder) or copies of one image count once.
+ * The groups of two images or more the split kept whole in each part: a camera hold, a
+ * group folder, or the copies of one image.
  */
 train_groups: number, test_groups: number, 
 /**
@@ -362,7 +362,7 @@ unknown_distance?: number | null,
  * The images it trained and validated on, which every test figure computed with it leaves
  * out; None in files of earlier versions, whose figures cannot be checked so.
  */
-seen_images?: string, };
+seen_images?: { keys: string, labels: string }, };
 
 export type ImageShape = { channels: number, height: number, width: number, };
 

@@ -29,6 +29,7 @@ export const MAX_KEPT_IMAGES = 2000;
  * @property {File} file
  * @property {boolean} captured whether it came from the camera
  * @property {string} [group] its camera hold or group folder
+ * @property {string} [path] the path it was picked or dropped with (`photos/cats/a.jpg`)
  * @property {string} [key] the key of the image it holds (kept in the project: see imageKeyOf)
  */
 
@@ -69,9 +70,9 @@ export async function encodeProject(project) {
   const parts = [];
   const classes = project.classes.map(([name, files]) => ({
     name,
-    files: files.map(({ file, captured, group }) => {
+    files: files.map(({ file, captured, group, path }) => {
       parts.push(file);
-      return { name: file.name, type: file.type, bytes: file.size, captured, group, key: imageKeyOf(file) };
+      return { name: file.name, type: file.type, bytes: file.size, captured, group, path, key: imageKeyOf(file) };
     }),
   }));
   if (project.model) parts.push(new Blob([/** @type {BlobPart} */ (project.model.bytes)]));
@@ -121,7 +122,8 @@ export function decodeProject(bytes) {
   const classes = header.classes.map(({ name, files }) => [String(name), files.map((f) => {
     const file = alreadyKept(new File([take(f.bytes)], String(f.name), { type: String(f.type ?? '') }));
     keepImageKey(file, typeof f.key === 'string' ? f.key : undefined);
-    return { file, captured: Boolean(f.captured), group: typeof f.group === 'string' ? f.group : undefined };
+    const text = (value) => (typeof value === 'string' ? value : undefined);
+    return { file, captured: Boolean(f.captured), group: text(f.group), path: text(f.path) };
   })]);
   const model = header.model ? { file_name: String(header.model.file_name), bytes: take(header.model.bytes) } : null;
   if (offset !== bytes.length) throw new Error('the project file has bytes its header does not list');

@@ -35,6 +35,8 @@ export class TrainerWorker {
     this.fileLoads = 0;
     /** @type {number | null} the `end_files` request of the newest load, once it was sent */
     this.lastFilesEnd = null;
+    /** Keys of images the loads taught since the page last asked (takeLearntKeys). */
+    this.learntKeys = 0;
     this.pending = new Map();
     this.start();
   }
@@ -101,11 +103,23 @@ export class TrainerWorker {
       if (load !== this.fileLoads) return false;
       const answer = await this.request({ type: 'add_files', files }, files.map((f) => f.bytes.buffer));
       if (answer.type !== 'files_read' || load !== this.fileLoads) return false;
-      answer.keys.forEach((key, i) => { if (key) imageKeys.set(batch[i].file, key); });
+      answer.keys.forEach((key, i) => {
+        if (key && imageKeyOf(batch[i].file) !== key) {
+          imageKeys.set(batch[i].file, key);
+          this.learntKeys += 1;
+        }
+      });
     }
     // Its `dataset_loaded` answer carries this id: an older load's answer is told apart by it.
     this.lastFilesEnd = this.send({ type: 'end_files' });
     return true;
+  }
+
+  /** Whether a load taught keys of images not known before (the page keeps them), since asked last. */
+  takeLearntKeys() {
+    const learnt = this.learntKeys > 0;
+    this.learntKeys = 0;
+    return learnt;
   }
 
   /**
@@ -204,13 +218,14 @@ export function keepImageKey(file, key) {
   if (key) imageKeys.set(file, key);
 }
 
-/** Reads dropped or picked files ({file, path, group?}) as the session's uploaded files. */
+/** Reads dropped or picked files ({file, path, className?, group?}) as the session's uploaded
+ * files: of the class and group given, else those their path says. */
 async function readLabelledFiles(entries) {
   const files = [];
-  for (const { file, path, group } of entries) {
+  for (const { file, path, className, group } of entries) {
     const bytes = new Uint8Array(await file.arrayBuffer());
     files.push({
-      class_name: classOf(path, file.name), file_name: path || file.name, bytes,
+      class_name: className ?? classOf(path, file.name), file_name: path || file.name, bytes,
       group: group ?? groupOf(path) ?? undefined, key: imageKeyOf(file),
     });
   }

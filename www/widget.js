@@ -5,7 +5,7 @@
 //   <script type="module" src="/files/siamese-web/www/widget.js"></script>
 //   <siamese-trainer dataset="mnist" epochs="3" compact>A live demo (needs JavaScript).</siamese-trainer>
 //   <siamese-trainer model="digits.siamese">…</siamese-trainer>  (starts from a model saved by the app)
-//   <siamese-trainer hold-out="8 9">…</siamese-trainer>  (trains without those digits, then
+//   <siamese-trainer hold-out="8, 9">…</siamese-trainer>  (trains without those digits, then
 //     says how often it calls them none of the above)
 //
 // Each widget has its own worker, so several train independently. Its styles live in its Shadow

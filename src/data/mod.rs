@@ -295,17 +295,21 @@ impl ImageSet {
         (self.subset(&parts.rest), self.subset(&parts.held))
     }
 
-    /// The units the split keeps whole: images of one key (copies) or of one group, counting
-    /// once each.
+    /// The groups of two images or more that the split keeps whole: a group (a camera hold, a
+    /// group folder) or the copies of one image.
     pub fn groups(&self) -> usize {
         let (keys, groups) = self.split_input();
-        Units::of(&SplitInput {
+        let units = Units::of(&SplitInput {
             labels: &self.labels,
             class_names: &self.class_names,
             keys: &keys,
             groups: &groups,
-        })
-        .count()
+        });
+        let mut sizes = vec![0usize; units.count()];
+        for &unit in &units.of {
+            sizes[unit] += 1;
+        }
+        sizes.iter().filter(|&&size| size >= 2).count()
     }
 }
 
@@ -446,6 +450,72 @@ mod tests {
             assert_eq!(sides.len(), 2);
             assert_eq!(sides[0], sides[1], "image {} and its copy", copy * 7);
         }
+    }
+
+    /// Adds the image `id` of `class` to the group `group`, as a file of its own.
+    fn push_grouped(set: &mut ImageSet, id: usize, class: usize, group: &str) {
+        let pixels = [(id / 256) as f32 / 255.0, (id % 256) as f32 / 255.0];
+        let bytes = pixels::to_bytes(&pixels);
+        let origin = ImageOrigin {
+            key: ImageKey::of_model_bytes(1, 1, 2, &bytes),
+            group: Some(group.into()),
+            file_name: None,
+        };
+        let file = FileKey::of(format!("{group}/{id}").as_bytes());
+        set.push_file(file, class, &pixels, origin);
+    }
+
+    #[test]
+    fn a_group_goes_to_one_side_whole_and_moves_at_most_one_other_unit() {
+        let set = distinct_set(&[20, 20]);
+        let before = parts(&set, 0.2, 1);
+        // Seven frames of one camera hold of class 0, in turn each of twelve holds; the group
+        // counts once in its class's share, also when it ranks among the held-out units.
+        let mut held_holds = 0;
+        for n in 0..40 {
+            let hold = format!("hold {n}");
+            let mut grouped = set.clone();
+            for frame in 0..7 {
+                push_grouped(&mut grouped, 1000 + 10 * n + frame, 0, &hold);
+            }
+            let after = parts(&grouped, 0.2, 1);
+            let sides: Vec<bool> = after
+                .iter()
+                .filter(|(id, _, _)| *id >= 1000)
+                .map(|&(_, _, held)| held)
+                .collect();
+            assert_eq!(sides.len(), 7);
+            assert!(
+                sides.iter().all(|&held| held == sides[0]),
+                "{hold}: {sides:?}"
+            );
+            held_holds += usize::from(sides[0]);
+            let moved = moved(&before, &after);
+            assert!(
+                moved.len() <= 1 && moved.iter().all(|&(_, c)| c == 0),
+                "{hold}: {moved:?}"
+            );
+            // Removed again, the others are where they were before it came.
+            assert_eq!(
+                parts(&grouped.subset(&(0..40).collect::<Vec<_>>()), 0.2, 1),
+                before
+            );
+        }
+        assert!(
+            held_holds > 0,
+            "no hold was held out: the case is not tested"
+        );
+    }
+
+    #[test]
+    fn a_class_of_one_group_is_never_held_out_whole() {
+        let mut set = distinct_set(&[0, 10]);
+        for frame in 0..7 {
+            push_grouped(&mut set, 100 + frame, 0, "the only hold");
+        }
+        let (rest, held) = set.split(0.6, 3);
+        assert_eq!((rest.class_counts()[0], held.class_counts()[0]), (7, 0));
+        assert_eq!(held.class_counts()[1], 6);
     }
 
     #[test]

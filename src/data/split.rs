@@ -6,10 +6,11 @@
 //!   files of a group folder) form one *unit*, which always goes to one side whole: no test image
 //!   has a twin in training.
 //! - Each unit draws a rank from its key and the split's seed. Within each class the units of
-//!   lowest rank are held out, as many as bring the class closest to its share (`fraction` of its
-//!   images; a class of 5 or more images in 2 or more units holds out at least one, and every
-//!   class keeps at least one). So adding, removing or reordering images moves no image of
-//!   another class, and at most the one unit of the edited class at the edge of its share;
+//!   lowest rank are held out: `fraction` of its units, rounded (a unit counts once, however
+//!   many images it holds; a class of 5 or more images in 2 or more units holds out at least
+//!   one, and every class keeps at least one unit). So adding or removing an image moves at
+//!   most one other unit of its class, the one at the edge of its share, and none of another
+//!   class (unless the image is a copy of one in another class, whose unit it joins);
 //!   reordering moves none.
 //! - Both parts come in the units' rank order, not the order the images arrived in, so the same
 //!   images give the same parts, pairs and figures in the page and on the command line.
@@ -158,30 +159,15 @@ pub fn split(input: &SplitInput, fraction: f64, seed: u64) -> Split {
     Split { rest, held }
 }
 
-/// How many of a class's units, in rank order (`sizes`: their images), to hold out: the count
-/// whose images come closest to `fraction` of the class (the larger on a tie, as rounding does),
+/// How many of a class's units (`sizes`: their images) to hold out: `fraction` of them, rounded,
 /// at least one when the class has 5 images or more in 2 units or more, and never all of them.
+/// Counted in units, not images, so that a unit added or removed moves at most one other across.
 fn held_units(sizes: &[usize], fraction: f64) -> usize {
+    let units = sizes.len();
     let images: usize = sizes.iter().sum();
-    let target = images as f64 * fraction;
-    let least = usize::from(fraction > 0.0 && images >= 5 && sizes.len() >= 2);
-    let most = if sizes.len() >= 2 && fraction < 1.0 {
-        sizes.len() - 1
-    } else {
-        sizes.len()
-    };
-    let mut taken = 0;
-    let mut best = (f64::INFINITY, 0);
-    for count in 0..=most {
-        if count > 0 {
-            taken += sizes[count - 1];
-        }
-        let miss = (taken as f64 - target).abs();
-        if count >= least && miss <= best.0 {
-            best = (miss, count);
-        }
-    }
-    best.1
+    let least = usize::from(fraction > 0.0 && images >= 5 && units >= 2);
+    let rounded = (units as f64 * fraction).round() as usize;
+    rounded.max(least).min(units.saturating_sub(1))
 }
 
 /// Images joined into units: those of one key, and those of one group.
@@ -246,21 +232,25 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_class_holds_out_the_units_closest_to_its_share() {
+    fn a_class_holds_out_its_share_of_units_rounded() {
         // Single images: rounding.
         assert_eq!(held_units(&[1; 10], 0.2), 2);
         assert_eq!(held_units(&[1; 12], 0.2), 2);
         assert_eq!(held_units(&[1; 13], 0.2), 3);
         assert_eq!(held_units(&[1; 3], 0.2), 1);
         assert_eq!(held_units(&[1; 2], 0.2), 0);
-        // Two camera holds of 7 frames: 2.8 is nearer none than one hold, but a class of 5
-        // images or more holds one out.
-        assert_eq!(held_units(&[7, 7], 0.2), 1);
+        // A unit counts once: 20 % of 5 camera holds is one hold.
         assert_eq!(held_units(&[7, 7, 7, 7, 7], 0.2), 1);
-        // Never the whole class, nor anything at 0.
+        assert_eq!(held_units(&[7, 1, 1, 1], 0.5), 2);
+        // Two holds of 7 frames: 0.4 rounds to none, but a class of 5 images or more holds one
+        // out.
+        assert_eq!(held_units(&[7, 7], 0.2), 1);
+        // Never the whole class (one unit stays, a class of one unit keeps it), nor anything
+        // at 0.
         assert_eq!(held_units(&[1, 1], 0.9), 1);
+        assert_eq!(held_units(&[7], 0.6), 0);
+        assert_eq!(held_units(&[1], 0.9), 0);
         assert_eq!(held_units(&[1; 10], 0.0), 0);
-        assert_eq!(held_units(&[5], 0.2), 0);
     }
 
     #[test]

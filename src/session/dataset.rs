@@ -213,8 +213,8 @@ impl Dataset {
             .map(|images| {
                 let names: Vec<String> = images.into_iter().map(name).collect();
                 format!(
-                    "{} are the same image under different classes: it trains as both (delete \
-                     the copies that are wrong)",
+                    "{} are the same image under different classes: it counts as each of them \
+                     (delete the copies that are wrong)",
                     names.join(" and ")
                 )
             })

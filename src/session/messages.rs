@@ -110,7 +110,7 @@ pub enum Command {
 }
 
 #[cfg_attr(test, derive(ts_rs::TS))]
-#[derive(Debug, Deserialize)]
+#[derive(Clone, Debug, Deserialize)]
 pub struct UploadedFile {
     pub class_name: String,
     pub file_name: String,
@@ -305,8 +305,8 @@ pub struct DatasetSummary {
     pub width: usize,
     pub train_images: usize,
     pub test_images: usize,
-    /// The units the split kept whole in each part: images of one group (a camera hold, a
-    /// group folder) or copies of one image count once.
+    /// The groups of two images or more the split kept whole in each part: a camera hold, a
+    /// group folder, or the copies of one image.
     pub train_groups: usize,
     pub test_groups: usize,
     /// The test pairs every test figure will be measured on; 0 when the test part cannot pair.

@@ -774,18 +774,23 @@ impl Session {
         };
         let closest_dissimilar = hard_pairs(hardest.closest_dissimilar);
         let farthest_similar = hard_pairs(hardest.farthest_similar);
-        let note = match (&classification, test_part.no_pairs_reason()) {
-            (None, _) if test_part.images.is_empty() && test_part.seen_left_out > Some(0) => Some(
+        let note = match &classification {
+            Some(_) => test_part.no_pairs_reason(),
+            None if !test_images.is_empty() => Some(
+                "the test part holds images of the held-out classes only, so no classification \
+                 figures are shown: add images to the trained classes"
+                    .to_string(),
+            ),
+            None if test_part.seen_left_out > Some(0) => Some(
                 "the model trained or validated on every test image of this data, so no test \
                  figures are shown: train again on it"
                     .to_string(),
             ),
-            (None, _) => Some(
+            None => Some(
                 "no images are held out for the test, so no classification figures are shown: \
                  add more images to each class"
                     .to_string(),
             ),
-            (Some(_), reason) => reason,
         };
         let trained_prototypes =
             Prototypes::of_classes(&reference, &reference_set.class_names, held_out);
@@ -1070,8 +1075,10 @@ impl Session {
         let mut tsv = String::from("path\tclass\tpart\n");
         for (part, set) in parts {
             for (index, origin) in set.origins().iter().enumerate() {
-                let path = origin.file_name.as_deref().unwrap_or("");
-                let class = &set.class_names[set.labels()[index]];
+                // A tab or a line break in a name would break the table's rows.
+                let field = |text: &str| text.replace(['\t', '\n', '\r'], " ");
+                let path = field(origin.file_name.as_deref().unwrap_or(""));
+                let class = field(&set.class_names[set.labels()[index]]);
                 tsv.push_str(&format!("{path}\t{class}\t{part}\n"));
             }
         }

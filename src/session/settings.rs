@@ -31,7 +31,7 @@ pub struct RunSettings {
     #[serde(default)]
     #[cfg_attr(test, ts(optional))]
     pub seed: Option<String>,
-    /// Class names, separated by commas (or by spaces when there is no comma).
+    /// Class names, separated by commas (a name may hold spaces).
     #[serde(default)]
     #[cfg_attr(test, ts(optional))]
     pub held_out_classes: Option<String>,
@@ -177,16 +177,9 @@ fn read<T: std::str::FromStr>(
     Ok(())
 }
 
-/// `8, 9` or `8 9` as the names `8` and `9`: commas separate names, which may hold spaces;
-/// without a comma, spaces do.
+/// `8, 9` as the names `8` and `9`: commas separate names, which may hold spaces (`big cat`).
 fn class_names(text: &str) -> Vec<String> {
-    let names: Vec<&str> = if text.contains(',') {
-        text.split(',').collect()
-    } else {
-        text.split_whitespace().collect()
-    };
-    names
-        .into_iter()
+    text.split(',')
         .map(str::trim)
         .filter(|name| !name.is_empty())
         .map(String::from)
@@ -226,8 +219,14 @@ mod tests {
         assert_eq!(run.config.held_out(), ["8", "9"]);
         assert_eq!(run.config.seed, 42);
         assert_eq!((run.backend, run.workers), (BackendChoice::Cpu, 2));
-        let spaced = settings(&[("held_out_classes", "8 9")]).resolve().unwrap();
-        assert_eq!(spaced.config.held_out(), ["8", "9"]);
+        let spaced = settings(&[("held_out_classes", "big cat")])
+            .resolve()
+            .unwrap();
+        assert_eq!(spaced.config.held_out(), ["big cat"]);
+        let two = settings(&[("held_out_classes", "big cat, dog")])
+            .resolve()
+            .unwrap();
+        assert_eq!(two.config.held_out(), ["big cat", "dog"]);
         let typed = TrainConfig::new().with_epochs(2).with_margin(0.5);
         let run = RunSettings::of(&typed, BackendChoice::Webgpu, 3)
             .resolve()
@@ -235,6 +234,13 @@ mod tests {
         assert_eq!((run.config.epochs, run.config.margin), (2, 0.5));
         assert!(run.config.held_out_classes.is_none());
         assert_eq!((run.backend, run.workers), (BackendChoice::Webgpu, 3));
+    }
+
+    #[test]
+    fn what_the_messages_allow_is_what_the_checks_allow() {
+        assert!(WORKERS.ends_with(&format!("from 1 to {MAX_WORKERS}")));
+        let split = crate::training::MAX_VALIDATION_SPLIT;
+        assert!(allowed::VALIDATION_SPLIT.ends_with(&format!("from 0 to {split}")));
     }
 
     #[test]

@@ -175,6 +175,8 @@ test('a widget starts from a model file the app saved, and says so when the file
   assert.match(await page.locator('#first .metrics').innerText(), /Pretrained model \(MNIST digits, 1 epoch\(s\)\)/);
   const analysis = await page.$eval('#first', (widget) => widget.analysis);
   assert.ok(analysis.knn_acc > 0.5, `k-NN accuracy ${analysis.knn_acc} with the pretrained model`);
+  // The model's file lists the digits it trained on: none is among the widget's test digits.
+  assert.equal(analysis.seen_images_left_out, 0);
   assert.match(await page.locator('#first .uses').innerText(), /with the 5 nearest training images/);
   await page.waitForFunction(() => /missing\.siamese could not be loaded \(HTTP 404\)/.test(document.querySelector('#second').shadowRoot.querySelector('.error').textContent));
   await page.waitForFunction(() => document.querySelector('#second').dataset.state === 'idle');
@@ -193,7 +195,7 @@ test('widget files on another origin (a CDN) work in a browser without WebGPU; h
     // The post is on the blog's server; the widget's files come from the CDN's.
     writeFileSync(join(root, 'blog-post.html'), `<!doctype html><title>post</title><p id="text">Before.</p>
       <script type="module" src="${widgetUrl}"></script>
-      <siamese-trainer id="w" train-images="600" test-images="300" epochs="1" hold-out="8 9" autostart compact>No demo.</siamese-trainer>`);
+      <siamese-trainer id="w" train-images="600" test-images="300" epochs="1" hold-out="8, 9" autostart compact>No demo.</siamese-trainer>`);
     await page.goto(`http://127.0.0.1:${server.address().port}/blog-post.html`);
     await page.waitForFunction(() => ['done', 'error'].includes(document.querySelector('#w').dataset.state), null, { timeout: 300_000, polling: 500 });
     const { state, result, error } = await page.$eval('#w', (w) => ({ state: w.dataset.state, result: w.result, error: w.shadowRoot.querySelector('.error').textContent }));

@@ -186,20 +186,13 @@ pub fn print_summary(summary: &DatasetSummary, unreadable: &[String]) {
         counted(classes.len(), "class", "classes"),
         classes.join(", ")
     );
-    // Groups (a group folder, copies of one image) go to one side of the split whole.
-    let groups = |images: usize, groups: usize| match groups {
-        _ if groups == images => String::new(),
-        groups => format!(" in {}", counted(groups, "group", "groups")),
-    };
     eprintln!(
-        "{}x{} {}: {} training images{} and {} test images{}, {} test pairs; {} skipped",
+        "{}x{} {}: {} training and {} test images, {} test pairs; {} skipped",
         summary.width,
         summary.height,
         if summary.channels == 1 { "grey" } else { "RGB" },
         summary.train_images,
-        groups(summary.train_images, summary.train_groups),
         summary.test_images,
-        groups(summary.test_images, summary.test_groups),
         summary.test_pairs,
         counted(
             summary.file_errors.len() + unreadable.len(),
@@ -207,6 +200,13 @@ pub fn print_summary(summary: &DatasetSummary, unreadable: &[String]) {
             "files"
         )
     );
+    if summary.train_groups + summary.test_groups > 0 {
+        eprintln!(
+            "groups kept on one side of the split (a group folder, copies of one image): {} in \
+             training, {} in the test part",
+            summary.train_groups, summary.test_groups
+        );
+    }
     for duplicate in &summary.duplicates {
         eprintln!("warning: {duplicate}");
     }
