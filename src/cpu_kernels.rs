@@ -739,156 +739,35 @@ fn sum_over_images(
 
 #[cfg(test)]
 mod tests {
-    use burn::nn::LinearConfig;
-    use burn::nn::conv::Conv2dConfig;
-    use burn::nn::pool::MaxPool2dConfig;
-    use burn::tensor::activation::relu;
-    use burn::tensor::{Device, Distribution};
+    use burn::tensor::Device;
 
     use super::*;
+    use crate::kernel_checks;
 
-    fn largest_difference<const D: usize>(a: Tensor<D>, b: Tensor<D>) -> f32 {
-        (a - b).abs().max().into_scalar()
-    }
+    // The comparisons with Burn's operations are those the browser tests run
+    // (`kernel_checks`); `cargo test -- --nocapture` prints the differences they measured.
 
     #[test]
     fn pooling_equals_burns_relu_and_max_pooling_and_their_gradients() {
-        let device = Device::flex().autodiff();
-        device.seed(3);
-        let pool = MaxPool2dConfig::new([2, 2]).with_strides([2, 2]).init();
-        // Odd sizes: the last row and column are left out. Normal values: about a sixteenth of
-        // the windows have no positive input.
-        let x = Tensor::<4>::random([3, 4, 7, 9], Distribution::Normal(0.0, 1.0), &device)
-            .require_grad();
-        let weights = Tensor::<4>::random([3, 4, 3, 4], Distribution::Default, &device);
-        let burns = pool.forward(relu(x.clone()));
-        let ours = relu_max_pool2(x.clone());
-        assert_eq!(ours.dims(), [3, 4, 3, 4]);
-        assert_eq!(largest_difference(burns.clone(), ours.clone()), 0.0);
-        let none_positive: i64 = ours.clone().equal_elem(0.0).int().sum().into_scalar();
-        assert!(
-            none_positive > 0,
-            "some windows should have no positive input"
-        );
-
-        let gradient_of = |output: Tensor<4>| {
-            let grads = (output * weights.clone()).sum().backward();
-            x.grad(&grads).unwrap()
-        };
-        let burns_grad = gradient_of(burns);
-        assert_eq!(
-            largest_difference(burns_grad.clone(), gradient_of(ours)),
-            0.0
-        );
-        // One gradient per window with a positive input.
-        let nonzero: i64 = burns_grad.not_equal_elem(0.0).int().sum().into_scalar();
-        assert_eq!(nonzero, 3 * 4 * 3 * 4 - none_positive);
+        println!("{}", pollster::block_on(kernel_checks::relu_and_pooling()));
     }
 
     #[test]
     fn the_first_layer_equals_burns_convolution_relu_and_pooling_and_their_gradients() {
-        let device = Device::flex().autodiff();
-        device.seed(5);
-        let pool = MaxPool2dConfig::new([2, 2]).with_strides([2, 2]).init();
-        for channels in [1, 3] {
-            let conv = Conv2dConfig::new([channels, 32], [3, 3]).init(&device);
-            // 12x9 gives a 10x7 convolution: its last column is left out by the pooling.
-            let images = Tensor::<4>::random(
-                [4, channels, 12, 9],
-                Distribution::Normal(0.0, 1.0),
-                &device,
-            )
-            .require_grad();
-            let burns = pool.forward(relu(conv.forward(images.clone())));
-            let bias = conv.bias.as_ref().unwrap().val();
-            let ours = conv3x3_relu_max_pool2(images.clone(), conv.weight.val(), bias);
-            assert_eq!(ours.dims(), [4, 32, 5, 3]);
-            let parameters = (&conv.weight.val(), &conv.bias.as_ref().unwrap().val());
-            assert_same_values_and_gradients(parameters, &images, burns, ours, 1e-4);
-        }
+        println!("{}", pollster::block_on(kernel_checks::first_layer()));
     }
 
     #[test]
     fn the_winograd_convolution_equals_burns_and_its_gradients() {
-        let device = Device::flex().autodiff();
-        device.seed(7);
-        // 13x13 as in the tower (an odd output: the last tiles are cut), and 8x10 (an even one).
-        // 3, 5 and 9 images run on vectors of 4, 8 and 16 lanes where the processor has them
-        // (`lanes::lanes_for`), each with lanes past the last image. The kernels are
-        // transformed a vector at a time: 5 kernels of 3 channels leave a part of one.
-        let shapes = [(32, 16, 13, 13), (3, 5, 8, 10)];
-        for (images, (channels, kernels, height, width)) in [3, 5, 9]
-            .into_iter()
-            .flat_map(|images| shapes.map(|shape| (images, shape)))
-        {
-            let conv = Conv2dConfig::new([channels, kernels], [3, 3]).init(&device);
-            let x = Tensor::<4>::random(
-                [images, channels, height, width],
-                Distribution::Normal(0.0, 1.0),
-                &device,
-            )
-            .require_grad();
-            let burns = conv.forward(x.clone());
-            let ours = conv3x3(
-                x.clone(),
-                conv.weight.val(),
-                conv.bias.as_ref().unwrap().val(),
-            );
-            assert_eq!(ours.dims(), [images, kernels, height - 2, width - 2]);
-            // F(4x4, 3x3)'s sums run in another order, over larger intermediate values.
-            let parameters = (&conv.weight.val(), &conv.bias.as_ref().unwrap().val());
-            assert_same_values_and_gradients(parameters, &x, burns, ours, 1e-3);
-        }
+        println!(
+            "{}",
+            pollster::block_on(kernel_checks::winograd_convolution())
+        );
     }
 
     #[test]
     fn the_dense_layer_equals_burns_and_its_gradients() {
-        let device = Device::flex().autodiff();
-        device.seed(11);
-        // 37 outputs and 5 rows leave parts of the matrix kernels' tiles.
-        let linear = LinearConfig::new(50, 37).init(&device);
-        let x =
-            Tensor::<2>::random([5, 50], Distribution::Normal(0.0, 1.0), &device).require_grad();
-        let burns = linear.forward(x.clone());
-        let bias = linear.bias.as_ref().unwrap().val();
-        let ours = dense(x.clone(), linear.weight.val(), bias);
-        assert_eq!(ours.dims(), [5, 37]);
-        let parameters = (&linear.weight.val(), &linear.bias.as_ref().unwrap().val());
-        assert_same_values_and_gradients(parameters, &x, burns, ours, 1e-5);
-    }
-
-    /// Asserts that `ours` has the values of `burns`, both computed from `x` with the layer's
-    /// `(weight, bias)`, and the same gradients of `x`, the weight and the bias, through a
-    /// random weighted sum, so that every output has its own gradient.
-    fn assert_same_values_and_gradients<const D: usize, const W: usize, const X: usize>(
-        (weight, bias): (&Tensor<W>, &Tensor<1>),
-        x: &Tensor<X>,
-        burns: Tensor<D>,
-        ours: Tensor<D>,
-        tolerance: f32,
-    ) {
-        assert!(largest_difference(burns.clone(), ours.clone()) < tolerance);
-        let weights = Tensor::<D>::random(burns.dims(), Distribution::Default, &burns.device());
-        let gradients_of = |output: Tensor<D>| {
-            let grads = (output * weights.clone()).sum().backward();
-            [
-                weight.grad(&grads).unwrap().flatten::<1>(0, W - 1),
-                bias.grad(&grads).unwrap(),
-                x.grad(&grads).unwrap().flatten::<1>(0, X - 1),
-            ]
-        };
-        let names = ["weights", "bias", "input"];
-        for ((name, burns), ours) in names
-            .iter()
-            .zip(gradients_of(burns))
-            .zip(gradients_of(ours))
-        {
-            assert!(
-                burns.clone().abs().max().into_scalar::<f32>() > 0.1,
-                "{name}"
-            );
-            assert!(largest_difference(burns, ours) < tolerance, "{name}");
-        }
+        println!("{}", pollster::block_on(kernel_checks::dense_layer()));
     }
 
     #[test]

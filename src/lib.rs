@@ -16,6 +16,8 @@ pub mod data;
 pub mod embeddings;
 pub mod evaluation;
 pub mod inference;
+#[cfg(feature = "kernel-checks")]
+pub mod kernel_checks;
 pub mod loss;
 pub mod model;
 pub mod model_file;

@@ -17,6 +17,7 @@ use siamese_web::data::images::decode_image;
 use siamese_web::data::mnist::parse_mnist;
 use siamese_web::evaluation::{ARTICLE_THRESHOLD, accuracy_at};
 use siamese_web::inference::{dissimilar_flags, pair_distances};
+use siamese_web::kernel_checks;
 use siamese_web::loss::ContrastiveLoss;
 use siamese_web::model::SiameseNetConfig;
 use siamese_web::pairs::PairSampler;
@@ -122,6 +123,30 @@ async fn one_step_lowers_the_loss_on_a_fixed_batch_on_every_backend() {
         let after = values(loss_fn.forward(model.pair_distances(images), dissimilar)).await[0];
         assert!(after < before, "{name}: {before} -> {after}");
     }
+}
+
+// The CPU kernels against Burn's operations, as the native unit tests compare them, with this
+// browser's vectors: simd128 in Chrome's run, relaxed SIMD in Firefox's. Each logs the
+// differences it measured.
+
+#[wasm_bindgen_test]
+async fn pooling_equals_burns_relu_and_max_pooling_and_their_gradients() {
+    console_log!("{}", kernel_checks::relu_and_pooling().await);
+}
+
+#[wasm_bindgen_test]
+async fn the_first_layer_equals_burns_convolution_relu_and_pooling_and_their_gradients() {
+    console_log!("{}", kernel_checks::first_layer().await);
+}
+
+#[wasm_bindgen_test]
+async fn the_winograd_convolution_equals_burns_and_its_gradients() {
+    console_log!("{}", kernel_checks::winograd_convolution().await);
+}
+
+#[wasm_bindgen_test]
+async fn the_dense_layer_equals_burns_and_its_gradients() {
+    console_log!("{}", kernel_checks::dense_layer().await);
 }
 
 #[derive(Default)]

@@ -1,7 +1,8 @@
 //! Training through Burn's own engine, natively: `burn-train`'s supervised training, on one
 //! device or data-parallel on several (`ExecutionStrategy::multi`: each device takes its share of
 //! every batch, the gradients are summed on the first, which steps Adam for all), with a
-//! checkpoint after every epoch so that a long run resumes. The split, pairs, loss, per-epoch
+//! checkpoint after every epoch so that a long run resumes. The batches are the session loop's,
+//! each cut into one share per device ([`EpochShares`]). The split, pairs, loss, per-epoch
 //! checks and the report are those of the session's own loop ([`super::train`]), which the
 //! browser uses: burn-train does not run in wasm.
 //!
@@ -25,7 +26,7 @@ use burn::data::dataloader::batcher::Batcher;
 use burn::data::dataloader::{DataLoader, DataLoaderBuilder};
 use burn::data::dataset::{Dataset, DatasetError};
 use burn::module::Module;
-use burn::optim::AdamConfig;
+use burn::optim::{AdamConfig, GradientsParams};
 use burn::tensor::{Device, ExecutionError};
 use burn::train::checkpoint::{Checkpointer, FileCheckpointer, KeepLastNCheckpoints};
 use burn::train::logger::{EvaluationProgressLogger, TrainingProgressLogger};
@@ -90,13 +91,13 @@ fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
     }
 }
 
-/// One device's share of a batch, as the micro-batches the session's loop would cut it into.
-/// `share` (1/devices) scales its loss before the backward pass: burn-train sums the devices'
-/// gradients, so that the sum is the gradient of the whole batch's mean loss, as on one device.
+/// One device's share of a batch, as the micro-batches the session's loop would cut it into
+/// (none for a device without a pair in a short last batch).
 #[derive(Clone, Debug)]
 struct TwinBatch {
     parts: Vec<PairBatch>,
-    share: f32,
+    /// [`Share::scale`].
+    scale: f32,
 }
 
 impl TwinBatch {
@@ -127,7 +128,14 @@ impl TrainStep for Twin {
 
     fn step(&self, batch: TwinBatch) -> TrainOutput<StepLoss> {
         let pairs = batch.pairs();
-        let (grads, loss) = batch_gradients(&self.net, batch.parts, &self.loss_fn(), batch.share);
+        // A device's empty share of a short last batch adds no gradient.
+        if pairs == 0 {
+            return TrainOutput {
+                grads: GradientsParams::new(),
+                item: StepLoss,
+            };
+        }
+        let (grads, loss) = batch_gradients(&self.net, batch.parts, &self.loss_fn(), batch.scale);
         // Natively a read blocks; the session's loop reads every step's loss too.
         let _ = self.losses.send(Message::Step {
             pairs,
@@ -151,15 +159,50 @@ impl InferenceStep for Twin {
     }
 }
 
-/// An epoch's pairs as burn-train's dataset.
-struct EpochPairs(Vec<Pair>);
+/// One device's share of one batch.
+#[derive(Clone, Debug)]
+struct Share {
+    pairs: Vec<Pair>,
+    /// Its pairs over the batch's: it scales the share's loss before the backward pass, and
+    /// burn-train sums the devices' gradients, so that the sum is the gradient of the batch's
+    /// mean loss, as on one device.
+    scale: f32,
+}
 
-impl Dataset<Pair> for EpochPairs {
-    fn get(&self, index: usize) -> Result<Pair, DatasetError> {
+/// An epoch's batches, the session loop's (`batch_size` pairs in order, the last one shorter),
+/// each cut into one share per device, as evenly as can be: the first shares take a pair more,
+/// and a device gets an empty share of a last batch with fewer pairs than devices. Laid out for
+/// burn-train's `multi` strategy, which gives each device an equal run of the items
+/// (`split_dataloader`) and, each step, the next item of each run: device `d`'s share of step
+/// `s` is item `d * steps + s`.
+struct EpochShares(Vec<Share>);
+
+impl EpochShares {
+    fn new(pairs: &[Pair], batch_size: usize, devices: usize) -> Self {
+        let batches: Vec<&[Pair]> = pairs.chunks(batch_size).collect();
+        let share = |batch: &[Pair], device: usize| {
+            let (each, larger) = (batch.len() / devices, batch.len() % devices);
+            let start = device * each + device.min(larger);
+            let pairs = &batch[start..start + each + usize::from(device < larger)];
+            Share {
+                pairs: pairs.to_vec(),
+                scale: pairs.len() as f32 / batch.len() as f32,
+            }
+        };
+        Self(
+            (0..devices)
+                .flat_map(|device| batches.iter().map(move |batch| share(batch, device)))
+                .collect(),
+        )
+    }
+}
+
+impl Dataset<Share> for EpochShares {
+    fn get(&self, index: usize) -> Result<Share, DatasetError> {
         self.0
             .get(index)
-            .copied()
-            .ok_or_else(|| DatasetError::new(std::io::Error::other(format!("no pair {index}"))))
+            .cloned()
+            .ok_or_else(|| DatasetError::new(std::io::Error::other(format!("no share {index}"))))
     }
 
     fn len(&self) -> usize {
@@ -170,16 +213,37 @@ impl Dataset<Pair> for EpochPairs {
 #[derive(Clone)]
 struct TwinBatcher {
     set: ImageSet,
-    share: f32,
 }
 
-impl Batcher<Pair, TwinBatch> for TwinBatcher {
-    fn batch(&self, pairs: Vec<Pair>, device: &Device) -> TwinBatch {
+impl Batcher<Share, TwinBatch> for TwinBatcher {
+    /// `shares` holds one share: the loaders take one item at a time ([`epoch_loader`]).
+    fn batch(&self, shares: Vec<Share>, device: &Device) -> TwinBatch {
+        let [share] = <[Share; 1]>::try_from(shares).expect("one share a batch");
+        let parts = match share.pairs.is_empty() {
+            true => Vec::new(),
+            false => {
+                let batch = HostBatch::new(&self.set, &share.pairs);
+                micro_batches(batch, self.set.shape, device)
+            }
+        };
         TwinBatch {
-            parts: micro_batches(HostBatch::new(&self.set, &pairs), self.set.shape, device),
-            share: self.share,
+            parts,
+            scale: share.scale,
         }
     }
+}
+
+/// burn-train's loader of an epoch's `pairs` of `set` in batches of `batch_size` on `devices`
+/// devices: their [`EpochShares`], one at a time.
+fn epoch_loader(
+    set: &ImageSet,
+    pairs: &[Pair],
+    batch_size: usize,
+    devices: usize,
+) -> Arc<dyn DataLoader<TwinBatch>> {
+    let batcher = TwinBatcher { set: set.clone() };
+    let shares = EpochShares::new(pairs, batch_size, devices);
+    DataLoaderBuilder::new(batcher).batch_size(1).build(shares)
 }
 
 /// burn-train's renderer, silenced: progress reaches the observer through [`Message::Step`],
@@ -362,8 +426,6 @@ pub async fn train_with_burn(
         ),
     };
     let mut last_good = (resumed > 0).then(|| model.net.clone());
-    let share = 1.0 / replicas as f32;
-    let per_device = config.batch_size.div_ceil(replicas);
     let loss_fn = ContrastiveLoss::new().with_margin(config.margin);
 
     let started = Instant::now();
@@ -375,17 +437,9 @@ pub async fn train_with_burn(
     for epoch in resumed + 1..=config.epochs {
         let pairs = data.train_pairs.epoch_pairs(epoch);
         let steps_per_epoch = pairs.len().div_ceil(config.batch_size);
-        let batcher = TwinBatcher {
-            set: data.train.clone(),
-            share,
-        };
-        let train_loader = DataLoaderBuilder::new(batcher.clone())
-            .batch_size(per_device)
-            .build(EpochPairs(pairs.clone()));
+        let train_loader = epoch_loader(&data.train, &pairs, config.batch_size, replicas);
         // Validation is the session's own, between launches: burn-train's has nothing to do.
-        let valid_loader: Arc<dyn DataLoader<TwinBatch>> = DataLoaderBuilder::new(batcher)
-            .batch_size(per_device)
-            .build(EpochPairs(Vec::new()));
+        let valid_loader = epoch_loader(&data.train, &[], config.batch_size, replicas);
         let interrupter = Interrupter::new();
         // burn-train is driven from a thread of its own (its trainer is built there: it is not
         // Send), while this one reports each step to the observer and stops it when asked.
@@ -503,4 +557,67 @@ pub async fn train_with_burn(
         pairs_per_s: pairs_seen as f64 / train_s.max(1e-9),
         train_s,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use burn::data::dataloader::split::split_dataloader;
+    use burn::optim::GradientsAccumulator;
+
+    use super::*;
+    use crate::training::tests::{assert_same_gradients, digits_and_their_pairs, untrained_model};
+
+    #[test]
+    fn the_devices_shares_of_a_step_give_the_gradients_and_loss_of_its_batch() {
+        let (digits, pairs) = digits_and_their_pairs();
+        let (device, net) = untrained_model(digits.shape);
+        let (losses, messages) = channel();
+        let twin = Twin {
+            net,
+            margin: 1.0,
+            losses,
+        };
+        // Batches of 10 pairs on 3 devices, which 10 does not divide; the last batch, of 2
+        // pairs, has fewer pairs than devices.
+        let (pairs, batch_size, devices) = (&pairs[..22], 10, vec![device.clone(); 3]);
+        // As burn-train's `multi` strategy splits the loader, and takes a batch of each device's
+        // part a step.
+        let loader = epoch_loader(&digits, pairs, batch_size, devices.len());
+        let loaders = split_dataloader(loader, &devices);
+        let mut devices_batches: Vec<_> = loaders.iter().map(|loader| loader.iter()).collect();
+        for batch in pairs.chunks(batch_size) {
+            let mut sum = GradientsAccumulator::new();
+            for device_batches in &mut devices_batches {
+                if let Some(share) = device_batches.next() {
+                    let share = share.expect("a share");
+                    sum.accumulate(&twin, TrainStep::step(&twin, share).grads);
+                }
+            }
+            let (mut step_pairs, mut loss_sum) = (0, 0.0);
+            for message in messages.try_iter() {
+                let Message::Step { pairs, loss } = message else {
+                    panic!("a step sends its loss")
+                };
+                step_pairs += pairs;
+                loss_sum += loss * pairs as f32;
+            }
+            assert_eq!(step_pairs, batch.len(), "a step's pairs");
+
+            let parts = micro_batches(HostBatch::new(&digits, batch), digits.shape, &device);
+            let (grads, loss) = batch_gradients(&twin.net, parts, &twin.loss_fn(), 1.0);
+            let loss: f32 = loss.into_scalar();
+            let step_loss = loss_sum / step_pairs as f32;
+            assert!(
+                (step_loss - loss).abs() < 1e-5 * loss,
+                "{step_loss} against {loss}"
+            );
+            // Sums taken in another order, in vectors of other widths, round differently.
+            assert_same_gradients(&twin.net, &grads, (&sum.grads(), 1.0), 1e-5);
+        }
+        assert!(
+            devices_batches
+                .iter_mut()
+                .all(|batches| batches.next().is_none())
+        );
+    }
 }
